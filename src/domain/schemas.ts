@@ -1,0 +1,159 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/** Every size limit in one place: the schemas, the README and the error messages read them from here. */
+export const LIMITS = {
+  idLength: 128,
+  nameLength: 200,
+  addressLength: 255,
+  registeredByLength: 200,
+  services: 32,
+  serviceNameLength: 64,
+  healthPathLength: 256,
+  metadataBytes: 16 * 1024,
+  metadataDepth: 16,
+  bodyBytes: 64 * 1024,
+} as const;
+
+export const ROLES = ['infra', 'lieutenant', 'worker', 'golden', 'custom'] as const;
+export const STATUSES = ['running', 'paused', 'stopped'] as const;
+export type Role = (typeof ROLES)[number];
+export type Status = (typeof STATUSES)[number];
+
+export const ID_PATTERN = '^[A-Za-z0-9._:-]+$';
+/** At least one character that is not white space: strings are trimmed, so blank means empty. */
+export const NOT_BLANK = '\\S';
+export const ABSOLUTE_PATH = '^/';
+
+// A plain `enum` keeps the validation message short ("must be one of …") where a union of literals would not.
+const oneOf = <T extends readonly string[]>(values: T, description: string) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], description });
+
+export const RoleSchema = oneOf(ROLES, 'What the VM is for; discovery is by role.');
+export const StatusSchema = oneOf(STATUSES, 'Lifecycle state; only running VMs are discovered.');
+
+const text = (maxLength: number, description: string) =>
+  Type.String({ minLength: 1, maxLength, pattern: NOT_BLANK, description });
+
+export const VmIdSchema = Type.String({
+  minLength: 1,
+  maxLength: LIMITS.idLength,
+  pattern: ID_PATTERN,
+  description: 'The Vers VM id (letters, digits, ".", "_", ":" and "-").',
+});
+
+export const ServiceSchema = Type.Object(
+  {
+    name: text(LIMITS.serviceNameLength, 'Service name, such as "pi-rpc" or "board".'),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    healthPath: Type.Optional(
+      Type.String({ minLength: 1, maxLength: LIMITS.healthPathLength, pattern: ABSOLUTE_PATH }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type Service = Static<typeof ServiceSchema>;
+
+export const ServicesSchema = Type.Array(ServiceSchema, { maxItems: LIMITS.services });
+
+export const MetadataSchema = Type.Object(
+  {},
+  { additionalProperties: true, description: 'Free-form JSON object.' },
+);
+export type Metadata = Record<string, unknown>;
+
+const updatableFields = {
+  name: text(LIMITS.nameLength, 'Human- or agent-readable name.'),
+  status: StatusSchema,
+  address: text(LIMITS.addressLength, 'Where to reach the VM, such as "abc-123.vm.vers.sh".'),
+  services: ServicesSchema,
+  metadata: MetadataSchema,
+};
+
+/** What a client sends to register (POST) or register-or-replace (PUT) a VM. */
+export const RegistrationSchema = Type.Object(
+  {
+    id: VmIdSchema,
+    name: updatableFields.name,
+    role: RoleSchema,
+    address: updatableFields.address,
+    registeredBy: text(LIMITS.registeredByLength, 'Who registered the VM.'),
+    status: Type.Optional(Type.Unsafe<Status>({ ...StatusSchema, default: 'running' })),
+    services: Type.Optional(updatableFields.services),
+    metadata: Type.Optional(updatableFields.metadata),
+  },
+  { additionalProperties: false },
+);
+export type Registration = Static<typeof RegistrationSchema>;
+
+/** PUT carries the id in the path; a body id, when present, must agree with it. */
+export const ReplacementSchema = Type.Object(
+  { ...RegistrationSchema.properties, id: Type.Optional(VmIdSchema) },
+  { additionalProperties: false },
+);
+export type Replacement = Static<typeof ReplacementSchema>;
+
+export const VmUpdateSchema = Type.Object(
+  {
+    name: Type.Optional(updatableFields.name),
+    status: Type.Optional(updatableFields.status),
+    address: Type.Optional(updatableFields.address),
+    services: Type.Optional(updatableFields.services),
+    metadata: Type.Optional(updatableFields.metadata),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type VmUpdate = Static<typeof VmUpdateSchema>;
+
+/** A registry entry as every endpoint returns it: the seed's RegisteredVM. */
+export const VmSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  role: RoleSchema,
+  status: StatusSchema,
+  address: Type.String(),
+  services: Type.Optional(Type.Array(ServiceSchema)),
+  metadata: Type.Optional(MetadataSchema),
+  registeredBy: Type.String(),
+  registeredAt: Type.String({ format: 'date-time' }),
+  lastSeen: Type.String({ format: 'date-time', description: 'Moved by register, PUT, heartbeat, and PATCH to running.' }),
+});
+export type Vm = Static<typeof VmSchema>;
+
+export const VmListSchema = Type.Object({
+  vms: Type.Array(VmSchema),
+  count: Type.Integer(),
+  revision: Type.Integer({ description: 'Registry revision the list reflects.' }),
+});
+
+export const ListQuerySchema = Type.Object({
+  role: Type.Optional(RoleSchema),
+  status: Type.Optional(StatusSchema),
+});
+export type ListQuery = Static<typeof ListQuerySchema>;
+
+export const VmIdParamsSchema = Type.Object({ id: VmIdSchema });
+export const RoleParamsSchema = Type.Object({ role: RoleSchema });
+
+export const HeartbeatSchema = Type.Object({
+  id: Type.String(),
+  lastSeen: Type.String({ format: 'date-time' }),
+});
+
+export const DeletedSchema = Type.Object({ deleted: Type.Literal(true), id: Type.String() });
+
+export const ErrorSchema = Type.Object({ error: Type.String() });
+
+export const HealthSchema = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+  uptime: Type.Number({ description: 'Seconds since the server started.' }),
+  store: Type.Object({
+    kind: Type.String(),
+    ok: Type.Boolean(),
+    error: Type.Optional(Type.String()),
+  }),
+  vms: Type.Optional(Type.Integer()),
+  staleAfterMs: Type.Integer(),
+  version: Type.String(),
+});
+
+export type { Static, TSchema };

@@ -1,0 +1,34 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Clock } from '../../domain/clock.js';
+import { HealthSchema } from '../../domain/schemas.js';
+import type { RegistryStore } from '../../store/store.js';
+
+export interface HealthRoutesOptions {
+  store: RegistryStore;
+  clock: Clock;
+  startedAt: number;
+  version: string;
+}
+
+/** Never behind auth: load balancers and `curl /health` must always get an answer. */
+export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, options) => {
+  const { store, clock, startedAt, version } = options;
+  app.get(
+    '/health',
+    { schema: { summary: 'Liveness and store health', response: { 200: HealthSchema, 503: HealthSchema } } },
+    async (_request, reply) => {
+      const base = {
+        uptime: Math.max(0, (clock.now() - startedAt) / 1000),
+        staleAfterMs: store.staleAfterMs,
+        version,
+      };
+      try {
+        const vms = await store.count();
+        return { status: 'ok' as const, ...base, store: { kind: store.kind, ok: true }, vms };
+      } catch (error) {
+        reply.code(503);
+        return { status: 'degraded' as const, ...base, store: { kind: store.kind, ok: false, error: (error as Error).message } };
+      }
+    },
+  );
+};

@@ -1,0 +1,137 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import {
+  DeletedSchema,
+  ErrorSchema,
+  HeartbeatSchema,
+  ListQuerySchema,
+  RegistrationSchema,
+  ReplacementSchema,
+  RoleParamsSchema,
+  VmIdParamsSchema,
+  VmListSchema,
+  VmSchema,
+  VmUpdateSchema,
+} from '../../domain/schemas.js';
+import { normaliseRegistration, normaliseUpdate } from '../../domain/vm.js';
+import { discoverFilter, listFilter, type Listing, type RegistryStore } from '../../store/store.js';
+import { BadRequestError } from '../http-errors.js';
+import { etag, parseIfMatch } from '../if-match.js';
+
+export interface VmRoutesOptions {
+  store: RegistryStore;
+}
+
+const errors = { 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 412: ErrorSchema };
+const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) });
+
+/** The seed's /registry endpoints plus PUT. Mounted under /registry. */
+export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store }) => {
+  const listing = ({ vms, revision }: Listing) => ({ vms, count: vms.length, revision });
+
+  app.post(
+    '/vms',
+    { schema: { summary: 'Register a VM', body: RegistrationSchema, response: { 201: VmSchema, ...errors } } },
+    async (request, reply) => {
+      const vm = await store.register(normaliseRegistration(request.body));
+      return reply.code(201).header('etag', etag(vm.revision)).send(vm);
+    },
+  );
+
+  app.put(
+    '/vms/:id',
+    {
+      schema: {
+        summary: 'Register or replace a VM (idempotent)',
+        params: VmIdParamsSchema,
+        headers: IfMatchHeaders,
+        body: ReplacementSchema,
+        response: { 200: VmSchema, 201: VmSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      if (request.body.id !== undefined && request.body.id !== id) {
+        throw new BadRequestError(`body id "${request.body.id}" does not match the id in the path "${id}"`);
+      }
+      const ifRevision = parseIfMatch(request.headers['if-match']);
+      const { vm, created } = await store.put(normaliseRegistration({ ...request.body, id }), { ifRevision });
+      return reply.code(created ? 201 : 200).header('etag', etag(vm.revision)).send(vm);
+    },
+  );
+
+  app.get(
+    '/vms',
+    { schema: { summary: 'List VMs', querystring: ListQuerySchema, response: { 200: VmListSchema, 400: ErrorSchema } } },
+    async (request, reply) => {
+      const result = await store.list(listFilter(request.query));
+      return reply.header('x-registry-index', result.revision).send(listing(result));
+    },
+  );
+
+  app.get(
+    '/vms/:id',
+    { schema: { summary: 'Get one VM', params: VmIdParamsSchema, response: { 200: VmSchema, ...errors } } },
+    async (request, reply) => {
+      const vm = await store.get(request.params.id);
+      if (!vm) return reply.code(404).send({ error: `VM "${request.params.id}" is not registered` });
+      return reply.header('etag', etag(vm.revision)).send(vm);
+    },
+  );
+
+  app.patch(
+    '/vms/:id',
+    {
+      schema: {
+        summary: 'Update name, status, address, services or metadata',
+        params: VmIdParamsSchema,
+        headers: IfMatchHeaders,
+        body: VmUpdateSchema,
+        response: { 200: VmSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const ifRevision = parseIfMatch(request.headers['if-match']);
+      const vm = await store.update(request.params.id, normaliseUpdate(request.body), { ifRevision });
+      return reply.header('etag', etag(vm.revision)).send(vm);
+    },
+  );
+
+  app.delete(
+    '/vms/:id',
+    {
+      schema: {
+        summary: 'Deregister a VM',
+        params: VmIdParamsSchema,
+        headers: IfMatchHeaders,
+        response: { 200: DeletedSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const ifRevision = parseIfMatch(request.headers['if-match']);
+      const vm = await store.deregister(request.params.id, { ifRevision });
+      return { deleted: true as const, id: vm.id };
+    },
+  );
+
+  app.post(
+    '/vms/:id/heartbeat',
+    { schema: { summary: 'Heartbeat: refresh lastSeen', params: VmIdParamsSchema, response: { 200: HeartbeatSchema, ...errors } } },
+    async (request) => store.heartbeat(request.params.id),
+  );
+
+  app.get(
+    '/discover/:role',
+    {
+      schema: {
+        summary: 'Discover running, non-stale VMs of a role',
+        params: RoleParamsSchema,
+        response: { 200: VmListSchema, 400: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const result = await store.list(discoverFilter(request.params.role));
+      return reply.header('x-registry-index', result.revision).send(listing(result));
+    },
+  );
+};

@@ -1,0 +1,74 @@
+import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
+import { ABSOLUTE_PATH, ID_PATTERN, NOT_BLANK } from '../domain/schemas.js';
+
+const PATTERN_RULES: Record<string, string> = {
+  [NOT_BLANK]: 'must not be blank',
+  [ID_PATTERN]: 'may only contain letters, digits, ".", "_", ":" and "-"',
+  [ABSOLUTE_PATH]: 'must start with "/"',
+};
+
+const TYPE_NAMES: Record<string, string> = {
+  object: 'a JSON object',
+  array: 'an array',
+  string: 'a string',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'true or false',
+};
+
+/** "/services/0/port" → "services[0].port" */
+function fieldPath(instancePath: string): string {
+  return instancePath
+    .split('/')
+    .slice(1)
+    .map((part) => part.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path ? `${path}.${part}` : part), '');
+}
+
+function subject(context: string, field: string): string {
+  if (context === 'body') return field || 'request body';
+  const where = context === 'querystring' ? 'query parameter' : context === 'params' ? 'path parameter' : context;
+  return field ? `${where} ${field}` : where;
+}
+
+const allowedKeys = (schema: unknown) =>
+  Object.keys((schema as { properties?: object } | undefined)?.properties ?? {}).join(', ');
+
+/**
+ * Turns the first schema violation into one sentence that names the field and the rule,
+ * such as `services[0].port must be at most 65535` or `role must be one of infra, …`.
+ */
+export function describeValidationError(context: string, errors: FastifySchemaValidationError[]): string {
+  const error = errors[0] as FastifySchemaValidationError & { parentSchema?: unknown; data?: unknown };
+  const field = fieldPath(error.instancePath);
+  const params = error.params as Record<string, unknown>;
+  const what = subject(context, field);
+  switch (error.keyword) {
+    case 'required':
+      return `${subject(context, field ? `${field}.${params.missingProperty}` : String(params.missingProperty))} is required`;
+    case 'additionalProperties': {
+      const where = field ? ` in ${field}` : context === 'body' ? '' : ` in ${subject(context, '')}`;
+      return `unknown field "${params.additionalProperty}"${where}; allowed fields: ${allowedKeys(error.parentSchema)}`;
+    }
+    case 'minProperties':
+      return `${what} must set at least one of: ${allowedKeys(error.parentSchema)}`;
+    case 'enum':
+      return `${what} must be one of ${(params.allowedValues as string[]).join(', ')} (got ${JSON.stringify(error.data)})`;
+    case 'type':
+      return `${what} must be ${TYPE_NAMES[String(params.type)] ?? params.type}`;
+    case 'minLength':
+      return `${what} must not be empty`;
+    case 'maxLength':
+      return `${what} must be at most ${params.limit} characters`;
+    case 'pattern':
+      return `${what} ${PATTERN_RULES[String(params.pattern)] ?? `must match ${params.pattern}`}`;
+    case 'minimum':
+      return `${what} must be at least ${params.limit}`;
+    case 'maximum':
+      return `${what} must be at most ${params.limit}`;
+    case 'maxItems':
+      return `${what} may hold at most ${params.limit} items`;
+    default:
+      return `${what} ${error.message ?? 'is invalid'}`;
+  }
+}

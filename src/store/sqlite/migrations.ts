@@ -1,0 +1,35 @@
+/**
+ * Schema versions, applied in order and recorded in PRAGMA user_version. Append only:
+ * a released migration is never edited.
+ */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE vms (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    address       TEXT NOT NULL,
+    registered_by TEXT NOT NULL,
+    services      TEXT,
+    metadata      TEXT,
+    registered_at INTEGER NOT NULL,
+    last_seen     INTEGER NOT NULL,
+    revision      INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX vms_by_registration ON vms (registered_at DESC, id);
+  CREATE INDEX vms_by_role ON vms (role, registered_at DESC, id);
+  CREATE TABLE registry_state (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO registry_state (key, value) VALUES ('revision', 0);
+  CREATE TABLE events (
+    revision INTEGER PRIMARY KEY,
+    type     TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    vm_id    TEXT NOT NULL,
+    vm       TEXT NOT NULL
+  );
+  `,
+];
