@@ -4,3 +4,14 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** A clock that moves only when told: staleness tests without sleeping. */
+export class ManualClock implements Clock {
+  constructor(private current = Date.parse('2026-01-01T00:00:00.000Z')) {}
+  now(): number {
+    return this.current;
+  }
+  advance(ms: number): void {
+    this.current += ms;
+  }
+}

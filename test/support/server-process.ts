@@ -22,6 +22,8 @@ export interface ServerProcess {
 export interface StartOptions {
   env?: Record<string, string | undefined>;
   args?: string[];
+  /** Node flags placed before the CLI, such as --cpu-prof when the benchmarks profile the server. */
+  nodeArgs?: string[];
   /** Milliseconds to wait for the listening line. */
   timeout?: number;
 }
@@ -59,7 +61,7 @@ export function runCli(args: string[], options: { env?: Record<string, string | 
  * that it listens. The port comes from that log line, so tests never race for ports.
  */
 export function startServer(options: StartOptions = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'serve', ...(options.args ?? [])], {
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,0 +1,261 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { ManualClock } from '../domain/clock.js';
+import { ConflictError, NotFoundError, PreconditionFailedError } from '../domain/errors.js';
+import type { VmFields } from '../domain/vm.js';
+import { discoverFilter, listFilter, type RegistryStore } from './store.js';
+
+export const STALE_AFTER_MS = 5 * 60_000;
+
+export interface StoreFixture {
+  store: RegistryStore;
+  /** Moves the time the store reads; for PostgreSQL this shifts the database clock too. */
+  advance(ms: number): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+/** Opens an empty store whose clock starts now and stands still unless advanced. */
+export type StoreFactory = (options: { staleAfterMs: number; clock: ManualClock }) => Promise<StoreFixture>;
+
+export const aVm = (overrides: Partial<VmFields> = {}): VmFields => ({
+  id: 'vm-1',
+  name: 'billing-lt',
+  role: 'lieutenant',
+  status: 'running',
+  address: 'vm-1.vm.vers.sh',
+  registeredBy: 'orchestrator',
+  services: [{ name: 'pi-rpc', port: 3001 }],
+  metadata: { task: 'process invoices' },
+  ...overrides,
+});
+
+/**
+ * The behaviour every RegistryStore must have. The SQLite and PostgreSQL stores run this
+ * same suite unchanged; a store is correct when it passes.
+ */
+export function registryStoreConformance(name: string, open: StoreFactory): void {
+  describe(`RegistryStore conformance: ${name}`, () => {
+    let fixture: StoreFixture;
+    let store: RegistryStore;
+    let clock: ManualClock;
+    const advance = (ms: number) => fixture.advance(ms);
+    const ids = async (filter = {}) => (await store.list(filter)).vms.map((vm) => vm.id);
+
+    beforeEach(async () => {
+      clock = new ManualClock(Date.now());
+      fixture = await open({ staleAfterMs: STALE_AFTER_MS, clock });
+      store = fixture.store;
+    });
+    afterEach(async () => fixture.cleanup());
+
+    describe('register', () => {
+      it('stores every field and stamps registeredAt and lastSeen with the same instant', async () => {
+        const vm = await store.register(aVm());
+        assert.deepEqual({ ...vm, registeredAt: undefined, lastSeen: undefined, revision: undefined }, {
+          ...aVm(),
+          registeredAt: undefined,
+          lastSeen: undefined,
+          revision: undefined,
+        });
+        assert.equal(vm.registeredAt, vm.lastSeen);
+        assert.ok(Math.abs(Date.parse(vm.registeredAt) - Date.now()) < 60_000);
+        assert.deepEqual(await store.get('vm-1'), vm);
+      });
+
+      it('leaves services and metadata absent when they were not given', async () => {
+        const vm = await store.register(aVm({ services: undefined, metadata: undefined }));
+        assert.equal('services' in vm, false);
+        assert.equal('metadata' in vm, false);
+        assert.deepEqual(await store.get('vm-1'), vm);
+      });
+
+      it('refuses an id that is already registered and keeps the first entry', async () => {
+        const first = await store.register(aVm());
+        await assert.rejects(store.register(aVm({ name: 'other' })), ConflictError);
+        assert.deepEqual(await store.get('vm-1'), first);
+      });
+
+      it('keeps unicode and prototype-like metadata keys as plain data', async () => {
+        const metadata = JSON.parse('{"__proto__": {"polluted": true}, "constructor": 1, "名前": "ü🚀"}');
+        const vm = await store.register(aVm({ name: 'żółw 🐢', metadata }));
+        const read = await store.get(vm.id);
+        assert.equal(read?.name, 'żółw 🐢');
+        assert.equal(JSON.stringify(read?.metadata), JSON.stringify(metadata));
+        assert.equal(({} as Record<string, unknown>).polluted, undefined);
+      });
+    });
+
+    describe('put', () => {
+      it('creates an absent VM', async () => {
+        const { vm, created } = await store.put(aVm());
+        assert.equal(created, true);
+        assert.deepEqual(await store.get('vm-1'), vm);
+      });
+
+      it('replaces every field of an existing VM, keeps registeredAt and refreshes lastSeen', async () => {
+        const first = await store.register(aVm());
+        await advance(10_000);
+        const { vm, created } = await store.put(aVm({ name: 'renamed', services: undefined, status: 'paused' }));
+        assert.equal(created, false);
+        assert.equal(vm.name, 'renamed');
+        assert.equal(vm.status, 'paused');
+        assert.equal('services' in vm, false);
+        assert.equal(vm.registeredAt, first.registeredAt);
+        assert.equal(Date.parse(vm.lastSeen) - Date.parse(first.lastSeen), 10_000);
+        assert.ok(vm.revision > first.revision);
+      });
+
+      it('honours a revision precondition', async () => {
+        const first = await store.register(aVm());
+        await assert.rejects(store.put(aVm({ name: 'x' }), { ifRevision: first.revision + 1 }), PreconditionFailedError);
+        await assert.rejects(store.put(aVm({ id: 'absent' }), { ifRevision: 1 }), PreconditionFailedError);
+        assert.equal((await store.get('vm-1'))?.name, 'billing-lt');
+        assert.equal((await store.put(aVm({ name: 'y' }), { ifRevision: first.revision })).vm.name, 'y');
+      });
+    });
+
+    describe('list', () => {
+      it('orders newest registration first, then by id', async () => {
+        await store.register(aVm({ id: 'old' }));
+        await advance(1000);
+        await store.register(aVm({ id: 'b' }));
+        await store.register(aVm({ id: 'a' }));
+        await advance(1000);
+        await store.register(aVm({ id: 'new' }));
+        assert.deepEqual(await ids(), ['new', 'a', 'b', 'old']);
+      });
+
+      it('filters by role, by status, and by both', async () => {
+        await store.register(aVm({ id: 'lt-run' }));
+        await store.register(aVm({ id: 'lt-paused', status: 'paused' }));
+        await store.register(aVm({ id: 'infra-run', role: 'infra' }));
+        await store.register(aVm({ id: 'w-stopped', role: 'worker', status: 'stopped' }));
+        assert.deepEqual((await ids({ role: 'lieutenant' })).sort(), ['lt-paused', 'lt-run']);
+        assert.deepEqual((await ids({ status: 'running' })).sort(), ['infra-run', 'lt-run']);
+        assert.deepEqual(await ids({ role: 'worker', status: 'stopped' }), ['w-stopped']);
+        assert.deepEqual(await ids({ role: 'golden' }), []);
+      });
+
+      it('answers the revision it reflects', async () => {
+        const vm = await store.register(aVm());
+        assert.equal((await store.list()).revision, vm.revision);
+        assert.equal(await store.revision(), vm.revision);
+      });
+    });
+
+    describe('staleness', () => {
+      beforeEach(async () => {
+        await store.register(aVm({ id: 'quiet' }));
+        await store.register(aVm({ id: 'paused', status: 'paused' }));
+        await advance(STALE_AFTER_MS);
+        await store.register(aVm({ id: 'fresh' }));
+      });
+
+      it('is not stale at exactly the threshold', async () => {
+        assert.deepEqual((await ids(listFilter({ status: 'running' }))).sort(), ['fresh', 'quiet']);
+      });
+
+      it('running without a heartbeat past the threshold is stale: left out of running and discover, kept in the full list', async () => {
+        await advance(1);
+        assert.deepEqual(await ids(listFilter({ status: 'running' })), ['fresh']);
+        assert.deepEqual(await ids(discoverFilter('lieutenant')), ['fresh']);
+        assert.deepEqual((await ids()).sort(), ['fresh', 'paused', 'quiet']);
+        assert.deepEqual(await ids({ stale: true }), ['quiet']);
+        assert.deepEqual((await ids({ stale: false })).sort(), ['fresh', 'paused']);
+      });
+
+      it('a heartbeat brings a stale VM back', async () => {
+        await advance(1);
+        await store.heartbeat('quiet');
+        assert.deepEqual((await ids(discoverFilter('lieutenant'))).sort(), ['fresh', 'quiet']);
+      });
+
+      it('PATCH to running refreshes lastSeen; other changes do not make a dead VM look alive', async () => {
+        await advance(1);
+        await store.update('quiet', { metadata: { note: 'still quiet' } });
+        assert.deepEqual(await ids(discoverFilter('lieutenant')), ['fresh']);
+        await store.update('paused', { status: 'running' });
+        assert.deepEqual((await ids(discoverFilter('lieutenant'))).sort(), ['fresh', 'paused']);
+      });
+    });
+
+    describe('heartbeat', () => {
+      it('moves lastSeen to now and nothing else, revision included', async () => {
+        const vm = await store.register(aVm());
+        await advance(30_000);
+        const beat = await store.heartbeat('vm-1');
+        assert.deepEqual(beat, { id: 'vm-1', lastSeen: new Date(Date.parse(vm.lastSeen) + 30_000).toISOString() });
+        assert.deepEqual(await store.get('vm-1'), { ...vm, lastSeen: beat.lastSeen });
+        assert.equal(await store.revision(), vm.revision);
+      });
+
+      it('fails for an unknown id', async () => {
+        await assert.rejects(store.heartbeat('nobody'), NotFoundError);
+      });
+    });
+
+    describe('update', () => {
+      it('changes only the fields given and takes a new revision', async () => {
+        const vm = await store.register(aVm());
+        await advance(1000);
+        const updated = await store.update('vm-1', { status: 'paused', metadata: { reason: 'saving resources' } });
+        assert.deepEqual(updated, {
+          ...vm,
+          status: 'paused',
+          metadata: { reason: 'saving resources' },
+          revision: updated.revision,
+        });
+        assert.ok(updated.revision > vm.revision);
+        assert.deepEqual(await store.get('vm-1'), updated);
+      });
+
+      it('fails for an unknown id and on a revision mismatch, changing nothing', async () => {
+        const vm = await store.register(aVm());
+        await assert.rejects(store.update('nobody', { name: 'x' }), NotFoundError);
+        await assert.rejects(store.update('vm-1', { name: 'x' }, { ifRevision: vm.revision + 5 }), PreconditionFailedError);
+        assert.deepEqual(await store.get('vm-1'), vm);
+        assert.equal(await store.revision(), vm.revision);
+      });
+    });
+
+    describe('deregister', () => {
+      it('removes the entry and answers its last state', async () => {
+        const vm = await store.register(aVm());
+        const removed = await store.deregister('vm-1');
+        assert.deepEqual({ ...removed, revision: 0 }, { ...vm, revision: 0 });
+        assert.ok(removed.revision > vm.revision);
+        assert.equal(await store.get('vm-1'), undefined);
+        assert.equal(await store.count(), 0);
+      });
+
+      it('fails for an unknown id and on a revision mismatch', async () => {
+        const vm = await store.register(aVm());
+        await assert.rejects(store.deregister('nobody'), NotFoundError);
+        await assert.rejects(store.deregister('vm-1', { ifRevision: vm.revision + 1 }), PreconditionFailedError);
+        assert.ok(await store.get('vm-1'));
+      });
+    });
+
+    describe('revisions', () => {
+      it('every change takes the next revision, strictly increasing with none skipped', async () => {
+        const revisions: number[] = [];
+        revisions.push((await store.register(aVm({ id: 'a' }))).revision);
+        revisions.push((await store.put(aVm({ id: 'b' }))).vm.revision);
+        revisions.push((await store.put(aVm({ id: 'b', name: 'b2' }))).vm.revision);
+        revisions.push((await store.update('a', { name: 'a2' })).revision);
+        revisions.push((await store.deregister('b')).revision);
+        const first = revisions[0];
+        assert.deepEqual(revisions, [first, first + 1, first + 2, first + 3, first + 4]);
+      });
+
+      it('concurrent writers never share a revision', async () => {
+        const written = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => store.register(aVm({ id: `vm-${i}` }))),
+        );
+        const revisions = written.map((vm) => vm.revision).sort((a, b) => a - b);
+        assert.equal(new Set(revisions).size, 40);
+        assert.equal(revisions[39] - revisions[0], 39);
+      });
+    });
+  });
+}
