@@ -58,6 +58,7 @@ export function runCli(args: string[], options: { env?: Record<string, string | 
 
 /**
  * Starts `vm-registry serve` as a real process on a free port and resolves once it logs
+ * (at LOG_LEVEL info or below: the line it waits for is an info line)
  * that it listens. The port comes from that log line, so tests never race for ports.
  */
 export function startServer(options: StartOptions = {}): Promise<ServerProcess> {
