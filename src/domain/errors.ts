@@ -42,3 +42,10 @@ export class UnavailableError extends RegistryError {
     super(503, message);
   }
 }
+
+/** The revision a watcher asked to resume from is no longer (or not yet) in the event log. */
+export class GoneError extends RegistryError {
+  constructor(message: string) {
+    super(410, message);
+  }
+}

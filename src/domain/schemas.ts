@@ -128,6 +128,13 @@ export const VmListSchema = Type.Object({
 export const ListQuerySchema = Type.Object({
   role: Type.Optional(RoleSchema),
   status: Type.Optional(StatusSchema),
+  stale: Type.Optional(
+    Type.Unsafe<'true' | 'false'>({
+      type: 'string',
+      enum: ['true', 'false'],
+      description: 'true: only stale VMs; false: none. Default: status=running implies false.',
+    }),
+  ),
 });
 export type ListQuery = Static<typeof ListQuerySchema>;
 
@@ -153,6 +160,9 @@ export const HealthSchema = Type.Object({
   }),
   vms: Type.Optional(Type.Integer()),
   staleAfterMs: Type.Integer(),
+  revision: Type.Integer({ description: 'Newest registry revision this server has seen.' }),
+  watchers: Type.Integer({ description: 'Open event streams on this server.' }),
+  waiting: Type.Integer({ description: 'Blocking queries waiting on this server.' }),
   version: Type.String(),
 });
 

@@ -468,3 +468,47 @@ describe('bad input: a 400 naming the problem, and nothing stored', () => {
     assert.match(response.body.error, /no route for GET \/registry\/nothing-here/);
   });
 });
+
+describe('?stale on list', () => {
+  it('true: only stale VMs; false: none; anything else is a 400', async () => {
+    const h = await harness();
+    await h.register({ id: 'quiet' });
+    h.clock.advance(STALE_AFTER_MS + 1);
+    await h.register({ id: 'fresh' });
+    await h.register({ id: 'paused', status: 'paused' });
+    const ids = async (query: string) =>
+      (await h.request({ method: 'GET', url: `/registry/vms${query}` })).body.vms.map((vm: { id: string }) => vm.id).sort();
+    assert.deepEqual(await ids('?stale=true'), ['quiet']);
+    assert.deepEqual(await ids('?stale=false'), ['fresh', 'paused']);
+    assert.deepEqual(await ids('?status=running&stale=true'), ['quiet'], 'an explicit stale overrides the running rule');
+    const bad = await h.request({ method: 'GET', url: '/registry/vms?stale=maybe' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error, /^query parameter stale must be one of true, false/);
+  });
+});
+
+describe('event stream keep-alive', () => {
+  it('sends a comment line on an idle stream at the keep-alive interval', async () => {
+    const clock = new ManualClock();
+    const store = openSqliteStore({ file: join(dir.path, `keepalive.db`), clock, staleAfterMs: STALE_AFTER_MS });
+    const app = await buildApp({ store, clock, keepAliveMs: 50 });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const { port } = app.server.address() as { port: number };
+      const controller = new AbortController();
+      const response = await fetch(`http://127.0.0.1:${port}/registry/events`, { signal: controller.signal });
+      assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+      let text = '';
+      const decoder = new TextDecoder();
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        text += decoder.decode(chunk);
+        if ((text.match(/: keep-alive\n\n/g) ?? []).length >= 2) break;
+      }
+      controller.abort();
+      assert.match(text, /^retry: 2000\n: watching from revision 0\n\n/);
+    } finally {
+      await app.close();
+      await store.close();
+    }
+  });
+});

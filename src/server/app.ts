@@ -6,7 +6,11 @@ import { LIMITS } from '../domain/schemas.js';
 import type { RegistryStore } from '../store/store.js';
 import { requireBearerToken } from './auth.js';
 import { installErrorHandling, installJsonBodyParser } from './http-errors.js';
+import { ChangeFeed } from './change-feed.js';
+import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { startSweeper, type SweeperOptions } from './sweeper.js';
+import { importRoutes } from './routes/import.js';
 import { vmRoutes } from './routes/vms.js';
 import { VERSION } from './version.js';
 
@@ -16,6 +20,10 @@ export interface AppOptions {
   /** With a token, every /registry route needs `Authorization: Bearer <token>`. */
   authToken?: string;
   logger?: FastifyBaseLogger;
+  /** Comment lines on idle event streams; 15 s keeps common proxies from closing them. */
+  keepAliveMs?: number;
+  /** The sweeper that turns time into stale and reaped events; off when undefined (tests drive it). */
+  sweeper?: SweeperOptions;
 }
 
 /**
@@ -61,11 +69,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     );
   });
 
-  await app.register(healthRoutes, { store, clock, startedAt: clock.now(), version: VERSION });
+  const feed = await ChangeFeed.start(store, options.logger);
+  const sweeper = options.sweeper && startSweeper(store, options.sweeper, options.logger);
+  app.addHook('onClose', async () => {
+    sweeper?.stop();
+    feed.close();
+  });
+
+  await app.register(healthRoutes, { store, clock, feed, startedAt: clock.now(), version: VERSION });
   await app.register(
     async (registry) => {
       if (options.authToken) registry.addHook('onRequest', requireBearerToken(options.authToken));
-      await registry.register(vmRoutes, { store });
+      await registry.register(vmRoutes, { store, feed });
+      await registry.register(eventRoutes, { store, feed, keepAliveMs: options.keepAliveMs ?? 15_000 });
+      await registry.register(importRoutes, { store, clock });
     },
     { prefix: '/registry' },
   );

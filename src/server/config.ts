@@ -16,6 +16,10 @@ export interface ServerConfig {
   authToken?: string;
   db: string;
   staleAfterMs: number;
+  /** Stale this long = deregistered by the sweeper; undefined: never. */
+  reapAfterMs?: number;
+  /** Events the log keeps for watchers to resume from. */
+  eventRetention: number;
   logLevel: string;
   self?: SelfRegistrationConfig;
 }
@@ -31,6 +35,8 @@ export type SettingName =
   | 'VERS_AUTH_TOKEN'
   | 'REGISTRY_DB'
   | 'REGISTRY_STALE_AFTER'
+  | 'REGISTRY_REAP_AFTER'
+  | 'REGISTRY_EVENT_RETENTION'
   | 'LOG_LEVEL'
   | 'VERS_VM_ID'
   | 'REGISTRY_SELF_NAME'
@@ -53,6 +59,13 @@ function duration(name: SettingName, text: string | undefined, fallback: number)
   if (value === undefined || value <= 0) {
     throw new ConfigError(`${name} must be a positive duration such as 90s, 5m or 300000 (got "${text}")`);
   }
+  return value;
+}
+
+function count(name: SettingName, text: string | undefined, fallback: number): number {
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new ConfigError(`${name} must be a whole number, 1 or more (got "${text}")`);
   return value;
 }
 
@@ -90,6 +103,10 @@ export function loadConfig(settings: Settings): ServerConfig {
     authToken,
     db: settings.REGISTRY_DB || './data/registry.db',
     staleAfterMs: duration('REGISTRY_STALE_AFTER', settings.REGISTRY_STALE_AFTER, 5 * 60_000),
+    ...(settings.REGISTRY_REAP_AFTER && settings.REGISTRY_REAP_AFTER !== 'never' && {
+      reapAfterMs: duration('REGISTRY_REAP_AFTER', settings.REGISTRY_REAP_AFTER, 0),
+    }),
+    eventRetention: count('REGISTRY_EVENT_RETENTION', settings.REGISTRY_EVENT_RETENTION, 10_000),
     logLevel,
     self: selfRegistration(settings),
   };

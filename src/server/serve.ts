@@ -18,8 +18,19 @@ export async function serve(config: ServerConfig): Promise<void> {
     base: { service: 'vm-registry' },
     redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' },
   });
-  const store = openSqliteStore({ file: config.db, clock: systemClock, staleAfterMs: config.staleAfterMs });
-  const app = await buildApp({ store, clock: systemClock, authToken: config.authToken, logger: log });
+  const store = openSqliteStore({
+    file: config.db,
+    clock: systemClock,
+    staleAfterMs: config.staleAfterMs,
+    eventRetention: config.eventRetention,
+  });
+  const app = await buildApp({
+    store,
+    clock: systemClock,
+    authToken: config.authToken,
+    logger: log,
+    sweeper: { intervalMs: 500, reapAfterMs: config.reapAfterMs },
+  });
 
   if (config.hostReason) log.warn(config.hostReason);
   if (!config.authToken) log.warn('authentication is off: anyone who can reach this port can change the registry');
@@ -28,7 +39,14 @@ export async function serve(config: ServerConfig): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   log.info(
-    { port, host: config.host, db: config.db, staleAfter: formatDuration(config.staleAfterMs), version: VERSION },
+    {
+      port,
+      host: config.host,
+      db: config.db,
+      staleAfter: formatDuration(config.staleAfterMs),
+      reapAfter: config.reapAfterMs === undefined ? 'never' : formatDuration(config.reapAfterMs),
+      version: VERSION,
+    },
     'vm-registry listening',
   );
   const self = config.self ? await startSelfRegistration(store, config.self, port, log) : undefined;

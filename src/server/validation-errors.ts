@@ -1,10 +1,12 @@
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
 import { ABSOLUTE_PATH, ID_PATTERN, NOT_BLANK } from '../domain/schemas.js';
+import { REVISION_PATTERN } from './revision-query.js';
 
 const PATTERN_RULES: Record<string, string> = {
   [NOT_BLANK]: 'must not be blank',
   [ID_PATTERN]: 'may only contain letters, digits, ".", "_", ":" and "-"',
   [ABSOLUTE_PATH]: 'must start with "/"',
+  [REVISION_PATTERN]: 'must be a revision: a whole number, 0 or more',
 };
 
 const TYPE_NAMES: Record<string, string> = {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ManualClock } from '../domain/clock.js';
-import { ConflictError, NotFoundError, PreconditionFailedError } from '../domain/errors.js';
+import { ConflictError, GoneError, NotFoundError, PreconditionFailedError } from '../domain/errors.js';
 import type { VmFields } from '../domain/vm.js';
 import { discoverFilter, listFilter, type RegistryStore } from './store.js';
 
@@ -15,7 +15,9 @@ export interface StoreFixture {
 }
 
 /** Opens an empty store whose clock starts now and stands still unless advanced. */
-export type StoreFactory = (options: { staleAfterMs: number; clock: ManualClock }) => Promise<StoreFixture>;
+export type StoreFactory = (options: { staleAfterMs: number; clock: ManualClock; eventRetention: number }) => Promise<StoreFixture>;
+
+export const EVENT_RETENTION = 50;
 
 export const aVm = (overrides: Partial<VmFields> = {}): VmFields => ({
   id: 'vm-1',
@@ -43,7 +45,7 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
 
     beforeEach(async () => {
       clock = new ManualClock(Date.now());
-      fixture = await open({ staleAfterMs: STALE_AFTER_MS, clock });
+      fixture = await open({ staleAfterMs: STALE_AFTER_MS, clock, eventRetention: EVENT_RETENTION });
       store = fixture.store;
     });
     afterEach(async () => fixture.cleanup());
@@ -233,6 +235,133 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         await assert.rejects(store.deregister('nobody'), NotFoundError);
         await assert.rejects(store.deregister('vm-1', { ifRevision: vm.revision + 1 }), PreconditionFailedError);
         assert.ok(await store.get('vm-1'));
+      });
+    });
+
+    describe('event log', () => {
+      const types = async (since = 0) => (await store.eventsSince(since)).map((e) => `${e.type}:${e.vm.id}`);
+
+      it('records every change with its revision, time and the VM as it stood', async () => {
+        const start = await store.revision();
+        const registered = await store.register(aVm());
+        await advance(1000);
+        const updated = await store.update('vm-1', { status: 'paused' });
+        await store.deregister('vm-1');
+        const events = await store.eventsSince(start);
+        assert.deepEqual(events.map((e) => [e.type, e.revision]), [
+          ['registered', registered.revision],
+          ['updated', updated.revision],
+          ['deregistered', updated.revision + 1],
+        ]);
+        const { revision: _r, ...publicVm } = updated;
+        assert.deepEqual(events[1].vm, publicVm);
+        assert.deepEqual(events[2].vm, publicVm, 'a removal carries the last state');
+        assert.equal(Date.parse(events[1].at) - Date.parse(events[0].at), 1000);
+        assert.equal('revision' in events[0].vm, false);
+      });
+
+      it('put records registered when it creates and updated when it replaces', async () => {
+        await store.put(aVm());
+        await store.put(aVm({ name: 'again' }));
+        assert.deepEqual(await types(), ['registered:vm-1', 'updated:vm-1']);
+      });
+
+      it('answers after a revision, at most limit events', async () => {
+        for (let i = 0; i < 5; i++) await store.register(aVm({ id: `vm-${i}` }));
+        const revision = await store.revision();
+        const page = await store.eventsSince(revision - 4, 2);
+        assert.deepEqual(page.map((e) => e.revision), [revision - 3, revision - 2]);
+        assert.deepEqual(await store.eventsSince(revision), []);
+      });
+
+      it('refuses a revision older than it keeps, or ahead of the registry, as gone', async () => {
+        for (let i = 0; i < EVENT_RETENTION + 20; i++) await store.register(aVm({ id: `vm-${i}` }));
+        const revision = await store.revision();
+        await assert.rejects(store.eventsSince(0), GoneError);
+        await assert.rejects(store.eventsSince(revision + 1), GoneError);
+        const kept = await store.eventsSince(revision - EVENT_RETENTION, 1000);
+        assert.equal(kept.length, EVENT_RETENTION);
+      });
+
+      it('tells change listeners after commit, and not for a heartbeat', async () => {
+        let calls = 0;
+        const stop = store.onChange(() => calls++);
+        await store.register(aVm());
+        await store.heartbeat('vm-1');
+        await store.register(aVm({ id: 'vm-2' }));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        stop();
+        await store.register(aVm({ id: 'vm-3' }));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.ok(calls >= 1 && calls <= 2, `called ${calls} times`);
+      });
+    });
+
+    describe('sweep', () => {
+      const types = async (since: number) => (await store.eventsSince(since)).map((e) => `${e.type}:${e.vm.id}`);
+
+      it('announces a VM stale once, when it crosses the threshold', async () => {
+        await store.register(aVm({ id: 'quiet' }));
+        await store.register(aVm({ id: 'paused', status: 'paused' }));
+        const start = await store.revision();
+        await advance(STALE_AFTER_MS);
+        assert.equal(await store.sweep(), 0);
+        await advance(1);
+        assert.equal(await store.sweep(), 1);
+        assert.equal(await store.sweep(), 0);
+        assert.deepEqual(await types(start), ['stale:quiet']);
+      });
+
+      it('the next heartbeat of a stale VM announces its recovery; ordinary heartbeats announce nothing', async () => {
+        await store.register(aVm({ id: 'quiet' }));
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep();
+        const start = await store.revision();
+        await store.heartbeat('quiet');
+        await store.heartbeat('quiet');
+        assert.deepEqual(await types(start), ['recovered:quiet']);
+        assert.equal((await store.get('quiet'))?.revision, start + 1);
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep();
+        assert.deepEqual(await types(start), ['recovered:quiet', 'stale:quiet'], 'stale again after recovering');
+      });
+
+      it('an update that leaves a stale VM stale does not announce it again', async () => {
+        await store.register(aVm({ id: 'quiet' }));
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep();
+        const start = await store.revision();
+        await store.update('quiet', { metadata: { note: 'x' } });
+        await store.sweep();
+        assert.deepEqual(await types(start), ['updated:quiet']);
+        await store.update('quiet', { status: 'running' });
+        await store.heartbeat('quiet');
+        assert.deepEqual(await types(start), ['updated:quiet', 'updated:quiet'], 'a PATCH to running is the recovery itself');
+      });
+
+      it('reaps VMs stale for longer than reapAfter, and only when asked to', async () => {
+        await store.register(aVm({ id: 'dead' }));
+        await store.register(aVm({ id: 'stopped', status: 'stopped' }));
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep({ reapAfterMs: 60_000 });
+        const start = await store.revision();
+        await advance(60_000 - 1);
+        await store.sweep();
+        assert.ok(await store.get('dead'), 'no reaping without reapAfterMs');
+        await store.sweep({ reapAfterMs: 60_000 });
+        assert.ok(await store.get('dead'), 'not yet: stale for exactly reapAfter');
+        await advance(1);
+        assert.equal(await store.sweep({ reapAfterMs: 60_000 }), 1);
+        assert.equal(await store.get('dead'), undefined);
+        assert.ok(await store.get('stopped'), 'a stopped VM is never stale, so never reaped');
+        assert.deepEqual(await types(start), ['reaped:dead']);
+      });
+
+      it('sweeps at most limit VMs at a time', async () => {
+        for (let i = 0; i < 5; i++) await store.register(aVm({ id: `vm-${i}` }));
+        await advance(STALE_AFTER_MS + 1);
+        assert.equal(await store.sweep({ limit: 3 }), 3);
+        assert.equal(await store.sweep({ limit: 3 }), 2);
       });
     });
 

@@ -1,4 +1,4 @@
-import type { Role, Status, VmUpdate } from '../domain/schemas.js';
+import type { Role, Status, Vm, VmUpdate } from '../domain/schemas.js';
 import type { VmFields, VmRecord } from '../domain/vm.js';
 
 export interface ListFilter {
@@ -17,6 +17,37 @@ export interface Listing {
 export interface WriteOptions {
   /** Only write if the VM's current revision is this one (HTTP If-Match). */
   ifRevision?: number;
+}
+
+/** An entry carried over from another registry, with its own timestamps (ms since the epoch). */
+export interface ImportedVm extends VmFields {
+  registeredAt: number;
+  lastSeen: number;
+}
+
+export interface ImportResult {
+  created: number;
+  replaced: number;
+  /** Registry revision after the import. */
+  revision: number;
+}
+
+export const EVENT_TYPES = ['registered', 'updated', 'deregistered', 'stale', 'recovered', 'reaped'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** One entry of the event log: a change, its revision, and the VM as it stood after it (before it, for removals). */
+export interface RegistryEvent {
+  type: EventType;
+  revision: number;
+  at: string;
+  vm: Vm;
+}
+
+export interface SweepOptions {
+  /** Deregister VMs that have been stale this long; undefined: never. */
+  reapAfterMs?: number;
+  /** At most this many transitions per sweep, so one sweep never holds the store for long. */
+  limit?: number;
 }
 
 export interface Heartbeat {
@@ -45,8 +76,31 @@ export interface RegistryStore {
   update(id: string, changes: VmUpdate, options?: WriteOptions): Promise<VmRecord>;
   /** Removes the entry and answers its last state. */
   deregister(id: string, options?: WriteOptions): Promise<VmRecord>;
-  /** Refreshes lastSeen; NotFoundError for an unknown id. */
+  /**
+   * Creates or replaces every entry in one transaction, keeping the given registeredAt and
+   * lastSeen (unlike put). Each change gets its own revision and event, as any write does.
+   */
+  import(vms: ImportedVm[]): Promise<ImportResult>;
+  /**
+   * Refreshes lastSeen; NotFoundError for an unknown id. No revision, unless the VM had been
+   * announced stale: then it is recovered, which is a change like any other.
+   */
   heartbeat(id: string): Promise<Heartbeat>;
+  /**
+   * Announces VMs that crossed the stale threshold (event "stale") and removes those stale
+   * for longer than reapAfterMs ("reaped"). Answers how many events it wrote.
+   */
+  sweep(options?: SweepOptions): Promise<number>;
+  /**
+   * Events after revision `since`, oldest first, at most `limit`. GoneError when `since` is
+   * older than the retained log or newer than the registry: the caller must re-list.
+   */
+  eventsSince(since: number, limit?: number): Promise<RegistryEvent[]>;
+  /**
+   * Calls the listener after changes commit (perhaps once for several, perhaps from another
+   * replica). It carries no data: read eventsSince to learn what changed. Answers unsubscribe.
+   */
+  onChange(listener: () => void): () => void;
   /** Current registry revision. */
   revision(): Promise<number>;
   /** Counts entries; throws if the store does not answer. */

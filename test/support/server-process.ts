@@ -34,7 +34,15 @@ export function tempDir(prefix = 'vm-registry-test-'): { path: string; remove():
 }
 
 /** Runs the CLI to completion: for commands that exit, and servers that refuse to start. */
-export function runCli(args: string[], options: { env?: Record<string, string | undefined>; timeout?: number; input?: string } = {}) {
+export interface RunOptions {
+  env?: Record<string, string | undefined>;
+  timeout?: number;
+  input?: string;
+  /** Sees stdout so far after each chunk: lets a test interrupt a command that runs until signalled. */
+  onStdout?: (stdout: string, child: ChildProcess) => void;
+}
+
+export function runCli(args: string[], options: RunOptions = {}) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, LOG_LEVEL: 'warn', ...options.env },
@@ -42,7 +50,10 @@ export function runCli(args: string[], options: { env?: Record<string, string | 
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      options.onStdout?.(stdout, child);
+    });
     child.stderr.on('data', (chunk) => (stderr += chunk));
     child.stdin.end(options.input ?? '');
     const timer = setTimeout(() => {

@@ -2,17 +2,19 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Clock } from '../../domain/clock.js';
 import { HealthSchema } from '../../domain/schemas.js';
 import type { RegistryStore } from '../../store/store.js';
+import type { ChangeFeed } from '../change-feed.js';
 
 export interface HealthRoutesOptions {
   store: RegistryStore;
   clock: Clock;
+  feed: ChangeFeed;
   startedAt: number;
   version: string;
 }
 
 /** Never behind auth: load balancers and `curl /health` must always get an answer. */
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, options) => {
-  const { store, clock, startedAt, version } = options;
+  const { store, clock, feed, startedAt, version } = options;
   app.get(
     '/health',
     { schema: { summary: 'Liveness and store health', response: { 200: HealthSchema, 503: HealthSchema } } },
@@ -20,6 +22,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
       const base = {
         uptime: Math.max(0, (clock.now() - startedAt) / 1000),
         staleAfterMs: store.staleAfterMs,
+        revision: feed.revision,
+        ...feed.counts,
         version,
       };
       try {

@@ -15,18 +15,25 @@ import {
 } from '../../domain/schemas.js';
 import { normaliseRegistration, normaliseUpdate } from '../../domain/vm.js';
 import { discoverFilter, listFilter, type Listing, type RegistryStore } from '../../store/store.js';
+import type { ChangeFeed } from '../change-feed.js';
 import { BadRequestError } from '../http-errors.js';
 import { etag, parseIfMatch } from '../if-match.js';
+import { BlockingQuerySchema, waitForIndex } from '../revision-query.js';
 
 export interface VmRoutesOptions {
   store: RegistryStore;
+  feed: ChangeFeed;
 }
+
+const ListWithIndexSchema = Type.Object({ ...ListQuerySchema.properties, ...BlockingQuerySchema });
+const DiscoverQuerySchema = Type.Object(BlockingQuerySchema);
 
 const errors = { 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 412: ErrorSchema };
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) });
 
 /** The seed's /registry endpoints plus PUT. Mounted under /registry. */
-export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store }) => {
+export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed }) => {
+  const revision = () => store.revision();
   const listing = ({ vms, revision }: Listing) => ({ vms, count: vms.length, revision });
 
   app.post(
@@ -62,9 +69,17 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
 
   app.get(
     '/vms',
-    { schema: { summary: 'List VMs', querystring: ListQuerySchema, response: { 200: VmListSchema, 400: ErrorSchema } } },
+    {
+      schema: {
+        summary: 'List VMs (a blocking query with ?index=&wait=)',
+        querystring: ListWithIndexSchema,
+        response: { 200: VmListSchema, 400: ErrorSchema },
+      },
+    },
     async (request, reply) => {
-      const result = await store.list(listFilter(request.query));
+      const { role, status, stale } = request.query;
+      await waitForIndex(feed, request.query, reply, revision);
+      const result = await store.list(listFilter({ role, status, stale: stale === undefined ? undefined : stale === 'true' }));
       return reply.header('x-registry-index', result.revision).send(listing(result));
     },
   );
@@ -124,12 +139,14 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
     '/discover/:role',
     {
       schema: {
-        summary: 'Discover running, non-stale VMs of a role',
+        summary: 'Discover running, non-stale VMs of a role (a blocking query with ?index=&wait=)',
         params: RoleParamsSchema,
+        querystring: DiscoverQuerySchema,
         response: { 200: VmListSchema, 400: ErrorSchema },
       },
     },
     async (request, reply) => {
+      await waitForIndex(feed, request.query, reply, revision);
       const result = await store.list(discoverFilter(request.params.role));
       return reply.header('x-registry-index', result.revision).send(listing(result));
     },

@@ -15,10 +15,16 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     metadata      TEXT,
     registered_at INTEGER NOT NULL,
     last_seen     INTEGER NOT NULL,
-    revision      INTEGER NOT NULL
+    revision      INTEGER NOT NULL,
+    -- 1 once the sweeper has announced the VM stale, so that it is announced once and its
+    -- next heartbeat knows to announce the recovery.
+    stale_announced INTEGER NOT NULL DEFAULT 0
   ) WITHOUT ROWID;
   CREATE INDEX vms_by_registration ON vms (registered_at DESC, id);
   CREATE INDEX vms_by_role ON vms (role, registered_at DESC, id);
+  -- The sweeper's two questions, each answered from a small partial index.
+  CREATE INDEX vms_not_yet_stale ON vms (last_seen) WHERE status = 'running' AND stale_announced = 0;
+  CREATE INDEX vms_announced_stale ON vms (last_seen) WHERE stale_announced = 1;
   CREATE TABLE registry_state (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL

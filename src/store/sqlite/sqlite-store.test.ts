@@ -11,8 +11,8 @@ const dir = tempDir();
 after(() => dir.remove());
 let files = 0;
 
-registryStoreConformance('SQLite', async ({ staleAfterMs, clock }) => {
-  const store = openSqliteStore({ file: join(dir.path, `conformance-${files++}.db`), clock, staleAfterMs });
+registryStoreConformance('SQLite', async ({ staleAfterMs, clock, eventRetention }) => {
+  const store = openSqliteStore({ file: join(dir.path, `conformance-${files++}.db`), clock, staleAfterMs, eventRetention });
   return { store, advance: async (ms) => clock.advance(ms), cleanup: () => store.close() };
 });
 

@@ -2,10 +2,21 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../domain/clock.js';
-import { ConflictError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
-import type { VmUpdate } from '../../domain/schemas.js';
+import { ConflictError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
+import type { Vm, VmUpdate } from '../../domain/schemas.js';
 import type { VmFields, VmRecord } from '../../domain/vm.js';
-import type { Heartbeat, ListFilter, Listing, RegistryStore, WriteOptions } from '../store.js';
+import type {
+  EventType,
+  Heartbeat,
+  ImportedVm,
+  ImportResult,
+  ListFilter,
+  Listing,
+  RegistryEvent,
+  RegistryStore,
+  SweepOptions,
+  WriteOptions,
+} from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -32,13 +43,19 @@ interface VmRow {
   registered_at: number;
   last_seen: number;
   revision: number;
+  stale_announced: 0 | 1;
 }
 
-export type EventType = 'registered' | 'updated' | 'deregistered';
+interface EventRow {
+  revision: number;
+  type: EventType;
+  at: number;
+  vm: string;
+}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function toRecord(row: VmRow): VmRecord {
+function toVm(row: VmRow): Vm {
   return {
     id: row.id,
     name: row.name,
@@ -50,9 +67,10 @@ function toRecord(row: VmRow): VmRecord {
     registeredBy: row.registered_by,
     registeredAt: iso(row.registered_at),
     lastSeen: iso(row.last_seen),
-    revision: row.revision,
   };
 }
+
+const toRecord = (row: VmRow): VmRecord => ({ ...toVm(row), revision: row.revision });
 
 const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
 
@@ -107,6 +125,7 @@ export class SqliteStore implements RegistryStore {
   private readonly clock: Clock;
   private readonly eventRetention: number;
   private readonly listStatements = new Map<string, Database.Statement>();
+  private readonly changeListeners = new Set<() => void>();
   private readonly sql;
 
   constructor(
@@ -119,15 +138,28 @@ export class SqliteStore implements RegistryStore {
     this.sql = {
       get: db.prepare<[string], VmRow>('SELECT * FROM vms WHERE id = ?'),
       insert: db.prepare(
-        `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision)
-         VALUES (@id, @name, @role, @status, @address, @registered_by, @services, @metadata, @registered_at, @last_seen, @revision)`,
+        `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision, stale_announced)
+         VALUES (@id, @name, @role, @status, @address, @registered_by, @services, @metadata, @registered_at, @last_seen, @revision, @stale_announced)`,
       ),
       replace: db.prepare(
         `UPDATE vms SET name = @name, role = @role, status = @status, address = @address, registered_by = @registered_by,
-         services = @services, metadata = @metadata, last_seen = @last_seen, revision = @revision WHERE id = @id`,
+         services = @services, metadata = @metadata, last_seen = @last_seen, revision = @revision,
+         stale_announced = @stale_announced WHERE id = @id`,
       ),
       remove: db.prepare('DELETE FROM vms WHERE id = ?'),
-      heartbeat: db.prepare('UPDATE vms SET last_seen = ? WHERE id = ?'),
+      heartbeat: db.prepare<[number, string], { stale_announced: number }>(
+        'UPDATE vms SET last_seen = ? WHERE id = ? RETURNING stale_announced',
+      ),
+      newlyStale: db.prepare<[number, number], VmRow>(
+        `SELECT * FROM vms WHERE status = 'running' AND stale_announced = 0 AND last_seen < ? ORDER BY last_seen LIMIT ?`,
+      ),
+      dueForReaping: db.prepare<[number, number], VmRow>(
+        'SELECT * FROM vms WHERE stale_announced = 1 AND last_seen < ? ORDER BY last_seen LIMIT ?',
+      ),
+      eventsAfter: db.prepare<[number, number], EventRow>(
+        'SELECT revision, type, at, vm FROM events WHERE revision > ? ORDER BY revision LIMIT ?',
+      ),
+      oldestEvent: db.prepare<[], { revision: number | null }>('SELECT min(revision) AS revision FROM events'),
       revision: db.prepare<[], { value: number }>(`SELECT value FROM registry_state WHERE key = 'revision'`),
       nextRevision: db.prepare<[], { value: number }>(
         `UPDATE registry_state SET value = value + 1 WHERE key = 'revision' RETURNING value`,
@@ -197,6 +229,8 @@ export class SqliteStore implements RegistryStore {
         last_seen: changes.status === 'running' ? now : current.last_seen,
         revision,
       };
+      // Still announced stale only while it is still running and no fresher than when announced.
+      row.stale_announced = row.status === 'running' && row.last_seen === current.last_seen ? current.stale_announced : 0;
       this.sql.replace.run(row);
       return this.record(row, 'updated', now);
     });
@@ -214,10 +248,81 @@ export class SqliteStore implements RegistryStore {
     });
   }
 
+  async import(vms: ImportedVm[]): Promise<ImportResult> {
+    return this.write(() => {
+      const now = this.clock.now();
+      let created = 0;
+      for (const vm of vms) {
+        // Delete and insert rather than update: the replace statement keeps registered_at, an import must not.
+        const replaced = this.sql.remove.run(vm.id).changes > 0;
+        const row: VmRow = { ...this.toRow(vm, this.bump()), registered_at: vm.registeredAt, last_seen: vm.lastSeen };
+        this.sql.insert.run(row);
+        this.record(row, replaced ? 'updated' : 'registered', now);
+        if (!replaced) created++;
+      }
+      return { created, replaced: vms.length - created, revision: this.sql.revision.get()!.value };
+    });
+  }
+
   async heartbeat(id: string): Promise<Heartbeat> {
     const now = this.clock.now();
-    if (this.sql.heartbeat.run(now, id).changes === 0) throw new NotFoundError(id);
+    // The hot path is one statement; only a VM the sweeper announced stale needs a transaction.
+    const beat = this.sql.heartbeat.get(now, id);
+    if (!beat) throw new NotFoundError(id);
+    if (beat.stale_announced === 1) {
+      this.write(() => {
+        const current = this.sql.get.get(id);
+        if (current?.stale_announced !== 1) return;
+        const row: VmRow = { ...current, revision: this.bump(), stale_announced: 0 };
+        this.sql.replace.run(row);
+        this.record(row, 'recovered', now);
+      });
+    }
     return { id, lastSeen: iso(now) };
+  }
+
+  async sweep(options: SweepOptions = {}): Promise<number> {
+    const limit = options.limit ?? 1000;
+    return this.write(() => {
+      const now = this.clock.now();
+      let written = 0;
+      for (const current of this.sql.newlyStale.all(now - this.staleAfterMs, limit)) {
+        const row: VmRow = { ...current, revision: this.bump(), stale_announced: 1 };
+        this.sql.replace.run(row);
+        this.record(row, 'stale', now);
+        written++;
+      }
+      if (options.reapAfterMs !== undefined) {
+        for (const current of this.sql.dueForReaping.all(now - this.staleAfterMs - options.reapAfterMs, limit)) {
+          this.sql.remove.run(current.id);
+          this.record({ ...current, revision: this.bump() }, 'reaped', now);
+          written++;
+        }
+      }
+      return written;
+    });
+  }
+
+  async eventsSince(since: number, limit = 1000): Promise<RegistryEvent[]> {
+    const read = this.db.transaction(() => {
+      const current = this.sql.revision.get()!.value;
+      if (since > current) {
+        throw new GoneError(`revision ${since} is ahead of this registry (at ${current}); list again, then watch from its revision`);
+      }
+      const oldest = this.sql.oldestEvent.get()!.revision ?? current + 1;
+      if (since < oldest - 1) {
+        throw new GoneError(
+          `revision ${since} is older than the event log keeps (it starts after ${oldest - 1}); list again, then watch from its revision`,
+        );
+      }
+      return this.sql.eventsAfter.all(since, limit);
+    });
+    return read.deferred().map((row) => ({ type: row.type, revision: row.revision, at: iso(row.at), vm: JSON.parse(row.vm) }));
+  }
+
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
   }
 
   async revision(): Promise<number> {
@@ -236,7 +341,12 @@ export class SqliteStore implements RegistryStore {
   }
 
   private write<T>(change: () => T): T {
-    return this.db.transaction(change).immediate();
+    const before = this.sql.revision.get()!.value;
+    const result = this.db.transaction(change).immediate();
+    if (this.changeListeners.size > 0 && this.sql.revision.get()!.value !== before) {
+      for (const listener of this.changeListeners) listener();
+    }
+    return result;
   }
 
   private insert(vm: VmFields, now: number): VmRecord {
@@ -256,15 +366,15 @@ export class SqliteStore implements RegistryStore {
       services: json(vm.services),
       metadata: json(vm.metadata),
       revision,
+      stale_announced: 0,
     };
   }
 
   /** Appends the change to the event log inside the caller's transaction. */
   private record(row: VmRow, type: EventType, at: number): VmRecord {
-    const vm = toRecord(row);
-    this.sql.appendEvent.run(row.revision, type, at, row.id, JSON.stringify(vm));
-    if (row.revision % 100 === 0) this.sql.trimEvents.run(row.revision - this.eventRetention);
-    return vm;
+    this.sql.appendEvent.run(row.revision, type, at, row.id, JSON.stringify(toVm(row)));
+    this.sql.trimEvents.run(row.revision - this.eventRetention);
+    return toRecord(row);
   }
 
   private bump(): number {

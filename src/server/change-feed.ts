@@ -1,0 +1,121 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { RegistryEvent, RegistryStore } from '../store/store.js';
+
+/** An event with its Server-Sent Events frame, encoded once however many watchers get it. */
+export interface FeedEvent extends RegistryEvent {
+  frame: string;
+}
+
+export type FeedListener = (event: FeedEvent) => void;
+
+const PAGE = 1000;
+
+export function sseFrame(event: RegistryEvent): string {
+  const data = JSON.stringify({ type: event.type, revision: event.revision, at: event.at, vm: event.vm });
+  return `id: ${event.revision}\nevent: ${event.type}\ndata: ${data}\n\n`;
+}
+
+interface Waiter {
+  after: number;
+  wake(): void;
+}
+
+/**
+ * The one reader of the event log per process. The store says "something changed"; the feed
+ * reads the new events once and hands each to every listener (SSE streams) and wakes the
+ * blocking queries waiting for a revision, so a thousand watchers cost one query per change.
+ */
+export class ChangeFeed {
+  private delivered: number;
+  private readonly listeners = new Set<FeedListener>();
+  private readonly waiters = new Set<Waiter>();
+  private reading: Promise<void> | undefined;
+  private again = false;
+  private readonly unsubscribe: () => void;
+
+  private constructor(
+    private readonly store: RegistryStore,
+    private readonly log: FastifyBaseLogger | undefined,
+    revision: number,
+  ) {
+    this.delivered = revision;
+    this.unsubscribe = store.onChange(() => this.wake());
+  }
+
+  static async start(store: RegistryStore, log?: FastifyBaseLogger): Promise<ChangeFeed> {
+    return new ChangeFeed(store, log, await store.revision());
+  }
+
+  /** The newest revision handed to listeners. */
+  get revision(): number {
+    return this.delivered;
+  }
+
+  get counts(): { watchers: number; waiting: number } {
+    return { watchers: this.listeners.size, waiting: this.waiters.size };
+  }
+
+  listen(listener: FeedListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Resolves once the registry is past `after`, when `timeoutMs` has gone by, or when the
+   * signal aborts (the client left), whichever comes first, leaving no timer or waiter behind.
+   */
+  waitForRevisionAfter(after: number, timeoutMs: number, signal: AbortSignal): Promise<void> {
+    if (this.delivered > after || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        after,
+        wake: () => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', waiter.wake);
+          this.waiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.wake, timeoutMs);
+      signal.addEventListener('abort', waiter.wake, { once: true });
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Reads what is new; a wake during a read makes the read go round once more. */
+  wake(): void {
+    if (this.reading) {
+      this.again = true;
+      return;
+    }
+    this.reading = this.readNew().finally(() => {
+      this.reading = undefined;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+      }
+    });
+  }
+
+  close(): void {
+    this.unsubscribe();
+    for (const waiter of this.waiters) waiter.wake();
+  }
+
+  private async readNew(): Promise<void> {
+    try {
+      for (;;) {
+        const events = await this.store.eventsSince(this.delivered, PAGE);
+        for (const event of events) {
+          const feedEvent = { ...event, frame: sseFrame(event) };
+          this.delivered = event.revision;
+          for (const listener of this.listeners) listener(feedEvent);
+        }
+        for (const waiter of this.waiters) if (this.delivered > waiter.after) waiter.wake();
+        if (events.length < PAGE) return;
+      }
+    } catch (error) {
+      this.log?.warn({ err: error }, 'reading the event log failed; retrying at the next change');
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { ErrorSchema, RoleSchema, VmIdSchema } from '../../domain/schemas.js';
+import type { RegistryStore } from '../../store/store.js';
+import type { ChangeFeed } from '../change-feed.js';
+import { EventStream } from '../event-stream.js';
+import { BadRequestError } from '../http-errors.js';
+import { RevisionSchema } from '../revision-query.js';
+
+export interface EventRoutesOptions {
+  store: RegistryStore;
+  feed: ChangeFeed;
+  /** How often an idle stream gets a comment line, so that proxies keep it open. */
+  keepAliveMs: number;
+}
+
+export const EventsQuerySchema = Type.Object({
+  since: Type.Optional(RevisionSchema),
+  role: Type.Optional(RoleSchema),
+  id: Type.Optional(VmIdSchema),
+});
+
+function resumeFrom(since: string | undefined, lastEventId: string | string[] | undefined): number | undefined {
+  if (lastEventId !== undefined) {
+    const value = String(lastEventId).trim();
+    if (!/^\d{1,15}$/.test(value)) {
+      throw new BadRequestError(`Last-Event-ID must be a revision number as sent in "id:" lines (got ${JSON.stringify(value)})`);
+    }
+    return Number(value);
+  }
+  return since === undefined ? undefined : Number(since);
+}
+
+/**
+ * GET /registry/events: the change feed as Server-Sent Events. Resume with Last-Event-ID
+ * (what EventSource sends by itself) or ?since=; filter with ?role= and ?id=.
+ */
+export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, { store, feed, keepAliveMs }) => {
+  const streams = new Set<EventStream>();
+  const keepAlive = setInterval(() => {
+    for (const stream of streams) stream.comment('keep-alive');
+  }, keepAliveMs);
+  keepAlive.unref();
+  // Open streams would hold a graceful shutdown forever: end them first; clients resume elsewhere.
+  app.addHook('preClose', async () => {
+    clearInterval(keepAlive);
+    for (const stream of streams) stream.end();
+  });
+
+  app.get(
+    '/events',
+    {
+      schema: {
+        summary: 'Watch changes as Server-Sent Events',
+        querystring: EventsQuerySchema,
+        response: { 400: ErrorSchema, 410: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const since = resumeFrom(request.query.since, request.headers['last-event-id']);
+      const { stream, backlog } = await EventStream.open(store, feed, {
+        since,
+        filter: { role: request.query.role, id: request.query.id },
+        onEnd: (ended) => streams.delete(ended),
+      });
+      streams.add(stream);
+      reply.hijack();
+      await stream.attach(reply.raw, store, backlog);
+    },
+  );
+};
