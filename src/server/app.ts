@@ -1,14 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Clock } from '../domain/clock.js';
 import { LIMITS } from '../domain/schemas.js';
 import type { RegistryStore } from '../store/store.js';
 import { requireBearerToken } from './auth.js';
-import { installErrorHandling, installJsonBodyParser } from './http-errors.js';
+import { answerClientError, installErrorHandling, installJsonBodyParser } from './http-errors.js';
 import { ChangeFeed } from './change-feed.js';
+import { FleetCensus } from './fleet-census.js';
+import { instrumentStore } from './instrumented-store.js';
+import { RegistryMetrics } from './metrics.js';
+import { openapiOptions } from './openapi.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { openapiRoutes } from './routes/openapi.js';
+import { uiRoutes } from './routes/ui.js';
+import { SCOPES, whoamiRoutes } from './routes/whoami.js';
 import { startSweeper, type SweeperOptions } from './sweeper.js';
 import { importRoutes } from './routes/import.js';
 import { vmRoutes } from './routes/vms.js';
@@ -19,6 +28,8 @@ export interface AppOptions {
   clock: Clock;
   /** With a token, every /registry route needs `Authorization: Bearer <token>`. */
   authToken?: string;
+  /** Serve /metrics without the token even when auth is on (REGISTRY_METRICS_PUBLIC=1). */
+  metricsPublic?: boolean;
   logger?: FastifyBaseLogger;
   /** Comment lines on idle event streams; 15 s keeps common proxies from closing them. */
   keepAliveMs?: number;
@@ -31,15 +42,20 @@ export interface AppOptions {
  * a manual clock; `vm-registry serve` builds it with the real ones and listens.
  */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const { store, clock } = options;
+  const { clock, authToken } = options;
+  const metrics = new RegistryMetrics();
+  const store = instrumentStore(options.store, metrics);
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: LIMITS.bodyBytes,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    // Slow or stalled clients must not hold sockets and memory forever.
+    // Slow or stalled clients must not hold sockets and memory forever: headers within 15 s,
+    // the whole request within 30 s. No idle timeout on the socket itself, which would cut
+    // blocking queries (up to 10 min) and quiet event streams.
+    http: { headersTimeout: 15_000 },
     requestTimeout: 30_000,
-    connectionTimeout: 60_000,
+    clientErrorHandler: answerClientError,
     forceCloseConnections: 'idle',
     // One line per request at info would be 800 lines a second from 100k heartbeating VMs.
     logController: new LogController({ disableRequestLogging: true }),
@@ -60,6 +76,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  app.addHook('onResponse', metrics.observeRequest);
   app.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode;
     const level = status >= 500 ? 'error' : status >= 400 ? 'info' : 'debug';
@@ -71,20 +88,35 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const feed = await ChangeFeed.start(store, options.logger);
   const sweeper = options.sweeper && startSweeper(store, options.sweeper, options.logger);
+  const census = await FleetCensus.start(store, feed);
+  metrics.follow(feed, census);
   app.addHook('onClose', async () => {
     sweeper?.stop();
+    census.stop();
+    metrics.close();
     feed.close();
   });
+
+  const metricsToken = options.metricsPublic ? undefined : authToken;
+  // Registered before the routes: it learns them as they are added.
+  await app.register(
+    swagger,
+    openapiOptions((url) => Boolean(authToken) && (url.startsWith('/registry/') || (url === '/metrics' && Boolean(metricsToken)))),
+  );
 
   await app.register(healthRoutes, { store, clock, feed, startedAt: clock.now(), version: VERSION });
   await app.register(
     async (registry) => {
-      if (options.authToken) registry.addHook('onRequest', requireBearerToken(options.authToken));
+      if (authToken) registry.addHook('onRequest', requireBearerToken(authToken));
       await registry.register(vmRoutes, { store, feed });
       await registry.register(eventRoutes, { store, feed, keepAliveMs: options.keepAliveMs ?? 15_000 });
       await registry.register(importRoutes, { store, clock });
+      await registry.register(whoamiRoutes, { scopes: SCOPES });
     },
     { prefix: '/registry' },
   );
+  await app.register(openapiRoutes, { prefix: '/registry' });
+  await app.register(metricsRoutes, { metrics, authToken: metricsToken });
+  await app.register(uiRoutes);
   return app;
 }

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { RegistryError } from '../domain/errors.js';
 import { describeValidationError } from './validation-errors.js';
@@ -34,6 +35,28 @@ export function installErrorHandling(app: FastifyInstance, bodyLimit: number): v
 
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0]}` }),
+  );
+}
+
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+};
+
+/**
+ * Requests Node's HTTP parser rejects (bad header bytes, oversized headers, too slow) never
+ * reach Fastify; they still get the JSON error shape every other answer has.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  // Bytes after a request that said "Connection: close": that request is still being
+  // answered, and the connection closes after it; an error written now would overtake it.
+  if (error.code === 'HPE_CLOSED_CONNECTION') return;
+  const [status, reason] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request'];
+  const body = JSON.stringify({ error: `malformed HTTP request (${error.code ?? 'unreadable'})` });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
 }
 

@@ -1,0 +1,35 @@
+import { stringOption, UsageError, type Command } from '../command.js';
+import { jsonText, vmTable } from '../output.js';
+import { staleIds } from '../stale.js';
+import type { ListOptions } from '../../client/index.js';
+
+export const ls: Command = {
+  name: 'ls',
+  summary: 'List registered VMs, newest registration first.',
+  details: 'Stale VMs (running, but no heartbeat within the stale window) are marked "(stale)".',
+  options: {
+    role: { type: 'string', value: 'ROLE', help: 'only this role' },
+    status: { type: 'string', value: 'STATUS', help: 'only this status (running leaves stale VMs out, as in the API)' },
+    stale: { type: 'boolean', help: 'only stale VMs' },
+    fresh: { type: 'boolean', help: 'leave stale VMs out' },
+  },
+  connects: true,
+  async run(context) {
+    if (context.values.stale && context.values.fresh) throw new UsageError('--stale and --fresh exclude each other');
+    const filter: ListOptions = {
+      ...(stringOption(context, 'role') !== undefined && { role: stringOption(context, 'role') as ListOptions['role'] }),
+      ...(stringOption(context, 'status') !== undefined && { status: stringOption(context, 'status') as ListOptions['status'] }),
+      ...(context.values.stale === true && { stale: true }),
+      ...(context.values.fresh === true && { stale: false }),
+      signal: context.signal,
+    };
+    const client = context.client();
+    if (context.json) return context.print(jsonText(await client.list(filter)));
+    const [listing, stale] = await Promise.all([
+      client.list(filter),
+      filter.stale === false ? new Set<string>() : staleIds(client, { role: filter.role, status: filter.status, signal: context.signal }),
+    ]);
+    if (listing.vms.length === 0) return context.note('No VMs match.');
+    context.print(vmTable(listing.vms, stale, context.styles));
+  },
+};

@@ -1,0 +1,46 @@
+import { ConfigError, loadConfig, type SettingName, type Settings } from '../../server/config.js';
+import { serve as startServing } from '../../server/serve.js';
+import { UsageError, type Command, type OptionSpec } from '../command.js';
+
+/** Each `serve` flag and the environment setting it overrides. */
+const SERVE_FLAGS: Record<string, { env: SettingName; help: string }> = {
+  port: { env: 'PORT', help: 'listen port (default 3000; 0 picks a free one)' },
+  host: { env: 'HOST', help: 'listen address (default :: with auth, else 127.0.0.1)' },
+  'auth-token': { env: 'VERS_AUTH_TOKEN', help: 'bearer token for /registry (prefer the env: flags show in ps)' },
+  db: { env: 'REGISTRY_DB', help: 'SQLite file (default ./data/registry.db)' },
+  'stale-after': { env: 'REGISTRY_STALE_AFTER', help: 'no heartbeat for this long = stale (default 5m)' },
+  'reap-after': { env: 'REGISTRY_REAP_AFTER', help: 'stale this long = deregistered (default never)' },
+  'event-retention': { env: 'REGISTRY_EVENT_RETENTION', help: 'events kept for watchers to resume (default 10000)' },
+  'log-level': { env: 'LOG_LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+  'self-id': { env: 'VERS_VM_ID', help: 'register this server as role infra under this VM id' },
+  'self-name': { env: 'REGISTRY_SELF_NAME', help: 'name of the self-registration (default: hostname)' },
+  'self-address': { env: 'REGISTRY_SELF_ADDRESS', help: 'address of the self-registration (default: hostname)' },
+};
+
+export const serve: Command = {
+  name: 'serve',
+  summary: 'Serve the registry over HTTP until SIGTERM or SIGINT.',
+  details: 'Every option can also be set by the environment variable in its help.',
+  options: Object.fromEntries(
+    Object.entries(SERVE_FLAGS).map(([flag, { env, help }]): [string, OptionSpec] => [
+      flag,
+      { type: 'string', value: 'VALUE', help: `${env}: ${help}` },
+    ]),
+  ),
+  async run(context) {
+    const settings: Settings = {};
+    for (const [name, value] of Object.entries(process.env)) settings[name as SettingName] = value;
+    for (const [flag, { env }] of Object.entries(SERVE_FLAGS)) {
+      const value = context.values[flag];
+      if (typeof value === 'string') settings[env] = value;
+    }
+    try {
+      await startServing(loadConfig(settings));
+    } catch (error) {
+      // A setting the operator got wrong is a usage error (exit 2); a database that cannot be
+      // opened or a port in use is a failure (exit 1), reported by its own message.
+      if (error instanceof ConfigError) throw new UsageError(error.message);
+      throw error;
+    }
+  },
+};

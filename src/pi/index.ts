@@ -1,0 +1,15 @@
+import type { ExtensionAPI } from '@mariozechner/pi-coding-agent';
+import { RegistryClient } from '../client/index.js';
+import { installSelfRegistration, selfFromEnv } from './self-registration.js';
+import { registryTools } from './tools.js';
+
+/**
+ * The pi extension: the registry_* tools, and self-registration when pi runs on a Vers VM.
+ * Settings come from the environment at each call (VERS_INFRA_URL, VERS_AUTH_TOKEN), so a
+ * missing URL is reported when a tool is used, with what to do, rather than at load.
+ */
+export default function vmRegistryExtension(pi: ExtensionAPI): void {
+  const client = () => new RegistryClient();
+  for (const tool of registryTools(client, selfFromEnv)) pi.registerTool(tool);
+  installSelfRegistration(pi, client);
+}
