@@ -198,7 +198,7 @@ describe('vm-registry CLI against a real server', () => {
     const top = await cli(['--help']);
     assert.equal(top.code, 0);
     const commands = [...top.stdout.matchAll(/^ {2}([a-z]+) {2,}/gm)].map((match) => match[1]);
-    assert.deepEqual(commands, ['serve', 'register', 'put', 'ls', 'get', 'update', 'rm', 'heartbeat', 'discover', 'watch', 'import', 'export']);
+    assert.deepEqual(commands, ['serve', 'register', 'put', 'ls', 'get', 'update', 'rm', 'heartbeat', 'discover', 'watch', 'import', 'export', 'backup', 'token']);
     for (const command of commands) {
       const help = await cli([command, '--help'], { env: { VERS_INFRA_URL: undefined } });
       assert.equal(help.code, 0, command);

@@ -218,6 +218,26 @@ describe('time-driven events', () => {
     }
   });
 
+  it('after a restart nothing is reaped until VMs have had one stale window to heartbeat again', async () => {
+    const db = freshDb();
+    const env = { REGISTRY_DB: db, REGISTRY_STALE_AFTER: '2s', REGISTRY_REAP_AFTER: '500ms' };
+    const first = await startServer({ env });
+    await fetch(`${first.url}/registry/vms`, json('POST', vm('survivor')));
+    await first.stop();
+    await sleep(3000); // the registry was away longer than stale + reap
+    const second = await startServer({ env });
+    try {
+      const watcher = await Watcher.open(`${second.url}/registry/events?id=survivor&since=0`);
+      await sleep(1000);
+      assert.equal((await fetch(`${second.url}/registry/vms/survivor`)).status, 200, 'not reaped within the grace');
+      await watcher.until((e) => e.some((x) => x.event === 'reaped'), 5000);
+      await watcher.close();
+      assert.deepEqual(watcher.events.map((e) => e.event), ['registered', 'stale', 'reaped']);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('a graceful stop ends open event streams instead of waiting for them', async () => {
     const server = await startServer({ env: { REGISTRY_DB: freshDb() } });
     const watcher = await Watcher.open(`${server.url}/registry/events`);

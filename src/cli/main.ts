@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { EXIT, runCommand, type Command } from './command.js';
+import { backup } from './commands/backup.js';
 import { discover } from './commands/discover.js';
 import { exportCommand } from './commands/export.js';
 import { get } from './commands/get.js';
@@ -10,10 +11,13 @@ import { put } from './commands/put.js';
 import { register } from './commands/register.js';
 import { rm } from './commands/rm.js';
 import { serve } from './commands/serve.js';
+import { token } from './commands/token.js';
 import { update } from './commands/update.js';
 import { watch } from './commands/watch.js';
 
-const COMMANDS: Command[] = [serve, register, put, ls, get, update, rm, heartbeat, discover, watch, importCommand, exportCommand];
+const COMMANDS: Command[] = [
+  serve, register, put, ls, get, update, rm, heartbeat, discover, watch, importCommand, exportCommand, backup, token,
+];
 
 const USAGE = `Usage: vm-registry <command> [options]
 

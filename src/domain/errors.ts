@@ -30,6 +30,12 @@ export class ConflictError extends RegistryError {
   }
 }
 
+export class ForbiddenError extends RegistryError {
+  constructor(id: string, token: string) {
+    super(403, `token "${token}" may only change VMs it registered, and VM "${id}" is not one of them`);
+  }
+}
+
 export class PreconditionFailedError extends RegistryError {
   constructor(id: string, expected: number, actual: number) {
     super(412, `VM "${id}" is at revision ${actual}, not ${expected} as If-Match required`);

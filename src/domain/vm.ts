@@ -11,6 +11,8 @@ export interface VmFields {
   registeredBy: string;
   services?: Service[];
   metadata?: Metadata;
+  /** Name of the token that registered the VM; never shown in API answers. */
+  owner?: string;
 }
 
 /** A stored entry: the API's fields plus the revision of its last change (its ETag). */

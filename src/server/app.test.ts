@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
@@ -506,6 +507,29 @@ describe('event stream keep-alive', () => {
       }
       controller.abort();
       assert.match(text, /^retry: 2000\n: watching from revision 0\n\n/);
+    } finally {
+      await app.close();
+      await store.close();
+    }
+  });
+});
+
+describe('slow clients', () => {
+  it('a client that never finishes its headers is disconnected', async () => {
+    const clock = new ManualClock();
+    const store = openSqliteStore({ file: join(dir.path, 'slow.db'), clock, staleAfterMs: STALE_AFTER_MS });
+    const app = await buildApp({ store, clock, timeouts: { headersMs: 300, requestMs: 600 } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const { port } = app.server.address() as { port: number };
+      const socket = connect(port, '127.0.0.1');
+      socket.write('GET /registry/vms HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+      const started = Date.now();
+      let answer = '';
+      socket.on('data', (chunk) => (answer += chunk));
+      await new Promise((resolve) => socket.on('close', resolve));
+      assert.ok(Date.now() - started < 5000, 'the server closed the connection');
+      assert.match(answer, /^HTTP\/1\.1 408/);
     } finally {
       await app.close();
       await store.close();

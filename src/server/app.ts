@@ -5,7 +5,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Clock } from '../domain/clock.js';
 import { LIMITS } from '../domain/schemas.js';
 import type { RegistryStore } from '../store/store.js';
-import { requireBearerToken } from './auth.js';
+import rateLimit from '@fastify/rate-limit';
+import { authorize } from './auth.js';
+import { rateLimitOptions } from './rate-limit.js';
 import { answerClientError, installErrorHandling, installJsonBodyParser } from './http-errors.js';
 import { ChangeFeed } from './change-feed.js';
 import { FleetCensus } from './fleet-census.js';
@@ -17,22 +19,33 @@ import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { uiRoutes } from './routes/ui.js';
-import { SCOPES, whoamiRoutes } from './routes/whoami.js';
+import { whoamiRoutes } from './routes/whoami.js';
+import { TokenRegistry } from './tokens.js';
 import { startSweeper, type SweeperOptions } from './sweeper.js';
 import { importRoutes } from './routes/import.js';
 import { vmRoutes } from './routes/vms.js';
 import { VERSION } from './version.js';
+
+export const SLOW_CLIENT_TIMEOUTS = { headersMs: 15_000, requestMs: 30_000 };
 
 export interface AppOptions {
   store: RegistryStore;
   clock: Clock;
   /** With a token, every /registry route needs `Authorization: Bearer <token>`. */
   authToken?: string;
+  /** Every accepted token with its scopes (REGISTRY_TOKENS_FILE plus VERS_AUTH_TOKEN); overrides authToken. */
+  tokens?: TokenRegistry;
   /** Serve /metrics without the token even when auth is on (REGISTRY_METRICS_PUBLIC=1). */
   metricsPublic?: boolean;
   logger?: FastifyBaseLogger;
   /** Comment lines on idle event streams; 15 s keeps common proxies from closing them. */
   keepAliveMs?: number;
+  /** How long a client may take to send its headers, and its whole request (tests shorten them). */
+  timeouts?: Partial<typeof SLOW_CLIENT_TIMEOUTS>;
+  /** Requests per minute per caller on /registry; undefined: no limit. */
+  rateLimitPerMinute?: number;
+  /** Open event streams per caller (default 2000). */
+  maxWatchers?: number;
   /** The sweeper that turns time into stale and reaped events; off when undefined (tests drive it). */
   sweeper?: SweeperOptions;
 }
@@ -42,7 +55,9 @@ export interface AppOptions {
  * a manual clock; `vm-registry serve` builds it with the real ones and listens.
  */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const { clock, authToken } = options;
+  const { clock } = options;
+  const tokens = options.tokens ?? new TokenRegistry(options.authToken);
+  const timeouts = { ...SLOW_CLIENT_TIMEOUTS, ...options.timeouts };
   const metrics = new RegistryMetrics();
   const store = instrumentStore(options.store, metrics);
   const app = Fastify({
@@ -53,8 +68,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Slow or stalled clients must not hold sockets and memory forever: headers within 15 s,
     // the whole request within 30 s. No idle timeout on the socket itself, which would cut
     // blocking queries (up to 10 min) and quiet event streams.
-    http: { headersTimeout: 15_000 },
-    requestTimeout: 30_000,
+    http: { headersTimeout: timeouts.headersMs, connectionsCheckingInterval: Math.min(2_000, timeouts.headersMs) },
+    requestTimeout: timeouts.requestMs,
     clientErrorHandler: answerClientError,
     forceCloseConnections: 'idle',
     // One line per request at info would be 800 lines a second from 100k heartbeating VMs.
@@ -97,26 +112,33 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     feed.close();
   });
 
-  const metricsToken = options.metricsPublic ? undefined : authToken;
+  const metricsTokens = options.metricsPublic ? undefined : tokens;
   // Registered before the routes: it learns them as they are added.
   await app.register(
     swagger,
-    openapiOptions((url) => Boolean(authToken) && (url.startsWith('/registry/') || (url === '/metrics' && Boolean(metricsToken)))),
+    openapiOptions((url) => tokens.enabled && (url.startsWith('/registry/') || (url === '/metrics' && Boolean(metricsTokens)))),
   );
 
   await app.register(healthRoutes, { store, clock, feed, startedAt: clock.now(), version: VERSION });
   await app.register(
     async (registry) => {
-      if (authToken) registry.addHook('onRequest', requireBearerToken(authToken));
+      registry.addHook('onRequest', authorize(tokens));
+      // After authorize (its hooks go on each route), so that a token is counted by its name.
+      if (options.rateLimitPerMinute !== undefined) await registry.register(rateLimit, rateLimitOptions(options.rateLimitPerMinute));
       await registry.register(vmRoutes, { store, feed });
-      await registry.register(eventRoutes, { store, feed, keepAliveMs: options.keepAliveMs ?? 15_000 });
+      await registry.register(eventRoutes, {
+        store,
+        feed,
+        keepAliveMs: options.keepAliveMs ?? 15_000,
+        maxWatchers: options.maxWatchers ?? 2_000,
+      });
       await registry.register(importRoutes, { store, clock });
-      await registry.register(whoamiRoutes, { scopes: SCOPES });
+      await registry.register(whoamiRoutes);
     },
     { prefix: '/registry' },
   );
   await app.register(openapiRoutes, { prefix: '/registry' });
-  await app.register(metricsRoutes, { metrics, authToken: metricsToken });
+  await app.register(metricsRoutes, { metrics, tokens: metricsTokens });
   await app.register(uiRoutes);
   return app;
 }

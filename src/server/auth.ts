@@ -1,7 +1,16 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { allows, type Principal, type Scope, type TokenRegistry } from './tokens.js';
 
-const digest = (secret: string) => createHash('sha256').update(secret).digest();
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller's token, once authorize admitted it; undefined when auth is off. */
+    principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    /** What a route needs: a scope, or "any" valid token. Routes that say nothing need admin. */
+    scope?: Scope | 'any';
+  }
+}
 
 /** The bearer secret of an Authorization header; the scheme is case-insensitive (RFC 7235). */
 export function bearerSecret(header: string | undefined): string | undefined {
@@ -10,20 +19,37 @@ export function bearerSecret(header: string | undefined): string | undefined {
 }
 
 /**
- * An onRequest hook admitting only requests that carry the token. Both sides are hashed
- * first so that the comparison takes the same time whatever the length of the guess.
+ * An onRequest hook admitting only callers whose token carries the route's scope: 401 for
+ * a missing or unknown token, 403 for a known one without the scope. With no token
+ * configured at all the registry is open and everyone is admitted.
  */
-export function requireBearerToken(token: string) {
-  const expected = digest(token);
-  return async function checkBearerToken(request: FastifyRequest, reply: FastifyReply) {
+export function authorize(tokens: TokenRegistry) {
+  return async function checkToken(request: FastifyRequest, reply: FastifyReply) {
+    if (!tokens.enabled) return;
     const secret = bearerSecret(request.headers.authorization);
-    if (secret !== undefined && timingSafeEqual(digest(secret), expected)) return;
-    reply.header('www-authenticate', 'Bearer realm="vm-registry"');
-    return reply.code(401).send({
-      error:
-        secret === undefined
-          ? 'authentication required: send "Authorization: Bearer <token>"'
-          : 'the bearer token is not valid',
-    });
+    const principal = secret === undefined ? undefined : tokens.identify(secret);
+    if (!principal) {
+      reply.header('www-authenticate', 'Bearer realm="vm-registry"');
+      return reply.code(401).send({
+        error:
+          secret === undefined
+            ? 'authentication required: send "Authorization: Bearer <token>"'
+            : 'the bearer token is not valid',
+      });
+    }
+    const scope = request.routeOptions.config.scope ?? 'admin';
+    if (scope !== 'any' && !allows(principal, scope)) {
+      return reply.code(403).send({ error: `token "${principal.name}" lacks the "${scope}" scope this request needs` });
+    }
+    request.principal = principal;
   };
+}
+
+/**
+ * The owner a write must be restricted to: a write-scoped token may only touch the VMs it
+ * registered; admin tokens, and everyone on an open registry, may touch any.
+ */
+export function ownerRestriction(request: FastifyRequest): string | undefined {
+  const principal = request.principal;
+  return principal && !principal.scopes.has('admin') ? principal.name : undefined;
 }

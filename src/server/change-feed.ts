@@ -28,6 +28,7 @@ interface Waiter {
 export class ChangeFeed {
   private delivered: number;
   private readonly listeners = new Set<FeedListener>();
+  private readonly observers = new Set<FeedListener>();
   private readonly waiters = new Set<Waiter>();
   private reading: Promise<void> | undefined;
   private again = false;
@@ -58,6 +59,12 @@ export class ChangeFeed {
   listen(listener: FeedListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** As listen, for the server's own bookkeeping (metrics), which is no watcher and stays out of counts. */
+  observe(observer: FeedListener): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
   }
 
   /**
@@ -109,6 +116,7 @@ export class ChangeFeed {
         for (const event of events) {
           const feedEvent = { ...event, frame: sseFrame(event) };
           this.delivered = event.revision;
+          for (const observer of this.observers) observer(feedEvent);
           for (const listener of this.listeners) listener(feedEvent);
         }
         for (const waiter of this.waiters) if (this.delivered > waiter.after) waiter.wake();

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { parseDuration } from '../domain/duration.js';
 import { ID_PATTERN, LIMITS } from '../domain/schemas.js';
+import { isPostgresUrl, redactDatabaseUrl } from '../store/postgres/database-url.js';
 
 export interface SelfRegistrationConfig {
   id: string;
@@ -14,7 +15,20 @@ export interface ServerConfig {
   /** Why the host is what it is, when the operator did not choose it. */
   hostReason?: string;
   authToken?: string;
+  /** REGISTRY_TOKENS_FILE: named, scoped tokens, re-read on SIGHUP. */
+  tokensFile?: string;
+  /** REGISTRY_METRICS_PUBLIC=1: /metrics needs no token, for scrapers inside a trusted network. */
+  metricsPublic: boolean;
+  /** Requests per minute per token (per address when unauthenticated); undefined: no limit. */
+  rateLimitPerMinute?: number;
+  /** Open event streams per token (per address when unauthenticated). */
+  maxWatchers: number;
+  /** SQLite file; unused when databaseUrl selects PostgreSQL. */
   db: string;
+  /** postgres://… : several replicas share this PostgreSQL database instead of a SQLite file. */
+  databaseUrl?: string;
+  /** Connections each replica's PostgreSQL pool may open. */
+  pgPoolMax: number;
   staleAfterMs: number;
   /** Stale this long = deregistered by the sweeper; undefined: never. */
   reapAfterMs?: number;
@@ -33,7 +47,13 @@ export type SettingName =
   | 'PORT'
   | 'HOST'
   | 'VERS_AUTH_TOKEN'
+  | 'REGISTRY_TOKENS_FILE'
+  | 'REGISTRY_METRICS_PUBLIC'
+  | 'REGISTRY_RATE_LIMIT'
+  | 'REGISTRY_MAX_WATCHERS'
   | 'REGISTRY_DB'
+  | 'DATABASE_URL'
+  | 'REGISTRY_PG_POOL_MAX'
   | 'REGISTRY_STALE_AFTER'
   | 'REGISTRY_REAP_AFTER'
   | 'REGISTRY_EVENT_RETENTION'
@@ -69,6 +89,14 @@ function count(name: SettingName, text: string | undefined, fallback: number): n
   return value;
 }
 
+function databaseUrl(text: string | undefined): string | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  if (!isPostgresUrl(text.trim())) {
+    throw new ConfigError(`DATABASE_URL must be a postgres:// or postgresql:// URL (got "${redactDatabaseUrl(text)}"); unset it to use SQLite`);
+  }
+  return text.trim();
+}
+
 function selfRegistration(settings: Settings): SelfRegistrationConfig | undefined {
   const id = settings.VERS_VM_ID?.trim();
   if (!id) return undefined;
@@ -85,6 +113,9 @@ function selfRegistration(settings: Settings): SelfRegistrationConfig | undefine
 
 export function loadConfig(settings: Settings): ServerConfig {
   const authToken = settings.VERS_AUTH_TOKEN || undefined;
+  const tokensFile = settings.REGISTRY_TOKENS_FILE?.trim() || undefined;
+  const authConfigured = Boolean(authToken || tokensFile);
+  const rateLimit = settings.REGISTRY_RATE_LIMIT?.trim();
   const logLevel = settings.LOG_LEVEL || 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
@@ -93,15 +124,24 @@ export function loadConfig(settings: Settings): ServerConfig {
   const chosenHost = settings.HOST || undefined;
   return {
     port: listenPort,
-    host: chosenHost ?? (authToken ? '::' : '127.0.0.1'),
+    host: chosenHost ?? (authConfigured ? '::' : '127.0.0.1'),
     ...(chosenHost === undefined &&
-      !authToken && {
+      !authConfigured && {
         hostReason:
           'no VERS_AUTH_TOKEN is set, so the registry listens on 127.0.0.1 only; ' +
           'set VERS_AUTH_TOKEN (and HOST=:: or HOST=0.0.0.0) to serve other machines',
       }),
     authToken,
+    tokensFile,
+    metricsPublic: ['1', 'true', 'yes'].includes(settings.REGISTRY_METRICS_PUBLIC?.trim().toLowerCase() ?? ''),
+    // Generous by default: 100,000 VMs heartbeating every 2 minutes on one token is ~50,000 a minute.
+    ...(rateLimit !== 'off' && rateLimit !== '0' && {
+      rateLimitPerMinute: count('REGISTRY_RATE_LIMIT', rateLimit, 120_000),
+    }),
+    maxWatchers: count('REGISTRY_MAX_WATCHERS', settings.REGISTRY_MAX_WATCHERS, 2_000),
     db: settings.REGISTRY_DB || './data/registry.db',
+    databaseUrl: databaseUrl(settings.DATABASE_URL),
+    pgPoolMax: count('REGISTRY_PG_POOL_MAX', settings.REGISTRY_PG_POOL_MAX, 10),
     staleAfterMs: duration('REGISTRY_STALE_AFTER', settings.REGISTRY_STALE_AFTER, 5 * 60_000),
     ...(settings.REGISTRY_REAP_AFTER && settings.REGISTRY_REAP_AFTER !== 'never' && {
       reapAfterMs: duration('REGISTRY_REAP_AFTER', settings.REGISTRY_REAP_AFTER, 0),

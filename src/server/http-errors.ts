@@ -21,11 +21,13 @@ export function installErrorHandling(app: FastifyInstance, bodyLimit: number): v
       return reply.code(400).send({ error: describeValidationError(error.validationContext ?? 'body', error.validation) });
     }
     if (error instanceof RegistryError) {
-      if (error.statusCode >= 500) request.log.warn({ err: error }, 'store unavailable');
+      // One line, no stack: during a database outage every request lands here.
+      if (error.statusCode >= 500) request.log.warn({ error: error.message }, 'store unavailable');
       return reply.code(error.statusCode).send({ error: error.message });
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send({ error: `request body is larger than the limit of ${bodyLimit} bytes` });
+      const limit = request.routeOptions.bodyLimit ?? bodyLimit;
+      return reply.code(413).send({ error: `request body is larger than the limit of ${limit} bytes` });
     }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) return reply.code(status).send({ error: error.message });

@@ -1,11 +1,24 @@
 import pino from 'pino';
 import { systemClock } from '../domain/clock.js';
 import { formatDuration } from '../domain/duration.js';
+import { redactDatabaseUrl } from '../store/postgres/database-url.js';
+import { openPostgresStore } from '../store/postgres/postgres-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { RegistryStore } from '../store/store.js';
 import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import { startSelfRegistration } from './self-registration.js';
+import { readTokensFile, TokenRegistry } from './tokens.js';
 import { VERSION } from './version.js';
+
+/** DATABASE_URL selects PostgreSQL, shared by every replica; otherwise the embedded SQLite file. */
+async function openStore(config: ServerConfig, log: pino.Logger): Promise<RegistryStore> {
+  const common = { staleAfterMs: config.staleAfterMs, eventRetention: config.eventRetention };
+  if (config.databaseUrl !== undefined) {
+    return openPostgresStore({ ...common, url: config.databaseUrl, poolMax: config.pgPoolMax, log });
+  }
+  return openSqliteStore({ ...common, file: config.db, clock: systemClock });
+}
 
 /**
  * Runs the registry until SIGTERM or SIGINT: opens the store (refusing to start over a
@@ -18,22 +31,32 @@ export async function serve(config: ServerConfig): Promise<void> {
     base: { service: 'vm-registry' },
     redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' },
   });
-  const store = openSqliteStore({
-    file: config.db,
-    clock: systemClock,
-    staleAfterMs: config.staleAfterMs,
-    eventRetention: config.eventRetention,
-  });
+  const tokens = new TokenRegistry(config.authToken, config.tokensFile ? readTokensFile(config.tokensFile) : []);
+  const store = await openStore(config, log);
   const app = await buildApp({
     store,
     clock: systemClock,
-    authToken: config.authToken,
+    tokens,
     logger: log,
-    sweeper: { intervalMs: 500, reapAfterMs: config.reapAfterMs },
+    sweeper: { intervalMs: 500, reapAfterMs: config.reapAfterMs, reapGraceMs: config.staleAfterMs },
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    metricsPublic: config.metricsPublic,
+    maxWatchers: config.maxWatchers,
   });
 
   if (config.hostReason) log.warn(config.hostReason);
-  if (!config.authToken) log.warn('authentication is off: anyone who can reach this port can change the registry');
+  if (!tokens.enabled) log.warn('authentication is off: anyone who can reach this port can change the registry');
+  if (config.tokensFile) {
+    // Rotating tokens must not drop the connections of every watcher and blocking query.
+    process.on('SIGHUP', () => {
+      try {
+        tokens.replace(readTokensFile(config.tokensFile!));
+        log.info({ tokens: tokens.names }, 'reloaded the tokens file');
+      } catch (error) {
+        log.error({ err: error }, 'kept the previous tokens: the tokens file could not be reloaded');
+      }
+    });
+  }
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
@@ -42,7 +65,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     {
       port,
       host: config.host,
-      db: config.db,
+      db: config.databaseUrl === undefined ? config.db : redactDatabaseUrl(config.databaseUrl),
       staleAfter: formatDuration(config.staleAfterMs),
       reapAfter: config.reapAfterMs === undefined ? 'never' : formatDuration(config.reapAfterMs),
       version: VERSION,

@@ -5,6 +5,11 @@ export interface SweeperOptions {
   /** How often to look; half a second keeps "stale" events within about a second of the threshold. */
   intervalMs: number;
   reapAfterMs?: number;
+  /**
+   * No reaping this long after start. After an outage every VM looks long dead; they get one
+   * stale window to heartbeat again before anything is removed for the registry's own absence.
+   */
+  reapGraceMs?: number;
 }
 
 /**
@@ -13,12 +18,14 @@ export interface SweeperOptions {
  */
 export function startSweeper(store: RegistryStore, options: SweeperOptions, log?: FastifyBaseLogger): { stop(): void } {
   let running = false;
+  const reapFrom = performance.now() + (options.reapGraceMs ?? 0);
   const timer = setInterval(async () => {
     if (running) return;
     running = true;
     try {
+      const reapAfterMs = performance.now() >= reapFrom ? options.reapAfterMs : undefined;
       // A full page means more are due: go again at once rather than a tick later.
-      while ((await store.sweep({ reapAfterMs: options.reapAfterMs })) >= 1000);
+      while ((await store.sweep({ reapAfterMs })) >= 1000);
     } catch (error) {
       log?.warn({ err: error }, 'sweep failed; trying again at the next tick');
     } finally {

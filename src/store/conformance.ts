@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ManualClock } from '../domain/clock.js';
-import { ConflictError, GoneError, NotFoundError, PreconditionFailedError } from '../domain/errors.js';
+import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../domain/errors.js';
 import type { VmFields } from '../domain/vm.js';
 import { discoverFilter, listFilter, type RegistryStore } from './store.js';
 
@@ -362,6 +362,37 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         await advance(STALE_AFTER_MS + 1);
         assert.equal(await store.sweep({ limit: 3 }), 3);
         assert.equal(await store.sweep({ limit: 3 }), 2);
+      });
+    });
+
+    describe('ownership', () => {
+      it('remembers the token that registered a VM, and only that token may change it', async () => {
+        const vm = await store.register(aVm({ owner: 'pool-a' }));
+        assert.equal(vm.owner, 'pool-a');
+        assert.equal((await store.get('vm-1'))?.owner, 'pool-a');
+        await assert.rejects(store.update('vm-1', { name: 'x' }, { owner: 'pool-b' }), ForbiddenError);
+        await assert.rejects(store.heartbeat('vm-1', { owner: 'pool-b' }), ForbiddenError);
+        await assert.rejects(store.put(aVm({ name: 'x' }), { owner: 'pool-b' }), ForbiddenError);
+        await assert.rejects(store.deregister('vm-1', { owner: 'pool-b' }), ForbiddenError);
+        assert.deepEqual(await store.get('vm-1'), vm, 'refused changes change nothing');
+        await store.heartbeat('vm-1', { owner: 'pool-a' });
+        assert.equal((await store.update('vm-1', { name: 'mine' }, { owner: 'pool-a' })).name, 'mine');
+        await assert.rejects(store.heartbeat('nobody', { owner: 'pool-a' }), NotFoundError);
+      });
+
+      it('a VM registered without a token belongs to no scoped token; a replacement keeps the owner', async () => {
+        await store.register(aVm({ id: 'admins' }));
+        await assert.rejects(store.update('admins', { name: 'x' }, { owner: 'pool-a' }), ForbiddenError);
+        await store.register(aVm({ owner: 'pool-a' }));
+        const { vm } = await store.put(aVm({ name: 'replaced by an admin' }));
+        assert.equal(vm.owner, 'pool-a');
+      });
+
+      it('events never carry the owner', async () => {
+        const start = await store.revision();
+        await store.register(aVm({ owner: 'pool-a' }));
+        const [event] = await store.eventsSince(start);
+        assert.equal('owner' in event.vm, false);
       });
     });
 

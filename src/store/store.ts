@@ -17,6 +17,8 @@ export interface Listing {
 export interface WriteOptions {
   /** Only write if the VM's current revision is this one (HTTP If-Match). */
   ifRevision?: number;
+  /** Only write if the VM was registered by this token (a write-scoped caller); else ForbiddenError. */
+  owner?: string;
 }
 
 /** An entry carried over from another registry, with its own timestamps (ms since the epoch). */
@@ -67,7 +69,7 @@ export interface RegistryStore {
   readonly staleAfterMs: number;
   /** Creates the entry; ConflictError if the id exists. */
   register(vm: VmFields): Promise<VmRecord>;
-  /** Creates or replaces the entry, keeping registeredAt of a replaced one. */
+  /** Creates or replaces the entry, keeping registeredAt and the owner of a replaced one. */
   put(vm: VmFields, options?: WriteOptions): Promise<{ vm: VmRecord; created: boolean }>;
   get(id: string): Promise<VmRecord | undefined>;
   /** Newest registration first, then by id. Filters apply exactly as given (see listFilter). */
@@ -85,7 +87,7 @@ export interface RegistryStore {
    * Refreshes lastSeen; NotFoundError for an unknown id. No revision, unless the VM had been
    * announced stale: then it is recovered, which is a change like any other.
    */
-  heartbeat(id: string): Promise<Heartbeat>;
+  heartbeat(id: string, options?: Pick<WriteOptions, 'owner'>): Promise<Heartbeat>;
   /**
    * Announces VMs that crossed the stale threshold (event "stale") and removes those stale
    * for longer than reapAfterMs ("reaped"). Answers how many events it wrote.

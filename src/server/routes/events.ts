@@ -4,6 +4,7 @@ import { ErrorSchema, RoleSchema, VmIdSchema } from '../../domain/schemas.js';
 import type { RegistryStore } from '../../store/store.js';
 import type { ChangeFeed } from '../change-feed.js';
 import { EventStream } from '../event-stream.js';
+import { callerKey } from '../caller-key.js';
 import { BadRequestError } from '../http-errors.js';
 import { RevisionSchema } from '../revision-query.js';
 
@@ -12,6 +13,8 @@ export interface EventRoutesOptions {
   feed: ChangeFeed;
   /** How often an idle stream gets a comment line, so that proxies keep it open. */
   keepAliveMs: number;
+  /** Open streams one caller may hold; a runaway watcher loop must not exhaust the server. */
+  maxWatchers: number;
 }
 
 export const EventsQuerySchema = Type.Object({
@@ -35,8 +38,9 @@ function resumeFrom(since: string | undefined, lastEventId: string | string[] | 
  * GET /registry/events: the change feed as Server-Sent Events. Resume with Last-Event-ID
  * (what EventSource sends by itself) or ?since=; filter with ?role= and ?id=.
  */
-export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, { store, feed, keepAliveMs }) => {
+export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, { store, feed, keepAliveMs, maxWatchers }) => {
   const streams = new Set<EventStream>();
+  const perCaller = new Map<string, number>();
   const keepAlive = setInterval(() => {
     for (const stream of streams) stream.comment('keep-alive');
   }, keepAliveMs);
@@ -50,20 +54,34 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   app.get(
     '/events',
     {
+      config: { scope: 'read' },
       schema: {
         summary: 'Watch changes as Server-Sent Events',
         querystring: EventsQuerySchema,
-        response: { 400: ErrorSchema, 410: ErrorSchema },
+        response: { 400: ErrorSchema, 410: ErrorSchema, 429: ErrorSchema },
       },
     },
     async (request, reply) => {
       const since = resumeFrom(request.query.since, request.headers['last-event-id']);
+      const caller = callerKey(request);
+      const open = perCaller.get(caller) ?? 0;
+      if (open >= maxWatchers) {
+        return reply.code(429).header('retry-after', '5').send({
+          error: `${caller} already holds ${open} open event streams, the most allowed (REGISTRY_MAX_WATCHERS); close some first`,
+        });
+      }
       const { stream, backlog } = await EventStream.open(store, feed, {
         since,
         filter: { role: request.query.role, id: request.query.id },
-        onEnd: (ended) => streams.delete(ended),
+        onEnd: (ended) => {
+          streams.delete(ended);
+          const left = (perCaller.get(caller) ?? 1) - 1;
+          if (left === 0) perCaller.delete(caller);
+          else perCaller.set(caller, left);
+        },
       });
       streams.add(stream);
+      perCaller.set(caller, open + 1);
       reply.hijack();
       await stream.attach(reply.raw, store, backlog);
     },

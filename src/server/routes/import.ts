@@ -47,6 +47,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = asyn
   app.post(
     '/import',
     {
+      config: { scope: 'admin' },
       bodyLimit: IMPORT_LIMITS.bodyBytes,
       schema: {
         summary: 'Import full entries, keeping registeredAt and lastSeen',

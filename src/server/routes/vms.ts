@@ -15,6 +15,7 @@ import {
 } from '../../domain/schemas.js';
 import { normaliseRegistration, normaliseUpdate } from '../../domain/vm.js';
 import { discoverFilter, listFilter, type Listing, type RegistryStore } from '../../store/store.js';
+import { ownerRestriction } from '../auth.js';
 import type { ChangeFeed } from '../change-feed.js';
 import { BadRequestError } from '../http-errors.js';
 import { etag, parseIfMatch } from '../if-match.js';
@@ -28,7 +29,9 @@ export interface VmRoutesOptions {
 const ListWithIndexSchema = Type.Object({ ...ListQuerySchema.properties, ...BlockingQuerySchema });
 const DiscoverQuerySchema = Type.Object(BlockingQuerySchema);
 
-const errors = { 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 412: ErrorSchema };
+const errors = { 400: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 412: ErrorSchema };
+const read = { scope: 'read' as const };
+const write = { scope: 'write' as const };
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) });
 
 /** The seed's /registry endpoints plus PUT. Mounted under /registry. */
@@ -38,9 +41,9 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
 
   app.post(
     '/vms',
-    { schema: { summary: 'Register a VM', body: RegistrationSchema, response: { 201: VmSchema, ...errors } } },
+    { config: write, schema: { summary: 'Register a VM', body: RegistrationSchema, response: { 201: VmSchema, ...errors } } },
     async (request, reply) => {
-      const vm = await store.register(normaliseRegistration(request.body));
+      const vm = await store.register({ ...normaliseRegistration(request.body), owner: request.principal?.name });
       return reply.code(201).header('etag', etag(vm.revision)).send(vm);
     },
   );
@@ -48,6 +51,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
   app.put(
     '/vms/:id',
     {
+      config: write,
       schema: {
         summary: 'Register or replace a VM (idempotent)',
         params: VmIdParamsSchema,
@@ -62,7 +66,10 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
         throw new BadRequestError(`body id "${request.body.id}" does not match the id in the path "${id}"`);
       }
       const ifRevision = parseIfMatch(request.headers['if-match']);
-      const { vm, created } = await store.put(normaliseRegistration({ ...request.body, id }), { ifRevision });
+      const { vm, created } = await store.put(
+        { ...normaliseRegistration({ ...request.body, id }), owner: request.principal?.name },
+        { ifRevision, owner: ownerRestriction(request) },
+      );
       return reply.code(created ? 201 : 200).header('etag', etag(vm.revision)).send(vm);
     },
   );
@@ -70,6 +77,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
   app.get(
     '/vms',
     {
+      config: read,
       schema: {
         summary: 'List VMs (a blocking query with ?index=&wait=)',
         querystring: ListWithIndexSchema,
@@ -86,7 +94,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
 
   app.get(
     '/vms/:id',
-    { schema: { summary: 'Get one VM', params: VmIdParamsSchema, response: { 200: VmSchema, ...errors } } },
+    { config: read, schema: { summary: 'Get one VM', params: VmIdParamsSchema, response: { 200: VmSchema, ...errors } } },
     async (request, reply) => {
       const vm = await store.get(request.params.id);
       if (!vm) return reply.code(404).send({ error: `VM "${request.params.id}" is not registered` });
@@ -97,6 +105,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
   app.patch(
     '/vms/:id',
     {
+      config: write,
       schema: {
         summary: 'Update name, status, address, services or metadata',
         params: VmIdParamsSchema,
@@ -107,7 +116,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
     },
     async (request, reply) => {
       const ifRevision = parseIfMatch(request.headers['if-match']);
-      const vm = await store.update(request.params.id, normaliseUpdate(request.body), { ifRevision });
+      const vm = await store.update(request.params.id, normaliseUpdate(request.body), { ifRevision, owner: ownerRestriction(request) });
       return reply.header('etag', etag(vm.revision)).send(vm);
     },
   );
@@ -115,6 +124,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
   app.delete(
     '/vms/:id',
     {
+      config: write,
       schema: {
         summary: 'Deregister a VM',
         params: VmIdParamsSchema,
@@ -124,20 +134,24 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
     },
     async (request) => {
       const ifRevision = parseIfMatch(request.headers['if-match']);
-      const vm = await store.deregister(request.params.id, { ifRevision });
+      const vm = await store.deregister(request.params.id, { ifRevision, owner: ownerRestriction(request) });
       return { deleted: true as const, id: vm.id };
     },
   );
 
   app.post(
     '/vms/:id/heartbeat',
-    { schema: { summary: 'Heartbeat: refresh lastSeen', params: VmIdParamsSchema, response: { 200: HeartbeatSchema, ...errors } } },
-    async (request) => store.heartbeat(request.params.id),
+    {
+      config: write,
+      schema: { summary: 'Heartbeat: refresh lastSeen', params: VmIdParamsSchema, response: { 200: HeartbeatSchema, ...errors } },
+    },
+    async (request) => store.heartbeat(request.params.id, { owner: ownerRestriction(request) }),
   );
 
   app.get(
     '/discover/:role',
     {
+      config: read,
       schema: {
         summary: 'Discover running, non-stale VMs of a role (a blocking query with ?index=&wait=)',
         params: RoleParamsSchema,

@@ -16,6 +16,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     registered_at INTEGER NOT NULL,
     last_seen     INTEGER NOT NULL,
     revision      INTEGER NOT NULL,
+    owner         TEXT,
     -- 1 once the sweeper has announced the VM stale, so that it is announced once and its
     -- next heartbeat knows to announce the recovery.
     stale_announced INTEGER NOT NULL DEFAULT 0

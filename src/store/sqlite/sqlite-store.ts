@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../domain/clock.js';
-import { ConflictError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
+import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas.js';
 import type { VmFields, VmRecord } from '../../domain/vm.js';
 import type {
@@ -44,6 +44,7 @@ interface VmRow {
   last_seen: number;
   revision: number;
   stale_announced: 0 | 1;
+  owner: string | null;
 }
 
 interface EventRow {
@@ -70,7 +71,11 @@ function toVm(row: VmRow): Vm {
   };
 }
 
-const toRecord = (row: VmRow): VmRecord => ({ ...toVm(row), revision: row.revision });
+const toRecord = (row: VmRow): VmRecord => ({
+  ...toVm(row),
+  ...(row.owner !== null && { owner: row.owner }),
+  revision: row.revision,
+});
 
 const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
 
@@ -138,8 +143,8 @@ export class SqliteStore implements RegistryStore {
     this.sql = {
       get: db.prepare<[string], VmRow>('SELECT * FROM vms WHERE id = ?'),
       insert: db.prepare(
-        `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision, stale_announced)
-         VALUES (@id, @name, @role, @status, @address, @registered_by, @services, @metadata, @registered_at, @last_seen, @revision, @stale_announced)`,
+        `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision, stale_announced, owner)
+         VALUES (@id, @name, @role, @status, @address, @registered_by, @services, @metadata, @registered_at, @last_seen, @revision, @stale_announced, @owner)`,
       ),
       replace: db.prepare(
         `UPDATE vms SET name = @name, role = @role, status = @status, address = @address, registered_by = @registered_by,
@@ -147,8 +152,8 @@ export class SqliteStore implements RegistryStore {
          stale_announced = @stale_announced WHERE id = @id`,
       ),
       remove: db.prepare('DELETE FROM vms WHERE id = ?'),
-      heartbeat: db.prepare<[number, string], { stale_announced: number }>(
-        'UPDATE vms SET last_seen = ? WHERE id = ? RETURNING stale_announced',
+      heartbeat: db.prepare<{ now: number; id: string; owner: string | null }, { stale_announced: number }>(
+        'UPDATE vms SET last_seen = @now WHERE id = @id AND (@owner IS NULL OR owner = @owner) RETURNING stale_announced',
       ),
       newlyStale: db.prepare<[number, number], VmRow>(
         `SELECT * FROM vms WHERE status = 'running' AND stale_announced = 0 AND last_seen < ? ORDER BY last_seen LIMIT ?`,
@@ -187,7 +192,12 @@ export class SqliteStore implements RegistryStore {
       this.checkPrecondition(current, options);
       const now = this.clock.now();
       const revision = this.bump();
-      const row: VmRow = { ...this.toRow(vm, revision), registered_at: current.registered_at, last_seen: now };
+      const row: VmRow = {
+        ...this.toRow(vm, revision),
+        registered_at: current.registered_at,
+        last_seen: now,
+        owner: current.owner,
+      };
       this.sql.replace.run(row);
       return { vm: this.record(row, 'updated', now), created: false };
     });
@@ -264,11 +274,14 @@ export class SqliteStore implements RegistryStore {
     });
   }
 
-  async heartbeat(id: string): Promise<Heartbeat> {
+  async heartbeat(id: string, options: Pick<WriteOptions, 'owner'> = {}): Promise<Heartbeat> {
     const now = this.clock.now();
     // The hot path is one statement; only a VM the sweeper announced stale needs a transaction.
-    const beat = this.sql.heartbeat.get(now, id);
-    if (!beat) throw new NotFoundError(id);
+    const beat = this.sql.heartbeat.get({ now, id, owner: options.owner ?? null });
+    if (!beat) {
+      if (options.owner !== undefined && this.sql.get.get(id)) throw new ForbiddenError(id, options.owner);
+      throw new NotFoundError(id);
+    }
     if (beat.stale_announced === 1) {
       this.write(() => {
         const current = this.sql.get.get(id);
@@ -367,6 +380,7 @@ export class SqliteStore implements RegistryStore {
       metadata: json(vm.metadata),
       revision,
       stale_announced: 0,
+      owner: vm.owner ?? null,
     };
   }
 
@@ -382,6 +396,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   private checkPrecondition(current: VmRow, options: WriteOptions): void {
+    if (options.owner !== undefined && current.owner !== options.owner) throw new ForbiddenError(current.id, options.owner);
     if (options.ifRevision !== undefined && options.ifRevision !== current.revision) {
       throw new PreconditionFailedError(current.id, options.ifRevision, current.revision);
     }

@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startServer, tempDir, type ServerProcess } from '../test/support/server-process.js';
+
+/** Our server as `vm-registry serve` runs it, over a SQLite file in a temporary directory. */
+export interface Registry {
+  server: ServerProcess;
+  /** Stops the server cleanly and starts it again over the same file; ms until it listened. */
+  restart(): Promise<number>;
+  /** Stops the server and deletes the database. */
+  dispose(): Promise<void>;
+}
+
+export async function startRegistry(profileDir?: string): Promise<Registry> {
+  const dir = tempDir('vm-registry-bench-');
+  const start = () =>
+    startServer({
+      env: {
+        REGISTRY_DB: join(dir.path, 'registry.db'),
+        // Loopback, open, and no self-registration: a second infra VM would break discover-one.
+        HOST: '127.0.0.1',
+        VERS_AUTH_TOKEN: undefined,
+        VERS_VM_ID: undefined,
+        // A 100k run lasts longer than the default 5 minutes: preloaded VMs must not turn
+        // stale halfway and shrink what discover and list return.
+        REGISTRY_STALE_AFTER: '24h',
+        // The load generator is one address driving tens of thousands of requests a second and
+        // a thousand watchers. The limiter stays on, so that its cost is measured, with a
+        // budget the run never spends.
+        REGISTRY_RATE_LIMIT: '1000000000',
+        REGISTRY_MAX_WATCHERS: '100000',
+        // What an operator runs with: the cost of logging is part of what is measured.
+        LOG_LEVEL: 'info',
+      },
+      nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+      timeout: 120_000,
+    });
+  const registry: Registry = {
+    server: await start(),
+    async restart() {
+      await registry.server.stop();
+      const began = performance.now();
+      registry.server = await start();
+      return performance.now() - began;
+    },
+    async dispose() {
+      // SIGTERM first: the server writes its CPU profile on a clean exit. SIGKILL if draining
+      // in-flight requests takes longer than a benchmark should wait.
+      await Promise.race([registry.server.stop(), sleep(30_000, undefined, { ref: false })]);
+      await registry.server.kill();
+      dir.remove();
+    },
+  };
+  return registry;
+}
+
+/** Resident memory of a process in MB from /proc (Linux): VmRSS now, VmHWM the peak so far. */
+export function residentMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number | undefined {
+  try {
+    const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? undefined : Math.round(Number(kb) / 1024);
+  } catch {
+    return undefined;
+  }
+}

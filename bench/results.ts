@@ -1,0 +1,56 @@
+import type { RunResult } from './load.js';
+import type { Machine } from './machine.js';
+import type { BenchOptions } from './options.js';
+import type { PreloadResult } from './preload.js';
+import type { Target } from './scenarios.js';
+
+/** A contender's runs folded into one line of the table. */
+export interface Summary {
+  /** Means over the runs: with ceiling and ours alternating, drift lands on both. */
+  rps: number;
+  p50: number;
+  p99: number;
+  failed: number;
+}
+
+export interface ScenarioResult {
+  name: string;
+  what: string;
+  target: Target;
+  /** Why it was not measured; the other fields are then absent. */
+  skipped?: string;
+  runs?: { ceiling: RunResult[]; ours: RunResult[] };
+  ceiling?: Summary;
+  ours?: Summary;
+  /** ours.rps / ceiling.rps */
+  ratio?: number;
+  met?: boolean;
+}
+
+/** The JSON written to bench/results/<timestamp>.json; `format` changes when fields do. */
+export interface BenchResults {
+  format: 1;
+  startedAt: string;
+  machine: Machine;
+  options: Omit<BenchOptions, 'out'>;
+  preload: PreloadResult;
+  /** Our server's resident memory in MB: empty, after the preload, after the scenarios, and its peak. */
+  rssMb: { empty?: number; preloaded?: number; afterScenarios?: number; peak?: number };
+  restart: { listeningMs: number; firstDiscoverMs: number; vms: number };
+  scenarios: ScenarioResult[];
+}
+
+const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
+
+export function summarize(runs: RunResult[]): Summary {
+  return {
+    rps: mean(runs.map((r) => r.rps)),
+    p50: mean(runs.map((r) => r.p50)),
+    p99: mean(runs.map((r) => r.p99)),
+    failed: runs.reduce((sum, r) => sum + r.failed, 0),
+  };
+}
+
+export function judge(target: Target, ours: Summary, ratio: number): boolean {
+  return 'minRatio' in target ? ratio >= target.minRatio : ours.p99 <= target.maxP99Ms;
+}

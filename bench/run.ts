@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: our server against the bare node:http ceiling, scenario by scenario,
+ * at one registry size. See bench/options.ts for the flags and docs/performance.md for
+ * what the figures mean.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cannedAnswer, startCeiling, type CannedAnswer } from './ceiling.js';
+import { ONE_MATCH_ROLE, vmId } from './fixtures.js';
+import { closeConnections, send } from './http.js';
+import { drive, type RunResult } from './load.js';
+import { describeMachine } from './machine.js';
+import { parseOptions, USAGE, type BenchOptions } from './options.js';
+import { preload } from './preload.js';
+import { residentMb, startRegistry, type Registry } from './registry.js';
+import { judge, summarize, type BenchResults, type ScenarioResult } from './results.js';
+import { scenarios, type HttpScenario, type Scenario, type SseScenario } from './scenarios.js';
+import { fanOut, probeEvents } from './sse.js';
+import { formatResults } from './table.js';
+
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+const fmt = (r: RunResult) => `${Math.round(r.rps)} rps, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, ${r.failed} failed`;
+
+type Measure = (url: string, seconds: number) => Promise<RunResult>;
+
+/**
+ * Waits until our server has answered everything a run left in flight: requests still being
+ * worked on when autocannon stops would otherwise steal the CPU from the next run, whichever
+ * contender that is. A GET /health queued behind them is answered once they are done.
+ */
+async function settle(ours: string): Promise<void> {
+  const answer = await send(`${ours}/health`, 'GET', undefined, 600_000);
+  if (answer.status !== 200) throw new Error(`GET /health answered ${answer.status} between runs`);
+}
+
+/** Warms both up, then runs ceiling, ours, ceiling, ours, … so drift of the machine lands on both. */
+async function alternate(name: string, canned: CannedAnswer, ours: string, measure: Measure, options: BenchOptions) {
+  const ceiling = await startCeiling(canned);
+  const measureSettled = async (url: string, seconds: number) => {
+    await settle(ours);
+    return measure(url, seconds);
+  };
+  try {
+    if (options.warmup > 0) {
+      await measureSettled(ceiling.url, options.warmup);
+      await measureSettled(ours, options.warmup);
+    }
+    const runs = { ceiling: [] as RunResult[], ours: [] as RunResult[] };
+    for (let i = 1; i <= options.runs; i++) {
+      for (const [contender, url] of [['ceiling', ceiling.url], ['ours', ours]] as const) {
+        const result = await measureSettled(url, options.duration);
+        runs[contender].push(result);
+        progress(`  ${name.padEnd(13)} ${contender.padEnd(7)} run ${i}: ${fmt(result)}`);
+      }
+    }
+    return runs;
+  } finally {
+    await ceiling.stop();
+    await settle(ours);
+  }
+}
+
+function scored(scenario: Scenario, runs: { ceiling: RunResult[]; ours: RunResult[] }): ScenarioResult {
+  const ceiling = summarize(runs.ceiling);
+  const ours = summarize(runs.ours);
+  const ratio = ours.rps / ceiling.rps;
+  return { name: scenario.name, what: scenario.what, target: scenario.target, runs, ceiling, ours, ratio, met: judge(scenario.target, ours, ratio) };
+}
+
+async function measureHttp(scenario: HttpScenario, url: string, options: BenchOptions): Promise<ScenarioResult> {
+  // The bytes the ceiling will send: one real answer of ours to this scenario's request.
+  const { method, path, body } = scenario.next();
+  const answer = await send(`${url}${path}`, method, body);
+  if (answer.status !== scenario.expectStatus) {
+    throw new Error(`${scenario.name}: ${method} ${path} answered ${answer.status}, expected ${scenario.expectStatus}: ${answer.body.toString().slice(0, 300)}`);
+  }
+  const measure: Measure = (target, seconds) => drive(target, scenario, seconds, options.connections);
+  return scored(scenario, await alternate(scenario.name, cannedAnswer(answer), url, measure, options));
+}
+
+async function measureSse(scenario: SseScenario, url: string, options: BenchOptions): Promise<ScenarioResult> {
+  const vmPath = `/registry/vms/${vmId(options.n - 1)}`;
+  const probe = await probeEvents(url, `${url}${vmPath}`);
+  if ('skip' in probe) {
+    progress(`  ${scenario.name}: skipped, ${probe.skip}`);
+    return { name: scenario.name, what: scenario.what, target: scenario.target, skipped: probe.skip };
+  }
+  const measure: Measure = (target, seconds) => fanOut(target, vmPath, scenario.watchers, seconds);
+  return scored(scenario, await alternate(scenario.name, cannedAnswer(probe.patch, probe.sse), url, measure, options));
+}
+
+/** A scenario that fails is reported as not measured, with the reason, and the others still run. */
+async function measureScenario(scenario: Scenario, url: string, options: BenchOptions): Promise<ScenarioResult> {
+  try {
+    return await (scenario.kind === 'sse' ? measureSse(scenario, url, options) : measureHttp(scenario, url, options));
+  } catch (error) {
+    const skipped = `failed: ${(error as Error).message}`;
+    progress(`  ${scenario.name}: ${skipped}`);
+    return { name: scenario.name, what: scenario.what, target: scenario.target, skipped };
+  }
+}
+
+/** Restarts over the same file and times the first discover, as an agent recovering would see it. */
+async function timeRestart(registry: Registry, n: number): Promise<BenchResults['restart']> {
+  const listeningMs = await registry.restart();
+  const began = performance.now();
+  const answer = await send(`${registry.server.url}/registry/discover/${ONE_MATCH_ROLE}`, 'GET');
+  if (answer.status !== 200) throw new Error(`discover after restart answered ${answer.status}`);
+  return { listeningMs, firstDiscoverMs: listeningMs + (performance.now() - began), vms: n };
+}
+
+async function bench(options: BenchOptions): Promise<BenchResults> {
+  const startedAt = new Date().toISOString();
+  const machine = describeMachine();
+  progress(`machine: ${machine.cpu}, ${machine.cores} cores; vm-registry ${machine.commit}; N = ${options.n}`);
+  const chosen = scenarios(options.n).filter((s) => options.only.length === 0 || options.only.includes(s.name));
+  const registry = await startRegistry(options.profile);
+  const stopOnSignal = () => void registry.dispose().finally(() => process.exit(130));
+  process.once('SIGINT', stopOnSignal).once('SIGTERM', stopOnSignal);
+  try {
+    const pid = () => registry.server.child.pid!;
+    const rssMb: BenchResults['rssMb'] = { empty: residentMb(pid()) };
+    progress(`preloading ${options.n} VMs with ${options.connections} concurrent registrations…`);
+    const loaded = await preload(registry.server.url, options.n, options.connections);
+    rssMb.preloaded = residentMb(pid());
+    progress(`preloaded in ${loaded.seconds.toFixed(1)} s (${Math.round(loaded.perSecond)}/s); server RSS ${rssMb.preloaded} MB`);
+
+    const results: ScenarioResult[] = [];
+    // Register grows the registry, so it runs last, after the restart has been timed at N.
+    const growing = chosen.filter((s) => s.name === 'register');
+    for (const scenario of chosen.filter((s) => !growing.includes(s))) {
+      results.push(await measureScenario(scenario, registry.server.url, options));
+    }
+    rssMb.afterScenarios = residentMb(pid());
+    rssMb.peak = residentMb(pid(), 'VmHWM');
+    const restart = await timeRestart(registry, options.n);
+    progress(`restart: listening after ${Math.round(restart.listeningMs)} ms, first discover after ${Math.round(restart.firstDiscoverMs)} ms`);
+    for (const scenario of growing) results.push(await measureScenario(scenario, registry.server.url, options));
+
+    const { out: _out, ...recorded } = options;
+    return { format: 1, startedAt, machine, options: recorded, preload: loaded, rssMb, restart, scenarios: results };
+  } finally {
+    process.off('SIGINT', stopOnSignal).off('SIGTERM', stopOnSignal);
+    await registry.dispose();
+    closeConnections();
+  }
+}
+
+const defaultOut = fileURLToPath(new URL('../../bench/results', import.meta.url));
+let options: ReturnType<typeof parseOptions>;
+try {
+  options = parseOptions(process.argv.slice(2), defaultOut);
+} catch (error) {
+  process.stderr.write(`bench: ${(error as Error).message}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+if (options === 'help') {
+  process.stdout.write(`${USAGE}\n`);
+} else {
+  const results = await bench(options);
+  mkdirSync(options.out, { recursive: true });
+  const file = join(options.out, `${results.startedAt.replace(/[:.]/g, '-')}-n${options.n}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`${formatResults(results)}\nresults: ${file}\n`);
+}

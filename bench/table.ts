@@ -1,0 +1,45 @@
+import type { BenchResults, ScenarioResult } from './results.js';
+
+const rps = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1));
+const ms = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1));
+const target = (s: ScenarioResult) => ('minRatio' in s.target ? `≥ ${s.target.minRatio}` : `p99 ≤ ${s.target.maxP99Ms} ms`);
+
+function row(s: ScenarioResult): string[] {
+  if (!s.ceiling || !s.ours || s.ratio === undefined) return [s.name, 'skipped', '', '', '', '', '', target(s), ''];
+  return [
+    s.name,
+    rps(s.ceiling.rps),
+    `${ms(s.ceiling.p50)} / ${ms(s.ceiling.p99)}`,
+    rps(s.ours.rps),
+    `${ms(s.ours.p50)} / ${ms(s.ours.p99)}`,
+    s.ratio.toFixed(2),
+    String(s.ours.failed + s.ceiling.failed),
+    target(s),
+    s.met ? 'met' : 'MISSED',
+  ];
+}
+
+/** The results as a Markdown table (readable in a terminal too), with the figures around it. */
+export function formatResults(results: BenchResults): string {
+  const header = ['scenario', 'ceiling rps', 'ceiling p50 / p99 ms', 'ours rps', 'ours p50 / p99 ms', 'ratio', 'failed', 'target', ''];
+  const rows = [header, ...results.scenarios.map(row)];
+  const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column].length)));
+  const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
+  const { machine, preload, rssMb, restart, options } = results;
+  const skipped = results.scenarios.filter((s) => s.skipped).map((s) => `- ${s.name}: ${s.skipped}`);
+  return [
+    `vm-registry ${machine.commit}, N = ${options.n.toLocaleString('en-US')} VMs, ${options.connections} connections, ` +
+      `${options.runs} × ${options.duration} s per contender, alternating`,
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB, node ${machine.node}, ${machine.platform}`,
+    '',
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.slice(1).map(line),
+    '',
+    ...(skipped.length ? [...skipped, ''] : []),
+    `preload: ${preload.n.toLocaleString('en-US')} registrations in ${preload.seconds.toFixed(1)} s = ${rps(preload.perSecond)}/s`,
+    `server RSS: ${rssMb.empty} MB empty, ${rssMb.preloaded} MB after preload, ${rssMb.afterScenarios} MB after the scenarios (peak ${rssMb.peak} MB)`,
+    `restart with ${restart.vms.toLocaleString('en-US')} VMs on disk: listening after ${Math.round(restart.listeningMs)} ms, ` +
+      `first discover answered after ${Math.round(restart.firstDiscoverMs)} ms`,
+  ].join('\n');
+}

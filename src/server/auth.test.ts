@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { InjectOptions } from 'fastify';
+import { ManualClock } from '../domain/clock.js';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { tempDir } from '../../test/support/server-process.js';
+import { buildApp } from './app.js';
+import { sha256Hex, TokenRegistry, type Scope } from './tokens.js';
+
+const dir = tempDir();
+after(() => dir.remove());
+let databases = 0;
+
+const SECRETS: Record<string, string> = {
+  reader: 'secret-reader',
+  writerA: 'secret-writer-a',
+  writerB: 'secret-writer-b',
+  readWrite: 'secret-read-write',
+  admin: 'secret-admin',
+};
+const SCOPES_OF: Record<string, Scope[]> = {
+  reader: ['read'],
+  writerA: ['write'],
+  writerB: ['write'],
+  readWrite: ['read', 'write'],
+  admin: ['admin'],
+};
+
+const vm = (id: string) => ({ id, name: id, role: 'worker', address: `${id}.vm.vers.sh`, registeredBy: 'auth-test' });
+
+/** A fresh registry where writerA registered vm-a, writerB vm-b, and VERS_AUTH_TOKEN vm-root. */
+async function registry() {
+  const clock = new ManualClock();
+  const store = openSqliteStore({ file: join(dir.path, `auth-${databases++}.db`), clock, staleAfterMs: 300_000 });
+  const tokens = new TokenRegistry(
+    'the-full-token',
+    Object.entries(SECRETS).map(([name, secret]) => ({ name, sha256: sha256Hex(secret), scopes: SCOPES_OF[name] })),
+  );
+  const app = await buildApp({ store, clock, tokens });
+  const as = (who: string | undefined, options: InjectOptions) =>
+    app.inject({
+      ...options,
+      headers: { ...options.headers, ...(who && { authorization: `Bearer ${SECRETS[who] ?? who}` }) },
+    });
+  for (const [who, id] of [['writerA', 'vm-a'], ['writerB', 'vm-b'], ['the-full-token', 'vm-root']]) {
+    const response = await as(who, { method: 'POST', url: '/registry/vms', payload: vm(id) });
+    assert.equal(response.statusCode, 201);
+  }
+  return { app, store, as };
+}
+
+type Case = [route: string, request: InjectOptions];
+const ROUTES = (id: string): Case[] => [
+  ['list', { method: 'GET', url: '/registry/vms' }],
+  ['get', { method: 'GET', url: `/registry/vms/${id}` }],
+  ['discover', { method: 'GET', url: '/registry/discover/worker' }],
+  ['events (bad since, answered before streaming)', { method: 'GET', url: '/registry/events?since=999999' }],
+  ['register', { method: 'POST', url: '/registry/vms', payload: vm('brand-new') }],
+  ['put', { method: 'PUT', url: `/registry/vms/${id}`, payload: { ...vm(id), id: undefined } }],
+  ['patch', { method: 'PATCH', url: `/registry/vms/${id}`, payload: { status: 'paused' } }],
+  ['heartbeat', { method: 'POST', url: `/registry/vms/${id}/heartbeat` }],
+  ['delete', { method: 'DELETE', url: `/registry/vms/${id}` }],
+  ['import', { method: 'POST', url: '/registry/import', payload: { vms: [] } }],
+  ['whoami', { method: 'GET', url: '/registry/whoami' }],
+];
+const READS = new Set(['list', 'get', 'discover', 'events (bad since, answered before streaming)']);
+const OWN_WRITES = new Set(['put', 'patch', 'heartbeat', 'delete']);
+
+/** What each caller should get on each route, for a VM it registered (own) or not. */
+function expected(who: string | undefined, route: string, own: boolean): number[] {
+  if (who === undefined || who === 'unknown-token') return [401];
+  const scopes = who === 'the-full-token' ? ['admin'] : SCOPES_OF[who];
+  const ok = route === 'events (bad since, answered before streaming)' ? [410] : route === 'register' ? [201] : [200];
+  if (route === 'whoami' || scopes.includes('admin')) return ok;
+  if (route === 'import') return [403];
+  if (READS.has(route)) return scopes.includes('read') ? ok : [403];
+  if (!scopes.includes('write')) return [403];
+  if (OWN_WRITES.has(route)) return own ? ok : [403];
+  return ok;
+}
+
+describe('the token matrix: every scope, every route, own VM and another\'s', () => {
+  const callers = [undefined, 'unknown-token', 'reader', 'writerA', 'readWrite', 'admin', 'the-full-token'];
+  for (const who of callers) {
+    for (const own of [true, false]) {
+      if (own && who !== 'writerA') continue;
+      it(`${who ?? 'no token'} on ${own ? 'its own VM' : "another's VM"}`, async () => {
+        for (const [route, request] of ROUTES(own ? 'vm-a' : 'vm-b')) {
+          const { app, store, as } = await registry();
+          const before = await store.list();
+          const response = await as(who, request);
+          assert.ok(
+            expected(who, route, own).includes(response.statusCode),
+            `${who} ${route}: got ${response.statusCode} ${response.body}, expected ${expected(who, route, own)}`,
+          );
+          if (response.statusCode >= 400) {
+            assert.match(JSON.parse(response.body).error, /\S/);
+            assert.deepEqual(await store.list(), before, `${who} ${route}: a refused request changed nothing`);
+          }
+          await app.close();
+          await store.close();
+        }
+      });
+    }
+  }
+
+  it('a write token owns what it registers, through POST and PUT, and nothing else', async () => {
+    const { store, as } = await registry();
+    assert.equal((await as('readWrite', { method: 'PUT', url: '/registry/vms/fresh', payload: { ...vm('fresh'), id: undefined } })).statusCode, 201);
+    assert.equal((await store.get('fresh'))?.owner, 'readWrite');
+    assert.equal((await as('readWrite', { method: 'PATCH', url: '/registry/vms/fresh', payload: { name: 'mine' } })).statusCode, 200);
+    const refused = await as('writerA', { method: 'PATCH', url: '/registry/vms/fresh', payload: { name: 'theirs' } });
+    assert.equal(refused.statusCode, 403);
+    assert.match(JSON.parse(refused.body).error, /token "writerA" may only change VMs it registered/);
+    assert.equal((await as('admin', { method: 'DELETE', url: '/registry/vms/fresh' })).statusCode, 200);
+  });
+
+  it('whoami answers the token name and its scopes', async () => {
+    const { as } = await registry();
+    assert.deepEqual(JSON.parse((await as('readWrite', { method: 'GET', url: '/registry/whoami' })).body), {
+      name: 'readWrite',
+      scopes: ['read', 'write'],
+    });
+    assert.deepEqual(JSON.parse((await as('the-full-token', { method: 'GET', url: '/registry/whoami' })).body).scopes, [
+      'read',
+      'write',
+      'admin',
+    ]);
+  });
+});
+
+describe('rate limiting', () => {
+  it('answers 429 with Retry-After once a caller spends its budget, and counts each token apart', async () => {
+    const clock = new ManualClock();
+    const store = openSqliteStore({ file: join(dir.path, `rate-${databases++}.db`), clock, staleAfterMs: 300_000 });
+    const tokens = new TokenRegistry(undefined, [
+      { name: 'busy', sha256: sha256Hex('busy-secret'), scopes: ['read'] },
+      { name: 'calm', sha256: sha256Hex('calm-secret'), scopes: ['read'] },
+    ]);
+    const app = await buildApp({ store, clock, tokens, rateLimitPerMinute: 5 });
+    const list = (secret: string) => app.inject({ method: 'GET', url: '/registry/vms', headers: { authorization: `Bearer ${secret}` } });
+    for (let i = 0; i < 5; i++) assert.equal((await list('busy-secret')).statusCode, 200);
+    const limited = await list('busy-secret');
+    assert.equal(limited.statusCode, 429);
+    assert.ok(Number(limited.headers['retry-after']) > 0);
+    assert.match(JSON.parse(limited.body).error, /token "busy" sent more than 5 requests in a minute/);
+    assert.equal((await list('calm-secret')).statusCode, 200, 'another token has its own budget');
+    assert.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200, '/health is never limited');
+    await app.close();
+    await store.close();
+  });
+});

@@ -1,0 +1,143 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ChangeFeed } from './change-feed.js';
+import type { FleetCensus } from './fleet-census.js';
+
+const PREFIX = 'vm_registry_';
+
+/** Streams last as long as their watcher stays: their duration says nothing about speed, so the watchers gauge covers them. */
+const STREAMING_ROUTES = new Set(['/registry/events']);
+
+let processRegistry: Registry | undefined;
+
+/**
+ * Node's own metrics (event-loop lag, heap, GC, CPU) describe the process, not one app:
+ * they are collected once per process, however many apps the tests build in it.
+ */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, eventLoopMonitoringPrecision: 10 });
+  }
+  return processRegistry;
+}
+
+export type StoreOperation =
+  | 'register'
+  | 'put'
+  | 'get'
+  | 'list'
+  | 'update'
+  | 'deregister'
+  | 'import'
+  | 'heartbeat'
+  | 'sweep'
+  | 'eventsSince'
+  | 'revision'
+  | 'count';
+
+/**
+ * The Prometheus metrics of one app. Gauges are read at scrape time from the census and the
+ * feed; the hot path (every request, every store call) only observes a number.
+ */
+export class RegistryMetrics {
+  private readonly registry = new Registry();
+  private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  private readonly storeDuration: Histogram<'operation'>;
+  private readonly heartbeats: Counter;
+  private stopListening = () => {};
+
+  constructor() {
+    const registers = [this.registry];
+    this.heartbeats = new Counter({ name: `${PREFIX}heartbeats_total`, help: 'Heartbeats accepted by this server.', registers });
+    this.httpDuration = new Histogram({
+      name: `${PREFIX}http_request_duration_seconds`,
+      help: 'HTTP request duration by route pattern (blocking queries include their wait; event streams are left out).',
+      labelNames: ['method', 'route', 'status_code'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 600],
+      registers,
+    });
+    this.storeDuration = new Histogram({
+      name: `${PREFIX}store_operation_duration_seconds`,
+      help: 'Time spent in each store operation.',
+      labelNames: ['operation'] as const,
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+  }
+
+  /**
+   * Adds what the feed and the census know. A second step, because the feed reads through
+   * the instrumented store, which needs this object first.
+   */
+  follow(feed: ChangeFeed, census: FleetCensus): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: `${PREFIX}vms`,
+      help: 'Registered VMs by role, status and staleness (stale: running without a heartbeat for longer than REGISTRY_STALE_AFTER).',
+      labelNames: ['role', 'status', 'stale'] as const,
+      registers,
+      collect() {
+        for (const line of census.lines()) this.set({ role: line.role, status: line.status, stale: String(line.stale) }, line.count);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}revision`,
+      help: 'Newest registry revision this server has seen; compare across replicas to see one lagging.',
+      registers,
+      collect() {
+        this.set(feed.revision);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}sse_watchers`,
+      help: 'Open event streams (GET /registry/events) on this server.',
+      registers,
+      collect() {
+        this.set(feed.counts.watchers);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}blocking_queries`,
+      help: 'Blocking queries (?index=) waiting on this server.',
+      registers,
+      collect() {
+        this.set(feed.counts.waiting);
+      },
+    });
+    const changes = {
+      registered: new Counter({ name: `${PREFIX}registrations_total`, help: 'VMs registered (POST, PUT of a new id, import), registry-wide.', registers }),
+      deregistered: new Counter({ name: `${PREFIX}deregistrations_total`, help: 'VMs deregistered by a client, registry-wide.', registers }),
+      reaped: new Counter({ name: `${PREFIX}reaps_total`, help: 'Stale VMs deregistered by the reaper, registry-wide.', registers }),
+    };
+    // From the feed, so that every replica reports the same registry-wide totals (aggregate with max, not sum).
+    this.stopListening = feed.observe((event) => {
+      if (event.type in changes) changes[event.type as keyof typeof changes].inc();
+    });
+  }
+
+  /** An onResponse hook. The route pattern, never the raw URL, keeps one series per route rather than one per VM. */
+  readonly observeRequest = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    if (STREAMING_ROUTES.has(route)) return;
+    this.httpDuration.observe({ method: request.method, route, status_code: reply.statusCode }, reply.elapsedTime / 1000);
+  };
+
+  /** Starts timing a store operation; call the answer when it has finished. */
+  timeStore(operation: StoreOperation): () => void {
+    return this.storeDuration.startTimer({ operation });
+  }
+
+  countHeartbeat(): void {
+    this.heartbeats.inc();
+  }
+
+  async render(): Promise<{ contentType: string; text: string }> {
+    const merged = Registry.merge([processMetrics(), this.registry]);
+    return { contentType: merged.contentType, text: await merged.metrics() };
+  }
+
+  close(): void {
+    this.stopListening();
+  }
+}

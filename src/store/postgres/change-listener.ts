@@ -1,0 +1,87 @@
+import pg from 'pg';
+import type { StoreLog } from './postgres-store.js';
+
+/** The channel registry_log() notifies (see the migrations). */
+export const CHANGE_CHANNEL = 'vm_registry_changes';
+
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 2000;
+
+/**
+ * The LISTEN side of change notification: one dedicated connection per process (a pooled one
+ * would be handed to queries). Writes NOTIFY inside their transaction, so every replica hears
+ * of a change once it commits. When the connection is lost it reconnects by itself, and then
+ * tells the listeners once, since changes made while it was away were never announced to it.
+ */
+export class ChangeListener {
+  private client: pg.Client | undefined;
+  private retryMs = RETRY_MIN_MS;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly config: pg.ClientConfig,
+    private readonly notify: () => void,
+    private readonly log: StoreLog | undefined,
+  ) {}
+
+  /** Connects and listens; fails if the database cannot be reached now. */
+  static async start(config: pg.ClientConfig, notify: () => void, log?: StoreLog): Promise<ChangeListener> {
+    const listener = new ChangeListener(config, notify, log);
+    await listener.connect();
+    return listener;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client(this.config);
+    // Without an error listener a lost connection would crash the process.
+    client.on('error', (error) => this.lost(client, error));
+    client.on('end', () => this.lost(client));
+    client.on('notification', () => this.notify());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANGE_CHANNEL}`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.client = client;
+  }
+
+  private lost(client: pg.Client, error?: Error): void {
+    if (this.closed || this.client !== client) return;
+    this.client = undefined;
+    this.log?.warn({ reason: error?.message }, 'lost the PostgreSQL LISTEN connection; watchers on this replica wait until it is back');
+    void client.end().catch(() => undefined);
+    this.retry();
+  }
+
+  private retry(): void {
+    this.timer = setTimeout(async () => {
+      try {
+        await this.connect();
+      } catch {
+        this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+        if (!this.closed) this.retry();
+        return;
+      }
+      if (this.closed) return;
+      this.retryMs = RETRY_MIN_MS;
+      this.log?.info({}, 'PostgreSQL LISTEN connection restored; catching up on changes');
+      this.notify();
+    }, this.retryMs);
+    this.timer.unref();
+  }
+}

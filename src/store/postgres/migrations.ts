@@ -1,0 +1,115 @@
+/**
+ * Schema versions, applied in order and recorded in registry_migrations. Append only:
+ * a released migration is never edited.
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE vms (
+    id            text PRIMARY KEY,
+    name          text NOT NULL,
+    role          text NOT NULL,
+    status        text NOT NULL,
+    address       text NOT NULL,
+    registered_by text NOT NULL,
+    -- json, not jsonb: a client's metadata comes back with its keys in the order it sent them.
+    services      json,
+    metadata      json,
+    registered_at timestamptz NOT NULL,
+    last_seen     timestamptz NOT NULL,
+    revision      bigint NOT NULL,
+    -- The name of the token that registered the VM; kept out of the API document below.
+    owner         text,
+    -- true once the sweeper has announced the VM stale, so that it is announced once and its
+    -- next heartbeat knows to announce the recovery.
+    stale_announced boolean NOT NULL DEFAULT false
+  );
+  CREATE INDEX vms_by_registration ON vms (registered_at DESC, id);
+  CREATE INDEX vms_by_role ON vms (role, registered_at DESC, id);
+  -- The sweeper's two questions, each answered from a small partial index.
+  CREATE INDEX vms_not_yet_stale ON vms (last_seen) WHERE status = 'running' AND NOT stale_announced;
+  CREATE INDEX vms_announced_stale ON vms (last_seen) WHERE stale_announced;
+
+  -- One row whose lock every change takes, in its own transaction, to get the next revision:
+  -- revisions are then handed out in commit order, which a sequence does not promise.
+  CREATE TABLE registry_state (
+    key   text PRIMARY KEY,
+    value bigint NOT NULL
+  );
+  INSERT INTO registry_state (key, value) VALUES ('revision', 0);
+
+  CREATE TABLE events (
+    revision bigint PRIMARY KEY,
+    type     text NOT NULL,
+    at       timestamptz NOT NULL,
+    vm_id    text NOT NULL,
+    vm       json NOT NULL
+  );
+
+  -- The time every statement uses: the database's, so that replicas with skewed clocks agree,
+  -- unless the caller fixes it (tests that move time). Milliseconds are all the API shows.
+  CREATE FUNCTION registry_now(fixed timestamptz) RETURNS timestamptz
+    LANGUAGE sql STABLE
+    AS $$ SELECT coalesce(fixed, date_trunc('milliseconds', statement_timestamp())) $$;
+
+  CREATE FUNCTION registry_iso(t timestamptz) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
+
+  -- A VM as the API shows it, built as text so that absent services and metadata stay absent
+  -- and metadata keeps its key order. Reads and the event log both use it: one mapping.
+  CREATE FUNCTION registry_vm(v vms) RETURNS json
+    LANGUAGE sql STABLE
+    AS $$ SELECT (
+      '{"id":' || to_json(v.id) || ',"name":' || to_json(v.name) || ',"role":' || to_json(v.role)
+      || ',"status":' || to_json(v.status) || ',"address":' || to_json(v.address)
+      || coalesce(',"services":' || v.services::text, '')
+      || coalesce(',"metadata":' || v.metadata::text, '')
+      || ',"registeredBy":' || to_json(v.registered_by)
+      || ',"registeredAt":"' || registry_iso(v.registered_at) || '","lastSeen":"' || registry_iso(v.last_seen) || '"}'
+    )::json $$;
+
+  -- Takes the counter row's lock until the caller's transaction ends.
+  CREATE FUNCTION registry_next_revision() RETURNS bigint
+    LANGUAGE sql VOLATILE
+    AS $$ UPDATE registry_state SET value = value + 1 WHERE key = 'revision' RETURNING value $$;
+
+  -- Appends a change to the event log, trims it to the retention, and wakes every replica's
+  -- LISTEN when the transaction commits. Answers {revision, vm, owner} for the caller.
+  CREATE FUNCTION registry_log(v vms, kind text, rev bigint, at timestamptz, retention bigint) RETURNS json
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+    DECLARE
+      document json := registry_vm(v);
+    BEGIN
+      INSERT INTO events (revision, type, at, vm_id, vm) VALUES (rev, kind, at, v.id, document);
+      DELETE FROM events WHERE revision <= rev - retention;
+      PERFORM pg_notify('vm_registry_changes', '');
+      RETURN json_build_object('revision', rev, 'vm', document, 'owner', v.owner);
+    END $$;
+
+  -- The hot path in one round trip. A lost heartbeat costs nothing, so its commit does not
+  -- wait for the disk; a heartbeat that recovers a stale VM is a change and stays durable.
+  -- Answers lastSeen, or NULL for an unknown id or one the caller (a token name, when not NULL) does not own.
+  CREATE FUNCTION registry_heartbeat(vm_id text, fixed timestamptz, retention bigint, caller text) RETURNS text
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+    DECLARE
+      at timestamptz := registry_now(fixed);
+      was_stale boolean;
+      recovered json;
+    BEGIN
+      UPDATE vms SET last_seen = at WHERE id = vm_id AND (caller IS NULL OR owner = caller)
+        RETURNING stale_announced INTO was_stale;
+      IF NOT FOUND THEN
+        RETURN NULL;
+      END IF;
+      IF was_stale THEN
+        UPDATE vms SET stale_announced = false, revision = registry_next_revision() WHERE id = vm_id
+          RETURNING registry_log(vms, 'recovered', vms.revision, at, retention) INTO STRICT recovered;
+      ELSE
+        PERFORM set_config('synchronous_commit', 'off', true);
+      END IF;
+      RETURN registry_iso(at);
+    END $$;
+  `,
+];

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { BenchResults } from '../bench/results.js';
+import { tempDir } from './support/server-process.js';
+
+const BENCH = fileURLToPath(new URL('../bench/run.js', import.meta.url));
+const out = tempDir('vm-registry-bench-smoke-');
+after(() => out.remove());
+
+const isCount = (value: unknown) => typeof value === 'number' && Number.isFinite(value) && value >= 0;
+
+// Keeps the harness working; what the figures are is for `npm run bench` to show, never for a test to assert.
+it('npm run bench -- --n 1000 --quick produces a well-formed result', { timeout: 180_000 }, async () => {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [BENCH, '--n', '1000', '--quick', '--duration', '0.3', '--warmup', '0', '--out', out.path],
+    { timeout: 170_000, maxBuffer: 16 * 1024 * 1024 },
+  );
+  assert.match(stdout, /\| scenario +\| ceiling rps/);
+
+  const files = readdirSync(out.path);
+  assert.equal(files.length, 1);
+  const results = JSON.parse(readFileSync(join(out.path, files[0]), 'utf8')) as BenchResults;
+  assert.equal(results.format, 1);
+  assert.ok(results.machine.cores > 0 && results.machine.cpu.length > 0);
+  assert.equal(results.preload.n, 1000);
+  assert.ok(isCount(results.preload.perSecond));
+  assert.ok(isCount(results.restart.firstDiscoverMs));
+  assert.deepEqual(
+    results.scenarios.map((s) => s.name).sort(),
+    ['discover-1%', 'discover-one', 'get', 'heartbeat', 'list-running', 'patch', 'register', 'sse-fanout'],
+  );
+  for (const scenario of results.scenarios) {
+    if (scenario.skipped !== undefined) {
+      assert.equal(scenario.name, 'sse-fanout', `only the SSE fan-out may be skipped (${scenario.skipped})`);
+      assert.match(scenario.skipped, /answered 404/, 'and only while its endpoint is missing');
+      continue;
+    }
+    assert.equal(scenario.runs!.ceiling.length, 2, scenario.name);
+    assert.equal(scenario.runs!.ours.length, 2, scenario.name);
+    for (const run of [...scenario.runs!.ceiling, ...scenario.runs!.ours]) {
+      assert.ok([run.rps, run.p50, run.p99, run.ok, run.failed].every(isCount), `${scenario.name}: ${JSON.stringify(run)}`);
+    }
+    assert.ok(isCount(scenario.ratio), scenario.name);
+    assert.equal(typeof scenario.met, 'boolean');
+  }
+});

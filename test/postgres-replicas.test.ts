@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startPostgres, type PostgresCluster } from './support/postgres.js';
+import { runCli, startServer, type ServerProcess } from './support/server-process.js';
+import { Watcher } from './support/watch.js';
+
+let cluster: PostgresCluster;
+before(async () => (cluster = await startPostgres()));
+after(() => cluster?.destroy());
+
+const vm = (id: string, role = 'worker') => ({ id, name: id, role, address: `${id}.vm.vers.sh`, registeredBy: 'replica-test' });
+const json = (method: string, body?: unknown, headers: Record<string, string> = {}) => ({
+  method,
+  ...(body !== undefined && { body: JSON.stringify(body) }),
+  headers: { 'content-type': 'application/json', ...headers },
+});
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const index = async (server: ServerProcess) => Number((await fetch(`${server.url}/registry/vms`)).headers.get('x-registry-index'));
+
+/** Two `vm-registry serve` processes on one fresh database, stopped by the caller's after hook. */
+async function startReplicas(database: string, env: Record<string, string> = {}): Promise<ServerProcess[]> {
+  const url = await cluster.createDatabase(database);
+  return Promise.all([0, 1].map(() => startServer({ env: { DATABASE_URL: url, ...env } })));
+}
+const stopAll = (servers: ServerProcess[] | undefined) => Promise.all((servers ?? []).map((server) => server.stop()));
+
+describe('two replicas on one PostgreSQL database', () => {
+  let a: ServerProcess;
+  let b: ServerProcess;
+  let servers: ServerProcess[];
+  before(async () => ([a, b] = servers = await startReplicas('replicas')));
+  after(async () => {
+    for (const code of await stopAll(servers)) assert.equal(code, 0, 'a graceful stop closes the pool and LISTEN cleanly');
+  });
+
+  it('both report the postgres store as healthy', async () => {
+    for (const server of [a, b]) {
+      const health = await (await fetch(`${server.url}/health`)).json();
+      assert.equal(health.status, 'ok');
+      assert.deepEqual(health.store, { kind: 'postgres', ok: true });
+    }
+  });
+
+  it('a write on one replica is readable on the other at once, preconditions included', async () => {
+    const created = await fetch(`${a.url}/registry/vms`, json('POST', vm('shared-1')));
+    assert.equal(created.status, 201);
+    const onB = await fetch(`${b.url}/registry/vms/shared-1`);
+    assert.deepEqual(await onB.json(), await created.json());
+    assert.equal(onB.headers.get('etag'), created.headers.get('etag'));
+
+    const patched = await fetch(`${b.url}/registry/vms/shared-1`, json('PATCH', { status: 'paused' }, { 'if-match': onB.headers.get('etag')! }));
+    assert.equal(patched.status, 200);
+    const stale = await fetch(`${a.url}/registry/vms/shared-1`, json('PATCH', { name: 'x' }, { 'if-match': created.headers.get('etag')! }));
+    assert.equal(stale.status, 412, 'the ETag from replica a is outdated by the change on b');
+    assert.equal((await (await fetch(`${a.url}/registry/vms/shared-1`)).json()).status, 'paused');
+
+    assert.equal((await fetch(`${b.url}/registry/vms/shared-1`, { method: 'DELETE' })).status, 200);
+    assert.equal((await fetch(`${a.url}/registry/vms/shared-1`)).status, 404);
+  });
+
+  it('watchers on both replicas see every event from both, in revision order, none skipped', async () => {
+    const start = await index(a);
+    const watchers = await Promise.all([a, b].map((server) => Watcher.open(`${server.url}/registry/events?since=${start}`)));
+    const WRITERS = 4;
+    const ROUNDS = 15;
+    await Promise.all(
+      [a, b].flatMap((server, s) =>
+        Array.from({ length: WRITERS }, async (_, w) => {
+          for (let i = 0; i < ROUNDS; i++) {
+            const id = `conc-${s}-${w}-${i}`;
+            assert.equal((await fetch(`${server.url}/registry/vms`, json('POST', vm(id)))).status, 201);
+            // The update goes through the other replica, so each VM's two events cross replicas.
+            const other = server === a ? b : a;
+            assert.equal((await fetch(`${other.url}/registry/vms/${id}`, json('PATCH', { metadata: { i } }))).status, 200);
+          }
+        }),
+      ),
+    );
+    const total = 2 * WRITERS * ROUNDS * 2;
+    const expected = Array.from({ length: total }, (_, i) => start + 1 + i);
+    const [onA, onB] = await Promise.all(watchers.map((watcher) => watcher.until((events) => events.length >= total, 15_000)));
+    await Promise.all(watchers.map((watcher) => watcher.close()));
+    assert.deepEqual(onA.map((e) => e.id), expected);
+    assert.deepEqual(onB.map((e) => e.id), expected);
+    assert.deepEqual(onB.map((e) => `${e.event}:${e.data.vm.id}`), onA.map((e) => `${e.event}:${e.data.vm.id}`));
+  });
+
+  it('a blocking query on one replica answers as soon as the other one writes', async () => {
+    const since = await index(b);
+    const started = Date.now();
+    const blocked = fetch(`${b.url}/registry/discover/infra?index=${since}&wait=20s`);
+    await sleep(300);
+    await fetch(`${a.url}/registry/vms`, json('POST', vm('blocking-1', 'infra')));
+    const answer = await blocked;
+    assert.ok(Date.now() - started < 5000, 'answered on the change, not at the end of the wait');
+    assert.ok(Number(answer.headers.get('x-registry-index')) > since);
+    assert.ok((await answer.json()).vms.some((v: { id: string }) => v.id === 'blocking-1'));
+  });
+});
+
+describe('the sweeper across replicas', () => {
+  let servers: ServerProcess[];
+  after(() => stopAll(servers));
+
+  it('announces stale exactly once, and another replica takes over when the sweeping one is killed', async () => {
+    const [a, b] = (servers = await startReplicas('sweeper', { REGISTRY_STALE_AFTER: '1s' }));
+    const watcher = await Watcher.open(`${b.url}/registry/events?id=mortal`);
+    await fetch(`${a.url}/registry/vms`, json('POST', vm('mortal')));
+    await watcher.until((events) => events.some((e) => e.event === 'stale'), 5000);
+
+    await a.kill();
+    assert.equal((await fetch(`${b.url}/registry/vms/mortal/heartbeat`, { method: 'POST' })).status, 200);
+    await watcher.until((events) => events.some((e) => e.event === 'recovered'));
+    const recovered = Date.now();
+    await watcher.until((events) => events.filter((e) => e.event === 'stale').length === 2, 5000);
+    assert.ok(Date.now() - recovered < 3500, 'the surviving replica announced it within about a second of the threshold');
+    // Both replicas swept while both lived; give any duplicate time to show up.
+    await sleep(1500);
+    await watcher.close();
+    assert.deepEqual(watcher.events.map((e) => e.event), ['registered', 'stale', 'recovered', 'stale']);
+  });
+});
+
+describe('a database outage', () => {
+  let servers: ServerProcess[];
+  after(() => stopAll(servers));
+
+  it('answers 503 with a clear error while the database is down, stays up, and recovers by itself; watchers resume', async () => {
+    const [a, b] = (servers = await startReplicas('outage'));
+    await fetch(`${a.url}/registry/vms`, json('POST', vm('before-outage')));
+    const watchers = await Promise.all([a, b].map((server) => Watcher.open(`${server.url}/registry/events?id=after-outage`)));
+
+    cluster.stop();
+    try {
+      for (const server of [a, b]) {
+        const read = await fetch(`${server.url}/registry/vms/before-outage`);
+        assert.equal(read.status, 503);
+        assert.match((await read.json()).error, /PostgreSQL database is unavailable.*retry/);
+        const write = await fetch(`${server.url}/registry/vms`, json('POST', vm('during-outage')));
+        assert.equal(write.status, 503);
+        const beat = await fetch(`${server.url}/registry/vms/before-outage/heartbeat`, { method: 'POST' });
+        assert.equal(beat.status, 503);
+        const health = await fetch(`${server.url}/health`);
+        assert.equal(health.status, 503);
+        assert.equal((await health.json()).store.ok, false);
+      }
+      await sleep(500);
+      for (const server of [a, b]) assert.equal(server.child.exitCode, null, 'the process stays up');
+    } finally {
+      cluster.start();
+    }
+
+    for (const server of [a, b]) {
+      const deadline = Date.now() + 15_000;
+      while ((await fetch(`${server.url}/health`)).status !== 200) {
+        assert.ok(Date.now() < deadline, 'recovered within 15 s');
+        await sleep(200);
+      }
+      assert.equal((await fetch(`${server.url}/registry/vms/before-outage`)).status, 200);
+    }
+    assert.equal((await fetch(`${b.url}/registry/vms`, json('POST', vm('after-outage')))).status, 201);
+    await Promise.all(watchers.map((watcher) => watcher.until((events) => events.length === 1, 10_000)));
+    await Promise.all(watchers.map((watcher) => watcher.close()));
+    for (const watcher of watchers) assert.deepEqual(watcher.events.map((e) => e.data.vm.id), ['after-outage']);
+  });
+});
+
+describe('starting against PostgreSQL', () => {
+  it('refuses to start when the database cannot be reached, saying which one and why, without the password', async () => {
+    const { code, stdout, stderr } = await runCli(['serve'], {
+      env: { PORT: '0', DATABASE_URL: `postgres://postgres:hunter2@127.0.0.1:1/registry` },
+    });
+    assert.equal(code, 1);
+    const output = stdout + stderr;
+    assert.match(output, /cannot open the PostgreSQL database at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/registry: .*ECONNREFUSED/);
+    assert.doesNotMatch(output, /hunter2/);
+  });
+
+  it('refuses a DATABASE_URL that is not a postgres URL as a usage error', async () => {
+    const { code, stderr } = await runCli(['serve'], { env: { PORT: '0', DATABASE_URL: 'mysql://localhost/registry' } });
+    assert.equal(code, 2);
+    assert.match(stderr, /DATABASE_URL must be a postgres:\/\/ or postgresql:\/\/ URL/);
+  });
+});
