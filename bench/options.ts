@@ -16,6 +16,8 @@ export interface BenchOptions {
   out: string;
   /** Directory for a CPU profile of our server (node --cpu-prof), or undefined. */
   profile?: string;
+  /** Run on a throwaway PostgreSQL cluster instead of SQLite. */
+  pg: boolean;
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -29,6 +31,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --quick              short runs: a smoke test of the harness, not a measurement
   --out <dir>          where the results JSON goes (default bench/results)
   --profile <dir>      run our server under node --cpu-prof and write the profile there
+  --pg                 store on a throwaway PostgreSQL cluster (the machine's PostgreSQL) instead of SQLite
   --help               this text`;
 
 function positive(name: string, text: string | undefined, fallback: number, integer: boolean): number {
@@ -55,6 +58,7 @@ export function parseOptions(args: string[], defaultOut: string): BenchOptions |
       quick: { type: 'boolean' },
       out: { type: 'string' },
       profile: { type: 'string' },
+      pg: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -72,5 +76,6 @@ export function parseOptions(args: string[], defaultOut: string): BenchOptions |
     only: values.only ? values.only.split(',').map((name) => name.trim()) : [],
     out: values.out ?? defaultOut,
     profile: values.profile,
+    pg: values.pg ?? false,
   };
 }

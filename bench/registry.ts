@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startPostgres } from '../test/support/postgres.js';
 import { startServer, tempDir, type ServerProcess } from '../test/support/server-process.js';
 
 /** Our server as `vm-registry serve` runs it, over a SQLite file in a temporary directory. */
@@ -12,12 +13,17 @@ export interface Registry {
   dispose(): Promise<void>;
 }
 
-export async function startRegistry(profileDir?: string): Promise<Registry> {
+export async function startRegistry(profileDir?: string, onPostgres = false): Promise<Registry> {
   const dir = tempDir('vm-registry-bench-');
+  // The same cluster the tests use: on the same two cores, with fsync off, so its figures
+  // are the CPU cost of the database round trips, not of a disk.
+  const cluster = onPostgres ? await startPostgres() : undefined;
+  const databaseUrl = cluster ? await cluster.createDatabase('bench') : undefined;
   const start = () =>
     startServer({
       env: {
         REGISTRY_DB: join(dir.path, 'registry.db'),
+        DATABASE_URL: databaseUrl,
         // Loopback, open, and no self-registration: a second infra VM would break discover-one.
         HOST: '127.0.0.1',
         VERS_AUTH_TOKEN: undefined,
@@ -49,6 +55,7 @@ export async function startRegistry(profileDir?: string): Promise<Registry> {
       // in-flight requests takes longer than a benchmark should wait.
       await Promise.race([registry.server.stop(), sleep(30_000, undefined, { ref: false })]);
       await registry.server.kill();
+      cluster?.destroy();
       dir.remove();
     },
   };

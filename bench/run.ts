@@ -114,9 +114,9 @@ async function timeRestart(registry: Registry, n: number): Promise<BenchResults[
 async function bench(options: BenchOptions): Promise<BenchResults> {
   const startedAt = new Date().toISOString();
   const machine = describeMachine();
-  progress(`machine: ${machine.cpu}, ${machine.cores} cores; vm-registry ${machine.commit}; N = ${options.n}`);
+  progress(`machine: ${machine.cpu}, ${machine.cores} cores; vm-registry ${machine.commit}; N = ${options.n}; store ${options.pg ? 'PostgreSQL' : 'SQLite'}`);
   const chosen = scenarios(options.n).filter((s) => options.only.length === 0 || options.only.includes(s.name));
-  const registry = await startRegistry(options.profile);
+  const registry = await startRegistry(options.profile, options.pg);
   const stopOnSignal = () => void registry.dispose().finally(() => process.exit(130));
   process.once('SIGINT', stopOnSignal).once('SIGTERM', stopOnSignal);
   try {

@@ -96,13 +96,15 @@ async function sample(began: number): Promise<Sample> {
   };
 }
 
+const revision = Number((await send(`${url}/registry/vms?role=golden`, 'GET')).headers['x-registry-index']);
 const began = performance.now();
 const samples: Sample[] = [await sample(began)];
 const load = [
   steady(heartbeatRate, () => void count(send(`${url}/registry/vms/${randomPreloadedId(vms)}/heartbeat`, 'POST'))),
   steady(discoverRate, () => void count(send(`${url}/registry/discover/infra`, 'GET'))),
-  // Blocking queries that time out on their own, so that waiters come and go too.
-  steady(2, () => void count(send(`${url}/registry/discover/lieutenant?index=999999999&wait=3s`, 'GET'))),
+  // Blocking queries at the current revision: heartbeats make none, so each waits its 3 s out
+  // and waiters come and go too.
+  steady(5, () => void count(send(`${url}/registry/discover/lieutenant?index=${revision}&wait=3s`, 'GET'))),
   ...Array.from({ length: watcherCount }, churningWatcher),
 ];
 const sampler = (async () => {
