@@ -25,6 +25,9 @@ export function instrumentStore(store: RegistryStore, metrics: RegistryMetrics):
     put: timed('put', store.put),
     get: timed('get', store.get),
     list: timed('list', store.list),
+    // The fast paths are timed as the operations they stand for.
+    ...(store.listJson && { listJson: timed('list', store.listJson) }),
+    ...(store.getJson && { getJson: timed('get', store.getJson) }),
     update: timed('update', store.update),
     deregister: timed('deregister', store.deregister),
     import: timed('import', store.import),

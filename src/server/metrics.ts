@@ -117,10 +117,12 @@ export class RegistryMetrics {
   }
 
   /** An onResponse hook. The route pattern, never the raw URL, keeps one series per route rather than one per VM. */
-  readonly observeRequest = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  readonly observeRequest = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     const route = request.routeOptions.url ?? 'unmatched';
-    if (STREAMING_ROUTES.has(route)) return;
-    this.httpDuration.observe({ method: request.method, route, status_code: reply.statusCode }, reply.elapsedTime / 1000);
+    if (!STREAMING_ROUTES.has(route)) {
+      this.httpDuration.observe({ method: request.method, route, status_code: reply.statusCode }, reply.elapsedTime / 1000);
+    }
+    done();
   };
 
   /** Starts timing a store operation; call the answer when it has finished. */

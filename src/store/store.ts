@@ -14,6 +14,18 @@ export interface Listing {
   revision: number;
 }
 
+/** A listing as the API's exact answer text: `{"vms":[…],"count":n,"revision":r}`. */
+export interface JsonListing {
+  json: string;
+  revision: number;
+}
+
+/** One VM as the API's exact answer text, with the revision of its last change (its ETag). */
+export interface JsonVm {
+  json: string;
+  revision: number;
+}
+
 export interface WriteOptions {
   /** Only write if the VM's current revision is this one (HTTP If-Match). */
   ifRevision?: number;
@@ -74,6 +86,13 @@ export interface RegistryStore {
   get(id: string): Promise<VmRecord | undefined>;
   /** Newest registration first, then by id. Filters apply exactly as given (see listFilter). */
   list(filter?: ListFilter): Promise<Listing>;
+  /**
+   * Optional fast paths: list and get answered as the response text itself, for a store that
+   * keeps its entries serialized. Same filters and order as list and get; routes fall back to
+   * those when a store has none.
+   */
+  listJson?(filter?: ListFilter): Promise<JsonListing>;
+  getJson?(id: string): Promise<JsonVm | undefined>;
   /** NotFoundError, PreconditionFailedError. Setting status to running refreshes lastSeen. */
   update(id: string, changes: VmUpdate, options?: WriteOptions): Promise<VmRecord>;
   /** Removes the entry and answers its last state. */

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import type { FastifyReply } from 'fastify';
 import {
   DeletedSchema,
   ErrorSchema,
@@ -14,7 +15,7 @@ import {
   VmUpdateSchema,
 } from '../../domain/schemas.js';
 import { normaliseRegistration, normaliseUpdate } from '../../domain/vm.js';
-import { discoverFilter, listFilter, type Listing, type RegistryStore } from '../../store/store.js';
+import { discoverFilter, listFilter, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
 import { ownerRestriction } from '../auth.js';
 import type { ChangeFeed } from '../change-feed.js';
 import { BadRequestError } from '../http-errors.js';
@@ -32,12 +33,25 @@ const DiscoverQuerySchema = Type.Object(BlockingQuerySchema);
 const errors = { 400: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 412: ErrorSchema };
 const read = { scope: 'read' as const };
 const write = { scope: 'write' as const };
+/**
+ * Sends text a store prepared as the exact answer (see RegistryStore.listJson): Fastify sends
+ * a string with a JSON content type as it is, skipping the schema serializer.
+ */
+const sendText = (reply: FastifyReply, json: string) => reply.type('application/json; charset=utf-8').send(json);
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) });
 
 /** The seed's /registry endpoints plus PUT. Mounted under /registry. */
 export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed }) => {
   const revision = () => store.revision();
   const listing = ({ vms, revision }: Listing) => ({ vms, count: vms.length, revision });
+  const sendListing = async (reply: FastifyReply, filter: ListFilter) => {
+    if (store.listJson) {
+      const { json, revision } = await store.listJson(filter);
+      return sendText(reply.header('x-registry-index', revision), json);
+    }
+    const result = await store.list(filter);
+    return reply.header('x-registry-index', result.revision).send(listing(result));
+  };
 
   app.post(
     '/vms',
@@ -87,8 +101,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
     async (request, reply) => {
       const { role, status, stale } = request.query;
       await waitForIndex(feed, request.query, reply, revision);
-      const result = await store.list(listFilter({ role, status, stale: stale === undefined ? undefined : stale === 'true' }));
-      return reply.header('x-registry-index', result.revision).send(listing(result));
+      return sendListing(reply, listFilter({ role, status, stale: stale === undefined ? undefined : stale === 'true' }));
     },
   );
 
@@ -96,9 +109,10 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
     '/vms/:id',
     { config: read, schema: { summary: 'Get one VM', params: VmIdParamsSchema, response: { 200: VmSchema, ...errors } } },
     async (request, reply) => {
-      const vm = await store.get(request.params.id);
+      const vm = store.getJson ? await store.getJson(request.params.id) : await store.get(request.params.id);
       if (!vm) return reply.code(404).send({ error: `VM "${request.params.id}" is not registered` });
-      return reply.header('etag', etag(vm.revision)).send(vm);
+      reply.header('etag', etag(vm.revision));
+      return 'json' in vm ? sendText(reply, vm.json) : reply.send(vm);
     },
   );
 
@@ -161,8 +175,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
     },
     async (request, reply) => {
       await waitForIndex(feed, request.query, reply, revision);
-      const result = await store.list(discoverFilter(request.params.role));
-      return reply.header('x-registry-index', result.revision).send(listing(result));
+      return sendListing(reply, discoverFilter(request.params.role));
     },
   );
 };

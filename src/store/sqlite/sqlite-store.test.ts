@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import build from 'fast-json-stringify';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ManualClock } from '../../domain/clock.js';
+import { VmListSchema, VmSchema } from '../../domain/schemas.js';
+import { discoverFilter } from '../store.js';
 import { tempDir } from '../../../test/support/server-process.js';
 import { aVm, registryStoreConformance } from '../conformance.js';
 import { openSqliteStore, StoreOpenError } from './sqlite-store.js';
@@ -41,5 +45,97 @@ describe('SQLite store files', () => {
     const blocker = join(dir.path, 'a-file');
     writeFileSync(blocker, '');
     assert.throws(() => open(join(blocker, 'registry.db')), StoreOpenError);
+  });
+});
+
+describe('SQLite store mirror', () => {
+  const clock = new ManualClock();
+  // A window no test outlives: what reaches the file does so because of a flush, never a timer.
+  const open = (file: string) => openSqliteStore({ file, clock, staleAfterMs: 60_000, heartbeatWindowMs: 3_600_000 });
+  const inFile = (file: string, id: string) => {
+    const db = new Database(file, { readonly: true });
+    try {
+      return db.prepare('SELECT last_seen, revision, stale_announced FROM vms WHERE id = ?').get(id) as
+        | { last_seen: number; revision: number; stale_announced: number }
+        | undefined;
+    } finally {
+      db.close();
+    }
+  };
+
+  it('answers the exact text the route schemas would serialize', async () => {
+    const store = open(join(dir.path, 'exact.db'));
+    // Service fields in an order other than the schema's, unicode, and prototype-like keys.
+    const services = JSON.parse('[{"port": 3001, "healthPath": "/h", "name": "pi-rpc"}, {"port": 80, "name": "web"}]');
+    await store.register(aVm({ id: 'a', name: 'żółw 🐢 "quoted"', services, metadata: JSON.parse('{"__proto__": {"x": 1}, "2": [1.5, null], "k": "\u2028"}') }));
+    clock.advance(5);
+    await store.register(aVm({ id: 'b', services: undefined, metadata: undefined, status: 'paused' }));
+    await store.heartbeat('a');
+    const listing = await store.list();
+    assert.equal((await store.listJson()).json, build(VmListSchema)({ ...listing, count: listing.vms.length }));
+    assert.equal((await store.getJson('a'))?.json, build(VmSchema)(await store.get('a')));
+    assert.equal((await store.getJson('a'))?.revision, (await store.get('a'))?.revision);
+    await store.close();
+  });
+
+  it('shows a heartbeat at once and writes it to the file by a clean close', async () => {
+    const file = join(dir.path, 'heartbeat.db');
+    const store = open(file);
+    const vm = await store.register(aVm());
+    clock.advance(30_000);
+    const beat = await store.heartbeat('vm-1');
+    assert.equal((await store.get('vm-1'))?.lastSeen, beat.lastSeen);
+    assert.equal(JSON.parse((await store.listJson(discoverFilter('lieutenant'))).json).vms[0].lastSeen, beat.lastSeen);
+    assert.equal(inFile(file, 'vm-1')?.last_seen, Date.parse(vm.lastSeen), 'not written yet: the window is still open');
+    await store.close();
+    assert.equal(inFile(file, 'vm-1')?.last_seen, Date.parse(beat.lastSeen));
+  });
+
+  it('a change does not write back the lastSeen a pending heartbeat replaced', async () => {
+    const file = join(dir.path, 'heartbeat-then-patch.db');
+    const store = open(file);
+    await store.register(aVm());
+    clock.advance(30_000);
+    const beat = await store.heartbeat('vm-1');
+    await store.update('vm-1', { metadata: { note: 'x' } });
+    assert.equal((await store.get('vm-1'))?.lastSeen, beat.lastSeen);
+    assert.equal(inFile(file, 'vm-1')?.last_seen, Date.parse(beat.lastSeen), 'the change committed it');
+    await store.close();
+  });
+
+  it('the sweeper judges staleness by heartbeats still pending, and a recovery is committed before the answer', async () => {
+    const file = join(dir.path, 'recovery.db');
+    const store = open(file);
+    await store.register(aVm({ id: 'beating' }));
+    await store.register(aVm({ id: 'quiet' }));
+    clock.advance(40_000);
+    await store.heartbeat('beating');
+    clock.advance(30_000);
+    assert.equal(await store.sweep(), 1, 'only quiet is stale');
+    clock.advance(1);
+    await store.heartbeat('quiet');
+    const stored = inFile(file, 'quiet');
+    assert.equal(stored?.stale_announced, 0);
+    assert.equal(stored?.last_seen, clock.now());
+    assert.equal(stored?.revision, await store.revision());
+    await store.close();
+  });
+
+  it('after a restart holds what the file holds, in the same order and text', async () => {
+    const file = join(dir.path, 'restart.db');
+    const store = open(file);
+    for (const id of ['c', 'a', 'b']) await store.register(aVm({ id, role: id === 'b' ? 'worker' : 'lieutenant' }));
+    clock.advance(1000);
+    await store.put(aVm({ id: 'a', role: 'infra', services: JSON.parse('[{"port": 1, "name": "n"}]') }));
+    await store.register(aVm({ id: 'd' }));
+    await store.update('c', { status: 'paused' });
+    await store.deregister('b');
+    await store.heartbeat('d');
+    const before = { all: await store.listJson(), infra: await store.listJson({ role: 'infra' }), list: await store.list() };
+    await store.close();
+    const reopened = open(file);
+    assert.deepEqual({ all: await reopened.listJson(), infra: await reopened.listJson({ role: 'infra' }), list: await reopened.list() }, before);
+    assert.equal(await reopened.count(), 3);
+    await reopened.close();
   });
 });

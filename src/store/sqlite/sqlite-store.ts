@@ -5,11 +5,14 @@ import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas.js';
 import type { VmFields, VmRecord } from '../../domain/vm.js';
+import { servicesJson, vmJsonParts } from '../../domain/vm-json.js';
 import type {
   EventType,
   Heartbeat,
   ImportedVm,
   ImportResult,
+  JsonListing,
+  JsonVm,
   ListFilter,
   Listing,
   RegistryEvent,
@@ -17,7 +20,9 @@ import type {
   SweepOptions,
   WriteOptions,
 } from '../store.js';
+import { HeartbeatBatch } from './heartbeat-batch.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { entryJson, Mirror, type MirrorEntry } from './mirror.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -26,6 +31,8 @@ export interface SqliteStoreOptions {
   staleAfterMs: number;
   /** How many events the log keeps for watchers to resume from. */
   eventRetention?: number;
+  /** Heartbeats are written to the file in one transaction per window of this many ms (default 200). */
+  heartbeatWindowMs?: number;
 }
 
 /** Opening failed: the message says which file and why, for the operator. */
@@ -56,28 +63,41 @@ interface EventRow {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function toVm(row: VmRow): Vm {
-  return {
+const REMOVALS: ReadonlySet<EventType> = new Set(['deregistered', 'reaped']);
+
+const jsonOf = (row: VmRow) =>
+  vmJsonParts({
     id: row.id,
     name: row.name,
     role: row.role,
     status: row.status,
     address: row.address,
-    ...(row.services !== null && { services: JSON.parse(row.services) }),
-    ...(row.metadata !== null && { metadata: JSON.parse(row.metadata) }),
     registeredBy: row.registered_by,
     registeredAt: iso(row.registered_at),
-    lastSeen: iso(row.last_seen),
+    services: row.services,
+    metadata: row.metadata,
+  });
+
+function entryOf(row: VmRow, json: { head: string; tail: string }): MirrorEntry {
+  return {
+    id: row.id,
+    role: row.role,
+    status: row.status,
+    owner: row.owner,
+    revision: row.revision,
+    registeredAt: row.registered_at,
+    lastSeen: row.last_seen,
+    lastSeenIso: iso(row.last_seen),
+    staleAnnounced: row.stale_announced === 1,
+    ...json,
   };
 }
 
-const toRecord = (row: VmRow): VmRecord => ({
-  ...toVm(row),
-  ...(row.owner !== null && { owner: row.owner }),
-  revision: row.revision,
+const toRecord = (entry: MirrorEntry): VmRecord => ({
+  ...(JSON.parse(entryJson(entry)) as Vm),
+  ...(entry.owner !== null && { owner: entry.owner }),
+  revision: entry.revision,
 });
-
-const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
 
 function openDatabase(file: string): Database.Database {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -88,8 +108,9 @@ function openDatabase(file: string): Database.Database {
     // In WAL mode NORMAL survives any process crash (kill -9 included): a commit is in the
     // OS before the call returns. Only an OS crash or power cut can lose the last commits.
     db.pragma('synchronous = NORMAL');
-    const check = db.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`);
+    // No full-file integrity check (it read the whole file on every start): a file that is
+    // not a database fails on the first read above, and the store then reads every VM row
+    // into its mirror, which refuses a table it cannot read.
     migrate(db);
     return db;
   } catch (error) {
@@ -112,26 +133,39 @@ function migrate(db: Database.Database): void {
 }
 
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
-  let db: Database.Database;
+  let db: Database.Database | undefined;
   try {
     db = openDatabase(options.file);
+    return new SqliteStore(db, options);
   } catch (error) {
+    if (db?.open) db.close();
     throw new StoreOpenError(
       `cannot open the SQLite database at ${options.file}: ${(error as Error).message}. ` +
         'vm-registry will not start over a database it cannot read; fix or move the file, or point REGISTRY_DB elsewhere.',
     );
   }
-  return new SqliteStore(db, options);
 }
 
+/**
+ * The embedded store. The process owns its database file, so it keeps every VM in a mirror
+ * (./mirror.ts) loaded at open and changed after each commit: reads never touch SQLite, and
+ * list, discover and get answer with JSON prepared at write time. Changes still commit one
+ * SQLite transaction each, with their revision and event, before the call returns.
+ */
 export class SqliteStore implements RegistryStore {
   readonly kind = 'sqlite';
   readonly staleAfterMs: number;
   private readonly clock: Clock;
   private readonly eventRetention: number;
-  private readonly listStatements = new Map<string, Database.Statement>();
   private readonly changeListeners = new Set<() => void>();
   private readonly sql;
+  private readonly mirror = new Mirror();
+  private readonly heartbeats: HeartbeatBatch;
+  /** The committed registry revision. */
+  private currentRevision: number;
+  /** What the open transaction will do to the mirror and the revision once it commits. */
+  private staged: { revision?: number; entries: Array<() => void> } = { entries: [] };
+  private readonly transaction: Database.Transaction<(change: () => unknown) => unknown>;
 
   constructor(
     private readonly db: Database.Database,
@@ -141,6 +175,7 @@ export class SqliteStore implements RegistryStore {
     this.staleAfterMs = options.staleAfterMs;
     this.eventRetention = options.eventRetention ?? 10_000;
     this.sql = {
+      all: db.prepare<[], VmRow>('SELECT * FROM vms'),
       get: db.prepare<[string], VmRow>('SELECT * FROM vms WHERE id = ?'),
       insert: db.prepare(
         `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision, stale_announced, owner)
@@ -152,9 +187,7 @@ export class SqliteStore implements RegistryStore {
          stale_announced = @stale_announced WHERE id = @id`,
       ),
       remove: db.prepare('DELETE FROM vms WHERE id = ?'),
-      heartbeat: db.prepare<{ now: number; id: string; owner: string | null }, { stale_announced: number }>(
-        'UPDATE vms SET last_seen = @now WHERE id = @id AND (@owner IS NULL OR owner = @owner) RETURNING stale_announced',
-      ),
+      touch: db.prepare<[number, string]>('UPDATE vms SET last_seen = ? WHERE id = ?'),
       newlyStale: db.prepare<[number, number], VmRow>(
         `SELECT * FROM vms WHERE status = 'running' AND stale_announced = 0 AND last_seen < ? ORDER BY last_seen LIMIT ?`,
       ),
@@ -171,20 +204,35 @@ export class SqliteStore implements RegistryStore {
       ),
       appendEvent: db.prepare('INSERT INTO events (revision, type, at, vm_id, vm) VALUES (?, ?, ?, ?, ?)'),
       trimEvents: db.prepare('DELETE FROM events WHERE revision <= ?'),
-      count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM vms'),
     };
+    // Built once: better-sqlite3 compiles a wrapper per db.transaction() call.
+    this.transaction = db.transaction((change: () => unknown) => change());
+    const writeHeartbeats = db.transaction((ids: ReadonlySet<string>) => {
+      for (const id of ids) {
+        const entry = this.mirror.get(id);
+        if (entry) this.sql.touch.run(entry.lastSeen, id);
+      }
+    });
+    this.heartbeats = new HeartbeatBatch(options.heartbeatWindowMs ?? 200, (ids) => writeHeartbeats.immediate(ids));
+    // Reading every row here is also the open-time check that the file is readable.
+    for (const row of this.sql.all.iterate()) {
+      // Services written before the JSON was prepared at write time may hold the client's field order.
+      const services = row.services === null ? null : servicesJson(JSON.parse(row.services));
+      this.mirror.set(entryOf(row, jsonOf({ ...row, services })));
+    }
+    this.currentRevision = this.sql.revision.get()!.value;
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
     return this.write(() => {
-      if (this.sql.get.get(vm.id)) throw new ConflictError(vm.id);
+      if (this.mirror.get(vm.id)) throw new ConflictError(vm.id);
       return this.insert(vm, this.clock.now());
     });
   }
 
   async put(vm: VmFields, options: WriteOptions = {}): Promise<{ vm: VmRecord; created: boolean }> {
     return this.write(() => {
-      const current = this.sql.get.get(vm.id);
+      const current = this.current(vm.id);
       if (!current) {
         if (options.ifRevision !== undefined) throw new PreconditionFailedError(vm.id, options.ifRevision, 0);
         return { vm: this.insert(vm, this.clock.now()), created: true };
@@ -204,26 +252,30 @@ export class SqliteStore implements RegistryStore {
   }
 
   async get(id: string): Promise<VmRecord | undefined> {
-    const row = this.sql.get.get(id);
-    return row && toRecord(row);
+    const entry = this.mirror.get(id);
+    return entry && toRecord(entry);
+  }
+
+  async getJson(id: string): Promise<JsonVm | undefined> {
+    const entry = this.mirror.get(id);
+    return entry && { json: entryJson(entry), revision: entry.revision };
   }
 
   async list(filter: ListFilter = {}): Promise<Listing> {
-    const cutoff = this.clock.now() - this.staleAfterMs;
-    const read = this.db.transaction(() => {
-      const rows = this.listStatement(filter).all({
-        ...(filter.role !== undefined && { role: filter.role }),
-        ...(filter.status !== undefined && { status: filter.status }),
-        ...(filter.stale !== undefined && { cutoff }),
-      }) as VmRow[];
-      return { vms: rows.map(toRecord), revision: this.sql.revision.get()!.value };
-    });
-    return read.deferred();
+    return { vms: this.select(filter).map(toRecord), revision: this.currentRevision };
+  }
+
+  async listJson(filter: ListFilter = {}): Promise<JsonListing> {
+    const entries = this.select(filter);
+    const vms = new Array<string>(entries.length);
+    for (let i = 0; i < entries.length; i++) vms[i] = entryJson(entries[i]);
+    const revision = this.currentRevision;
+    return { json: `{"vms":[${vms.join(',')}],"count":${vms.length},"revision":${revision}}`, revision };
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
     return this.write(() => {
-      const current = this.sql.get.get(id);
+      const current = this.current(id);
       if (!current) throw new NotFoundError(id);
       this.checkPrecondition(current, options);
       const now = this.clock.now();
@@ -233,8 +285,8 @@ export class SqliteStore implements RegistryStore {
         ...(changes.name !== undefined && { name: changes.name }),
         ...(changes.status !== undefined && { status: changes.status }),
         ...(changes.address !== undefined && { address: changes.address }),
-        ...(changes.services !== undefined && { services: json(changes.services) }),
-        ...(changes.metadata !== undefined && { metadata: json(changes.metadata) }),
+        ...(changes.services !== undefined && { services: servicesJson(changes.services) }),
+        ...(changes.metadata !== undefined && { metadata: JSON.stringify(changes.metadata) }),
         // Only a move to running says the VM is alive; pausing or renaming a dead VM must not revive it.
         last_seen: changes.status === 'running' ? now : current.last_seen,
         revision,
@@ -248,7 +300,7 @@ export class SqliteStore implements RegistryStore {
 
   async deregister(id: string, options: WriteOptions = {}): Promise<VmRecord> {
     return this.write(() => {
-      const current = this.sql.get.get(id);
+      const current = this.current(id);
       if (!current) throw new NotFoundError(id);
       this.checkPrecondition(current, options);
       const now = this.clock.now();
@@ -270,32 +322,35 @@ export class SqliteStore implements RegistryStore {
         this.record(row, replaced ? 'updated' : 'registered', now);
         if (!replaced) created++;
       }
-      return { created, replaced: vms.length - created, revision: this.sql.revision.get()!.value };
+      return { created, replaced: vms.length - created, revision: this.staged.revision ?? this.currentRevision };
     });
   }
 
   async heartbeat(id: string, options: Pick<WriteOptions, 'owner'> = {}): Promise<Heartbeat> {
+    const entry = this.mirror.get(id);
+    if (!entry) throw new NotFoundError(id);
+    if (options.owner !== undefined && entry.owner !== options.owner) throw new ForbiddenError(id, options.owner);
     const now = this.clock.now();
-    // The hot path is one statement; only a VM the sweeper announced stale needs a transaction.
-    const beat = this.sql.heartbeat.get({ now, id, owner: options.owner ?? null });
-    if (!beat) {
-      if (options.owner !== undefined && this.sql.get.get(id)) throw new ForbiddenError(id, options.owner);
-      throw new NotFoundError(id);
-    }
-    if (beat.stale_announced === 1) {
+    if (entry.staleAnnounced) {
+      // A recovery is a change like any other: committed, with its event, before the answer.
       this.write(() => {
-        const current = this.sql.get.get(id);
-        if (current?.stale_announced !== 1) return;
-        const row: VmRow = { ...current, revision: this.bump(), stale_announced: 0 };
+        const row: VmRow = { ...this.current(id)!, last_seen: now, revision: this.bump(), stale_announced: 0 };
         this.sql.replace.run(row);
         this.record(row, 'recovered', now);
       });
+    } else {
+      // The hot path: visible to readers at once, written to the file with the rest of its window.
+      entry.lastSeen = now;
+      entry.lastSeenIso = iso(now);
+      this.heartbeats.add(id);
     }
-    return { id, lastSeen: iso(now) };
+    return { id, lastSeen: entry.lastSeenIso };
   }
 
   async sweep(options: SweepOptions = {}): Promise<number> {
     const limit = options.limit ?? 1000;
+    // The queries below judge staleness by the file's last_seen: bring it up to date first.
+    this.heartbeats.flush();
     return this.write(() => {
       const now = this.clock.now();
       let written = 0;
@@ -317,20 +372,18 @@ export class SqliteStore implements RegistryStore {
   }
 
   async eventsSince(since: number, limit = 1000): Promise<RegistryEvent[]> {
-    const read = this.db.transaction(() => {
-      const current = this.sql.revision.get()!.value;
-      if (since > current) {
-        throw new GoneError(`revision ${since} is ahead of this registry (at ${current}); list again, then watch from its revision`);
-      }
-      const oldest = this.sql.oldestEvent.get()!.revision ?? current + 1;
-      if (since < oldest - 1) {
-        throw new GoneError(
-          `revision ${since} is older than the event log keeps (it starts after ${oldest - 1}); list again, then watch from its revision`,
-        );
-      }
-      return this.sql.eventsAfter.all(since, limit);
-    });
-    return read.deferred().map((row) => ({ type: row.type, revision: row.revision, at: iso(row.at), vm: JSON.parse(row.vm) }));
+    // No read transaction needed: this process is the only writer, and it is not writing now.
+    const current = this.currentRevision;
+    if (since > current) {
+      throw new GoneError(`revision ${since} is ahead of this registry (at ${current}); list again, then watch from its revision`);
+    }
+    const oldest = this.sql.oldestEvent.get()!.revision ?? current + 1;
+    if (since < oldest - 1) {
+      throw new GoneError(
+        `revision ${since} is older than the event log keeps (it starts after ${oldest - 1}); list again, then watch from its revision`,
+      );
+    }
+    return this.sql.eventsAfter.all(since, limit).map((row) => ({ type: row.type, revision: row.revision, at: iso(row.at), vm: JSON.parse(row.vm) }));
   }
 
   onChange(listener: () => void): () => void {
@@ -339,27 +392,55 @@ export class SqliteStore implements RegistryStore {
   }
 
   async revision(): Promise<number> {
-    return this.sql.revision.get()!.value;
+    return this.currentRevision;
   }
 
   async count(): Promise<number> {
-    return this.sql.count.get()!.n;
+    // The count is the mirror's, but health checks call this to learn whether the database
+    // still answers: one read of it says so.
+    this.sql.revision.get();
+    return this.mirror.size;
   }
 
   async close(): Promise<void> {
     if (!this.db.open) return;
+    this.heartbeats.flush();
     // Folding the WAL back leaves one self-contained file behind for backups and copies.
     this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
   }
 
+  /**
+   * Runs a change in one immediate transaction; only once it has committed are its effects
+   * applied to the mirror and the listeners told.
+   */
   private write<T>(change: () => T): T {
-    const before = this.sql.revision.get()!.value;
-    const result = this.db.transaction(change).immediate();
-    if (this.changeListeners.size > 0 && this.sql.revision.get()!.value !== before) {
-      for (const listener of this.changeListeners) listener();
+    let result: T;
+    try {
+      result = this.transaction.immediate(change) as T;
+    } catch (error) {
+      this.staged = { entries: [] };
+      throw error;
     }
+    const { revision, entries } = this.staged;
+    this.staged = { entries: [] };
+    for (const apply of entries) apply();
+    if (revision === undefined) return result;
+    this.currentRevision = revision;
+    for (const listener of this.changeListeners) listener();
     return result;
+  }
+
+  /** The VM's row, with the lastSeen of heartbeats not yet written to the file. */
+  private current(id: string): VmRow | undefined {
+    const row = this.sql.get.get(id);
+    const entry = this.mirror.get(id);
+    if (row && entry) row.last_seen = entry.lastSeen;
+    return row;
+  }
+
+  private select(filter: ListFilter): MirrorEntry[] {
+    return this.mirror.select(filter, this.clock.now() - this.staleAfterMs);
   }
 
   private insert(vm: VmFields, now: number): VmRecord {
@@ -376,23 +457,30 @@ export class SqliteStore implements RegistryStore {
       status: vm.status,
       address: vm.address,
       registered_by: vm.registeredBy,
-      services: json(vm.services),
-      metadata: json(vm.metadata),
+      services: vm.services === undefined ? null : servicesJson(vm.services),
+      metadata: vm.metadata === undefined ? null : JSON.stringify(vm.metadata),
       revision,
       stale_announced: 0,
       owner: vm.owner ?? null,
     };
   }
 
-  /** Appends the change to the event log inside the caller's transaction. */
+  /**
+   * Appends the change to the event log inside the caller's transaction, and stages the
+   * mirror's update for after the commit. The entry's JSON serves both.
+   */
   private record(row: VmRow, type: EventType, at: number): VmRecord {
-    this.sql.appendEvent.run(row.revision, type, at, row.id, JSON.stringify(toVm(row)));
+    const entry = entryOf(row, jsonOf(row));
+    this.sql.appendEvent.run(row.revision, type, at, row.id, entryJson(entry));
     this.sql.trimEvents.run(row.revision - this.eventRetention);
-    return toRecord(row);
+    this.staged.entries.push(REMOVALS.has(type) ? () => this.mirror.delete(row.id) : () => this.mirror.set(entry));
+    return toRecord(entry);
   }
 
   private bump(): number {
-    return this.sql.nextRevision.get()!.value;
+    const revision = this.sql.nextRevision.get()!.value;
+    this.staged.revision = revision;
+    return revision;
   }
 
   private checkPrecondition(current: VmRow, options: WriteOptions): void {
@@ -400,22 +488,5 @@ export class SqliteStore implements RegistryStore {
     if (options.ifRevision !== undefined && options.ifRevision !== current.revision) {
       throw new PreconditionFailedError(current.id, options.ifRevision, current.revision);
     }
-  }
-
-  private listStatement(filter: ListFilter): Database.Statement {
-    const key = `${filter.role !== undefined}|${filter.status !== undefined}|${filter.stale}`;
-    let statement = this.listStatements.get(key);
-    if (!statement) {
-      const where = ['1 = 1'];
-      if (filter.role !== undefined) where.push('role = @role');
-      if (filter.status !== undefined) where.push('status = @status');
-      if (filter.stale === true) where.push(`(status = 'running' AND last_seen < @cutoff)`);
-      if (filter.stale === false) where.push(`NOT (status = 'running' AND last_seen < @cutoff)`);
-      statement = this.db.prepare(
-        `SELECT * FROM vms WHERE ${where.join(' AND ')} ORDER BY registered_at DESC, id`,
-      );
-      this.listStatements.set(key, statement);
-    }
-    return statement;
   }
 }

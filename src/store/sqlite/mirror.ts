@@ -1,0 +1,120 @@
+import type { Role, Status } from '../../domain/schemas.js';
+import type { ListFilter } from '../store.js';
+
+/**
+ * One VM as the SQLite store keeps it in memory: what reads and heartbeats need, with the
+ * public JSON prepared (see vm-json.ts) so that answering costs string concatenation only.
+ */
+export interface MirrorEntry {
+  id: string;
+  role: Role;
+  status: Status;
+  owner: string | null;
+  revision: number;
+  registeredAt: number;
+  lastSeen: number;
+  lastSeenIso: string;
+  staleAnnounced: boolean;
+  /** The entry's JSON around lastSeen's value (see vm-json.ts). */
+  head: string;
+  tail: string;
+}
+
+export const entryJson = (entry: MirrorEntry): string => entry.head + entry.lastSeenIso + entry.tail;
+
+/** List order reversed: registeredAt ascending, then id descending. */
+const precedes = (a: MirrorEntry, b: MirrorEntry) => a.registeredAt < b.registeredAt || (a.registeredAt === b.registeredAt && a.id > b.id);
+
+/**
+ * Entries in reverse list order, so that a new registration (the newest, hence last) is an
+ * append rather than a shift of the whole array; readers walk it from the end.
+ */
+class OrderedEntries {
+  readonly items: MirrorEntry[] = [];
+
+  insert(entry: MirrorEntry): void {
+    const at = this.firstWhere((item) => precedes(entry, item));
+    if (at === this.items.length) this.items.push(entry);
+    else this.items.splice(at, 0, entry);
+  }
+
+  remove(entry: MirrorEntry): void {
+    const at = this.firstWhere((item) => !precedes(item, entry));
+    if (this.items[at] === entry) this.items.splice(at, 1);
+  }
+
+  /** Binary search: the first index whose item satisfies `done` (false, then true, along the order). */
+  private firstWhere(done: (item: MirrorEntry) => boolean): number {
+    let low = 0;
+    let high = this.items.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (done(this.items[mid])) high = mid;
+      else low = mid + 1;
+    }
+    return low;
+  }
+}
+
+/**
+ * Every VM of the database, in memory. The store changes it only after the SQLite
+ * transaction that made the change has committed, so it never shows a rolled-back write.
+ */
+export class Mirror {
+  private readonly byId = new Map<string, MirrorEntry>();
+  private readonly all = new OrderedEntries();
+  private readonly byRole = new Map<Role, OrderedEntries>();
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get(id: string): MirrorEntry | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Adds or replaces an entry; a replacement that keeps its place in the order is updated in place. */
+  set(entry: MirrorEntry): void {
+    const current = this.byId.get(entry.id);
+    if (current && current.registeredAt === entry.registeredAt && current.role === entry.role) {
+      Object.assign(current, entry);
+      return;
+    }
+    if (current) this.unindex(current);
+    this.byId.set(entry.id, entry);
+    this.all.insert(entry);
+    this.role(entry.role).insert(entry);
+  }
+
+  delete(id: string): void {
+    const current = this.byId.get(id);
+    if (!current) return;
+    this.byId.delete(id);
+    this.unindex(current);
+  }
+
+  /** The entries a filter selects, in list order; running entries last seen before `staleCutoff` are stale. */
+  select(filter: ListFilter, staleCutoff: number): MirrorEntry[] {
+    const items = filter.role === undefined ? this.all.items : (this.byRole.get(filter.role)?.items ?? []);
+    const { status, stale } = filter;
+    const selected: MirrorEntry[] = [];
+    for (let i = items.length - 1; i >= 0; i--) {
+      const entry = items[i];
+      if (status !== undefined && entry.status !== status) continue;
+      if (stale !== undefined && (entry.status === 'running' && entry.lastSeen < staleCutoff) !== stale) continue;
+      selected.push(entry);
+    }
+    return selected;
+  }
+
+  private unindex(entry: MirrorEntry): void {
+    this.all.remove(entry);
+    this.role(entry.role).remove(entry);
+  }
+
+  private role(role: Role): OrderedEntries {
+    let entries = this.byRole.get(role);
+    if (!entries) this.byRole.set(role, (entries = new OrderedEntries()));
+    return entries;
+  }
+}
