@@ -112,11 +112,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const feed = await ChangeFeed.start(store, options.logger);
   const sweeper = options.sweeper && startSweeper(store, options.sweeper, options.logger);
-  const census = await FleetCensus.start(store, feed);
-  metrics.follow(feed, census);
+  // Taken at the first scrape, not at start: listing every VM would delay a restart's first answer.
+  let census: Promise<FleetCensus> | undefined;
+  metrics.follow(feed, () => (census ??= FleetCensus.start(store, feed)));
   app.addHook('onClose', async () => {
     sweeper?.stop();
-    census.stop();
+    void census?.then((started) => started.stop());
     metrics.close();
     feed.close();
   });

@@ -70,15 +70,15 @@ export class RegistryMetrics {
    * Adds what the feed and the census know. A second step, because the feed reads through
    * the instrumented store, which needs this object first.
    */
-  follow(feed: ChangeFeed, census: FleetCensus): void {
+  follow(feed: ChangeFeed, census: () => Promise<FleetCensus>): void {
     const registers = [this.registry];
     new Gauge({
       name: `${PREFIX}vms`,
       help: 'Registered VMs by role, status and staleness (stale: running without a heartbeat for longer than REGISTRY_STALE_AFTER).',
       labelNames: ['role', 'status', 'stale'] as const,
       registers,
-      collect() {
-        for (const line of census.lines()) this.set({ role: line.role, status: line.status, stale: String(line.stale) }, line.count);
+      async collect() {
+        for (const line of (await census()).lines()) this.set({ role: line.role, status: line.status, stale: String(line.stale) }, line.count);
       },
     });
     new Gauge({

@@ -23,9 +23,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX vms_by_registration ON vms (registered_at DESC, id);
   CREATE INDEX vms_by_role ON vms (role, registered_at DESC, id);
-  -- The sweeper's two questions, each answered from a small partial index.
-  CREATE INDEX vms_not_yet_stale ON vms (last_seen) WHERE status = 'running' AND stale_announced = 0;
-  CREATE INDEX vms_announced_stale ON vms (last_seen) WHERE stale_announced = 1;
   CREATE TABLE registry_state (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL

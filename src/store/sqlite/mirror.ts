@@ -13,14 +13,27 @@ export interface MirrorEntry {
   revision: number;
   registeredAt: number;
   lastSeen: number;
-  lastSeenIso: string;
+  /** Formatted when first needed; heartbeats reset it. */
+  lastSeenIso?: string;
   staleAnnounced: boolean;
-  /** The entry's JSON around lastSeen's value (see vm-json.ts). */
-  head: string;
-  tail: string;
+  /** The entry's JSON around lastSeen's value (see vm-json.ts), or how to build it. */
+  head?: string;
+  tail?: string;
+  /**
+   * Builds head and tail on first use. Entries loaded at start carry this instead of their
+   * JSON, so that a restart over 100k VMs answers its first discover without serializing all.
+   */
+  prepare?: () => { head: string; tail: string };
 }
 
-export const entryJson = (entry: MirrorEntry): string => entry.head + entry.lastSeenIso + entry.tail;
+export function entryJson(entry: MirrorEntry): string {
+  if (entry.head === undefined || entry.tail === undefined) {
+    ({ head: entry.head, tail: entry.tail } = entry.prepare!());
+    entry.prepare = undefined;
+  }
+  entry.lastSeenIso ??= new Date(entry.lastSeen).toISOString();
+  return entry.head + entry.lastSeenIso + entry.tail;
+}
 
 /** List order reversed: registeredAt ascending, then id descending. */
 const precedes = (a: MirrorEntry, b: MirrorEntry) => a.registeredAt < b.registeredAt || (a.registeredAt === b.registeredAt && a.id > b.id);
@@ -105,6 +118,19 @@ export class Mirror {
       selected.push(entry);
     }
     return selected;
+  }
+
+  /**
+   * The sweeper's question, asked of memory rather than of an index on last_seen that every
+   * heartbeat write would have to update: running entries last seen before `cutoff` whose
+   * staleness is (`announced`) or is not yet announced, longest silent first.
+   */
+  silentSince(cutoff: number, announced: boolean, limit: number): MirrorEntry[] {
+    const found: MirrorEntry[] = [];
+    for (const entry of this.byId.values()) {
+      if (entry.status === 'running' && entry.staleAnnounced === announced && entry.lastSeen < cutoff) found.push(entry);
+    }
+    return found.sort((a, b) => a.lastSeen - b.lastSeen).slice(0, limit);
   }
 
   private unindex(entry: MirrorEntry): void {

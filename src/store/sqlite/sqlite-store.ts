@@ -78,8 +78,16 @@ const jsonOf = (row: VmRow) =>
     metadata: row.metadata,
   });
 
-function entryOf(row: VmRow, json: { head: string; tail: string }): MirrorEntry {
+/**
+ * A mirror entry for a row, with its JSON or the way to build it. Every optional key is set,
+ * undefined included, because the mirror updates entries in place with Object.assign.
+ */
+function entryOf(row: VmRow, json: Pick<MirrorEntry, 'head' | 'tail' | 'prepare'>): MirrorEntry {
   return {
+    head: undefined,
+    tail: undefined,
+    prepare: undefined,
+    lastSeenIso: undefined,
     id: row.id,
     role: row.role,
     status: row.status,
@@ -87,7 +95,6 @@ function entryOf(row: VmRow, json: { head: string; tail: string }): MirrorEntry 
     revision: row.revision,
     registeredAt: row.registered_at,
     lastSeen: row.last_seen,
-    lastSeenIso: iso(row.last_seen),
     staleAnnounced: row.stale_announced === 1,
     ...json,
   };
@@ -175,7 +182,8 @@ export class SqliteStore implements RegistryStore {
     this.staleAfterMs = options.staleAfterMs;
     this.eventRetention = options.eventRetention ?? 10_000;
     this.sql = {
-      all: db.prepare<[], VmRow>('SELECT * FROM vms'),
+      // Oldest first, the mirror's own order, so that loading appends instead of inserting.
+      all: db.prepare<[], VmRow>('SELECT * FROM vms ORDER BY registered_at, id DESC'),
       get: db.prepare<[string], VmRow>('SELECT * FROM vms WHERE id = ?'),
       insert: db.prepare(
         `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision, stale_announced, owner)
@@ -188,12 +196,6 @@ export class SqliteStore implements RegistryStore {
       ),
       remove: db.prepare('DELETE FROM vms WHERE id = ?'),
       touch: db.prepare<[number, string]>('UPDATE vms SET last_seen = ? WHERE id = ?'),
-      newlyStale: db.prepare<[number, number], VmRow>(
-        `SELECT * FROM vms WHERE status = 'running' AND stale_announced = 0 AND last_seen < ? ORDER BY last_seen LIMIT ?`,
-      ),
-      dueForReaping: db.prepare<[number, number], VmRow>(
-        'SELECT * FROM vms WHERE stale_announced = 1 AND last_seen < ? ORDER BY last_seen LIMIT ?',
-      ),
       eventsAfter: db.prepare<[number, number], EventRow>(
         'SELECT revision, type, at, vm FROM events WHERE revision > ? ORDER BY revision LIMIT ?',
       ),
@@ -216,9 +218,12 @@ export class SqliteStore implements RegistryStore {
     this.heartbeats = new HeartbeatBatch(options.heartbeatWindowMs ?? 200, (ids) => writeHeartbeats.immediate(ids));
     // Reading every row here is also the open-time check that the file is readable.
     for (const row of this.sql.all.iterate()) {
-      // Services written before the JSON was prepared at write time may hold the client's field order.
-      const services = row.services === null ? null : servicesJson(JSON.parse(row.services));
-      this.mirror.set(entryOf(row, jsonOf({ ...row, services })));
+      const prepare = () => {
+        // Services written before the JSON was prepared at write time may hold the client's field order.
+        const services = row.services === null ? null : servicesJson(JSON.parse(row.services));
+        return jsonOf({ ...row, services });
+      };
+      this.mirror.set(entryOf(row, { prepare }));
     }
     this.currentRevision = this.sql.revision.get()!.value;
   }
@@ -331,6 +336,7 @@ export class SqliteStore implements RegistryStore {
     if (!entry) throw new NotFoundError(id);
     if (options.owner !== undefined && entry.owner !== options.owner) throw new ForbiddenError(id, options.owner);
     const now = this.clock.now();
+    const lastSeen = iso(now);
     if (entry.staleAnnounced) {
       // A recovery is a change like any other: committed, with its event, before the answer.
       this.write(() => {
@@ -341,27 +347,26 @@ export class SqliteStore implements RegistryStore {
     } else {
       // The hot path: visible to readers at once, written to the file with the rest of its window.
       entry.lastSeen = now;
-      entry.lastSeenIso = iso(now);
+      entry.lastSeenIso = lastSeen;
       this.heartbeats.add(id);
     }
-    return { id, lastSeen: entry.lastSeenIso };
+    return { id, lastSeen };
   }
 
   async sweep(options: SweepOptions = {}): Promise<number> {
     const limit = options.limit ?? 1000;
-    // The queries below judge staleness by the file's last_seen: bring it up to date first.
-    this.heartbeats.flush();
     return this.write(() => {
       const now = this.clock.now();
       let written = 0;
-      for (const current of this.sql.newlyStale.all(now - this.staleAfterMs, limit)) {
-        const row: VmRow = { ...current, revision: this.bump(), stale_announced: 1 };
+      for (const entry of this.mirror.silentSince(now - this.staleAfterMs, false, limit)) {
+        const row: VmRow = { ...this.current(entry.id)!, revision: this.bump(), stale_announced: 1 };
         this.sql.replace.run(row);
         this.record(row, 'stale', now);
         written++;
       }
       if (options.reapAfterMs !== undefined) {
-        for (const current of this.sql.dueForReaping.all(now - this.staleAfterMs - options.reapAfterMs, limit)) {
+        for (const entry of this.mirror.silentSince(now - this.staleAfterMs - options.reapAfterMs, true, limit)) {
+          const current = this.current(entry.id)!;
           this.sql.remove.run(current.id);
           this.record({ ...current, revision: this.bump() }, 'reaped', now);
           written++;
