@@ -408,6 +408,23 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         assert.deepEqual(revisions, [first, first + 1, first + 2, first + 3, first + 4]);
       });
 
+      it('changes sent together: a refused one changes nothing and takes no revision, the others all commit', async () => {
+        const [first, duplicate, missing, second] = await Promise.allSettled([
+          store.register(aVm({ id: 'a' })),
+          store.register(aVm({ id: 'a', name: 'duplicate' })),
+          store.update('nobody', { name: 'x' }),
+          store.register(aVm({ id: 'b' })),
+        ]);
+        assert.equal(first.status, 'fulfilled');
+        assert.ok(duplicate.status === 'rejected' && duplicate.reason instanceof ConflictError);
+        assert.ok(missing.status === 'rejected' && missing.reason instanceof NotFoundError);
+        assert.equal(second.status, 'fulfilled');
+        const revisions = [first, second].map((r) => (r as PromiseFulfilledResult<{ revision: number }>).value.revision);
+        assert.equal(revisions[1], revisions[0] + 1);
+        assert.equal((await store.get('a'))?.name, 'billing-lt');
+        assert.deepEqual((await store.eventsSince(revisions[0] - 1)).map((e) => `${e.type}:${e.vm.id}`), ['registered:a', 'registered:b']);
+      });
+
       it('concurrent writers never share a revision', async () => {
         const written = await Promise.all(
           Array.from({ length: 40 }, (_, i) => store.register(aVm({ id: `vm-${i}` }))),

@@ -173,6 +173,7 @@ export class SqliteStore implements RegistryStore {
   /** What the open transaction will do to the mirror and the revision once it commits. */
   private staged: { revision?: number; entries: Array<() => void> } = { entries: [] };
   private readonly transaction: Database.Transaction<(change: () => unknown) => unknown>;
+  private batch: Array<{ change: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
 
   constructor(
     private readonly db: Database.Database,
@@ -206,6 +207,12 @@ export class SqliteStore implements RegistryStore {
       ),
       appendEvent: db.prepare('INSERT INTO events (revision, type, at, vm_id, vm) VALUES (?, ?, ?, ?, ?)'),
       trimEvents: db.prepare('DELETE FROM events WHERE revision <= ?'),
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      savepoint: db.prepare('SAVEPOINT change'),
+      release: db.prepare('RELEASE change'),
+      rollbackTo: db.prepare('ROLLBACK TO change'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
     };
     // Built once: better-sqlite3 compiles a wrapper per db.transaction() call.
     this.transaction = db.transaction((change: () => unknown) => change());
@@ -229,14 +236,15 @@ export class SqliteStore implements RegistryStore {
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
-    return this.write(() => {
-      if (this.mirror.get(vm.id)) throw new ConflictError(vm.id);
+    return this.batched(() => {
+      // The file, not the mirror: an earlier change of the same batch may have taken the id.
+      if (this.sql.get.get(vm.id)) throw new ConflictError(vm.id);
       return this.insert(vm, this.clock.now());
     });
   }
 
   async put(vm: VmFields, options: WriteOptions = {}): Promise<{ vm: VmRecord; created: boolean }> {
-    return this.write(() => {
+    return this.batched(() => {
       const current = this.current(vm.id);
       if (!current) {
         if (options.ifRevision !== undefined) throw new PreconditionFailedError(vm.id, options.ifRevision, 0);
@@ -279,7 +287,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
-    return this.write(() => {
+    return this.batched(() => {
       const current = this.current(id);
       if (!current) throw new NotFoundError(id);
       this.checkPrecondition(current, options);
@@ -304,7 +312,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   async deregister(id: string, options: WriteOptions = {}): Promise<VmRecord> {
-    return this.write(() => {
+    return this.batched(() => {
       const current = this.current(id);
       if (!current) throw new NotFoundError(id);
       this.checkPrecondition(current, options);
@@ -409,6 +417,7 @@ export class SqliteStore implements RegistryStore {
 
   async close(): Promise<void> {
     if (!this.db.open) return;
+    this.flushBatch();
     this.heartbeats.flush();
     // Folding the WAL back leaves one self-contained file behind for backups and copies.
     this.db.pragma('wal_checkpoint(TRUNCATE)');
@@ -434,6 +443,60 @@ export class SqliteStore implements RegistryStore {
     this.currentRevision = revision;
     for (const listener of this.changeListeners) listener();
     return result;
+  }
+
+  /**
+   * Group commit: changes that arrive together (concurrent requests) run in one immediate
+   * transaction, each under its own savepoint so that one refused change undoes only itself,
+   * and share one COMMIT — the cost that dominated a write. Each caller is answered only after
+   * that COMMIT, so a 2xx still means committed.
+   */
+  private batched<T>(change: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.batch.push({ change, resolve: resolve as (value: unknown) => void, reject });
+      if (this.batch.length === 1) setImmediate(() => this.flushBatch());
+    });
+  }
+
+  private flushBatch(): void {
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    this.batch = [];
+    const outcomes: Array<{ ok: true; value: unknown; staged: SqliteStore['staged'] } | { ok: false; error: unknown }> = [];
+    try {
+      this.sql.begin.run();
+      for (const { change } of batch) {
+        this.staged = { entries: [] };
+        this.sql.savepoint.run();
+        try {
+          const value = change();
+          this.sql.release.run();
+          outcomes.push({ ok: true, value, staged: this.staged });
+        } catch (error) {
+          this.sql.rollbackTo.run();
+          this.sql.release.run();
+          outcomes.push({ ok: false, error });
+        }
+      }
+      this.sql.commit.run();
+    } catch (error) {
+      if (this.db.inTransaction) this.sql.rollback.run();
+      this.staged = { entries: [] };
+      for (const { reject } of batch) reject(error);
+      return;
+    }
+    this.staged = { entries: [] };
+    let changed = false;
+    for (const outcome of outcomes) {
+      if (!outcome.ok) continue;
+      for (const apply of outcome.staged.entries) apply();
+      if (outcome.staged.revision !== undefined) {
+        this.currentRevision = outcome.staged.revision;
+        changed = true;
+      }
+    }
+    if (changed) for (const listener of this.changeListeners) listener();
+    outcomes.forEach((outcome, i) => (outcome.ok ? batch[i].resolve(outcome.value) : batch[i].reject(outcome.error)));
   }
 
   /** The VM's row, with the lastSeen of heartbeats not yet written to the file. */
