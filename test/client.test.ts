@@ -90,6 +90,21 @@ describe('RegistryClient against a real server', () => {
     });
   });
 
+  it('blocking queries wait for the next change, past the client timeout', async () => {
+    const patient = new RegistryClient({ url: server.url, timeout: 300 });
+    const { revision } = await patient.discover('golden');
+    const started = Date.now();
+    const answer = patient.discover('golden', { index: revision, wait: '10s' });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await client.register(vm('blocking-golden', { role: 'golden' }));
+    const changed = await answer;
+    assert.ok(Date.now() - started >= 600, 'it waited for the change, beyond its 300 ms timeout');
+    assert.ok(changed.revision > revision);
+    assert.deepEqual(changed.vms.map((v) => v.id), ['blocking-golden']);
+    const unchanged = await patient.list({ role: 'golden', index: changed.revision, wait: 400 });
+    assert.equal(unchanged.revision, changed.revision, 'no change: the same answer when the wait is over');
+  });
+
   it('carries the server message of a rejected request', async () => {
     await assert.rejects(client.register(vm('m-3', { services: [{ name: 'x', port: 70000 }] })), {
       name: 'RegistryError',

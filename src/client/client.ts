@@ -1,3 +1,5 @@
+import { parseDuration } from '../domain/duration.js';
+import { LIMITS } from '../domain/schemas.js';
 import { RegistryConfigError, RegistryError, RegistryUnreachableError } from './errors.js';
 import { startKeepAlive, type KeepAlive, type KeepAliveOptions } from './keep-alive.js';
 import { readSse } from './sse.js';
@@ -36,7 +38,17 @@ export interface ConditionalOptions extends RequestOptions {
   ifMatch?: number;
 }
 
-export interface ListOptions extends Omit<ListQuery, 'stale'>, RequestOptions {
+/**
+ * A blocking query: answer once the registry revision passes `index` (the `revision` of an
+ * earlier answer), or with the unchanged answer when `wait` is over (ms, or "30s", "5m";
+ * default 60 s, at most 10 min). The request's own timeout is stretched to cover the wait.
+ */
+export interface BlockingOptions {
+  index?: number;
+  wait?: number | string;
+}
+
+export interface ListOptions extends Omit<ListQuery, 'stale' | 'index' | 'wait'>, RequestOptions, BlockingOptions {
   /** true: only stale VMs; false: leave them out. */
   stale?: boolean;
 }
@@ -62,6 +74,8 @@ export interface VersionedVm {
 }
 
 interface Call extends RequestOptions {
+  /** Milliseconds before giving up on this call; default: the client's timeout. */
+  timeout?: number;
   body?: unknown;
   query?: Record<string, string | number | boolean | undefined>;
   ifMatch?: number;
@@ -121,7 +135,7 @@ export class RegistryClient {
   /** GET /registry/vms, newest registration first. */
   async list(options: ListOptions = {}): Promise<VmList> {
     const { role, status, stale, signal } = options;
-    return (await this.call<VmList>('GET', '/registry/vms', { signal, query: { role, status, stale } })).body;
+    return (await this.call<VmList>('GET', '/registry/vms', { signal, ...this.blocking(options, { role, status, stale }) })).body;
   }
 
   /** GET /registry/vms/:id; a 404 RegistryError if it is not registered. */
@@ -151,8 +165,18 @@ export class RegistryClient {
   }
 
   /** GET /registry/discover/:role: running, non-stale VMs of the role, newest first. */
-  async discover(role: Role, options: RequestOptions = {}): Promise<VmList> {
-    return (await this.call<VmList>('GET', `/registry/discover/${encodeURIComponent(role)}`, options)).body;
+  async discover(role: Role, options: RequestOptions & BlockingOptions = {}): Promise<VmList> {
+    const { signal } = options;
+    return (await this.call<VmList>('GET', `/registry/discover/${encodeURIComponent(role)}`, { signal, ...this.blocking(options, {}) })).body;
+  }
+
+  /** The query and timeout of a call that may be a blocking query. */
+  private blocking(options: BlockingOptions, query: Call['query']): Pick<Call, 'query' | 'timeout'> {
+    if (options.index === undefined) return { query };
+    const waitMs = typeof options.wait === 'number' ? options.wait : parseDuration(options.wait ?? `${LIMITS.defaultWaitMs}`);
+    if (waitMs === undefined) throw new RegistryConfigError(`wait must be milliseconds or a duration such as 30s (got "${options.wait}")`);
+    const wait = Math.min(waitMs, LIMITS.maxWaitMs);
+    return { query: { ...query, index: options.index, wait: `${wait}ms` }, timeout: wait + this.timeout };
   }
 
   /**
@@ -255,10 +279,11 @@ export class RegistryClient {
     const onAbort = () => controller.abort(call.signal?.reason);
     call.signal?.addEventListener('abort', onAbort, { once: true });
     let timedOut = false;
+    const timeout = call.timeout ?? this.timeout;
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort();
-    }, this.timeout);
+    }, timeout);
     const settle = () => {
       clearTimeout(timer);
       if (!call.stream) call.signal?.removeEventListener('abort', onAbort);
@@ -266,7 +291,7 @@ export class RegistryClient {
     const failure = (error: unknown, what: string) => {
       if (call.signal?.aborted) return error;
       if (timedOut) {
-        return new RegistryUnreachableError(`the registry at ${this.url} did not answer within ${this.timeout} ms`, { cause: error });
+        return new RegistryUnreachableError(`the registry at ${this.url} did not answer within ${timeout} ms`, { cause: error });
       }
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (error as Error).message;

@@ -12,6 +12,9 @@ export const LIMITS = {
   metadataBytes: 16 * 1024,
   metadataDepth: 16,
   bodyBytes: 64 * 1024,
+  /** Blocking queries: how long ?wait= holds an answer by default, and at most. */
+  defaultWaitMs: 60_000,
+  maxWaitMs: 10 * 60_000,
 } as const;
 
 export const ROLES = ['infra', 'lieutenant', 'worker', 'golden', 'custom'] as const;

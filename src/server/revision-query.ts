@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { parseDuration } from '../domain/duration.js';
+import { LIMITS } from '../domain/schemas.js';
 import type { FastifyReply } from 'fastify';
 import type { ChangeFeed } from './change-feed.js';
 import { BadRequestError } from './http-errors.js';
@@ -7,8 +8,6 @@ import { BadRequestError } from './http-errors.js';
 export const REVISION_PATTERN = '^\\d{1,15}$';
 export const RevisionSchema = Type.String({ pattern: REVISION_PATTERN, description: 'A registry revision.' });
 
-export const DEFAULT_WAIT_MS = 60_000;
-export const MAX_WAIT_MS = 10 * 60_000;
 
 /** `?index=N&wait=30s`: the Consul-style blocking query parameters of list and discover. */
 export const BlockingQuerySchema = {
@@ -32,13 +31,13 @@ export async function waitForIndex(
     return;
   }
   const index = Number(query.index);
-  let waitMs = DEFAULT_WAIT_MS;
+  let waitMs: number = LIMITS.defaultWaitMs;
   if (query.wait !== undefined) {
     const parsed = parseDuration(query.wait);
     if (parsed === undefined) {
       throw new BadRequestError(`query parameter wait must be a duration such as 30s, 5m or 1500ms (got ${JSON.stringify(query.wait)})`);
     }
-    waitMs = Math.min(parsed, MAX_WAIT_MS);
+    waitMs = Math.min(parsed, LIMITS.maxWaitMs);
   }
   if (index >= (await currentRevision()) + 1) return;
   const left = new AbortController();
