@@ -436,13 +436,23 @@ export class SqliteStore implements RegistryStore {
       this.staged = { entries: [] };
       throw error;
     }
-    const { revision, entries } = this.staged;
+    const staged = this.staged;
     this.staged = { entries: [] };
-    for (const apply of entries) apply();
-    if (revision === undefined) return result;
-    this.currentRevision = revision;
-    for (const listener of this.changeListeners) listener();
+    this.applyCommitted([staged]);
     return result;
+  }
+
+  /** After a COMMIT: the changes reach the mirror and the revision, then the listeners hear once. */
+  private applyCommitted(changes: Array<SqliteStore['staged']>): void {
+    let changed = false;
+    for (const { revision, entries } of changes) {
+      for (const apply of entries) apply();
+      if (revision !== undefined) {
+        this.currentRevision = revision;
+        changed = true;
+      }
+    }
+    if (changed) for (const listener of this.changeListeners) listener();
   }
 
   /**
@@ -486,16 +496,7 @@ export class SqliteStore implements RegistryStore {
       return;
     }
     this.staged = { entries: [] };
-    let changed = false;
-    for (const outcome of outcomes) {
-      if (!outcome.ok) continue;
-      for (const apply of outcome.staged.entries) apply();
-      if (outcome.staged.revision !== undefined) {
-        this.currentRevision = outcome.staged.revision;
-        changed = true;
-      }
-    }
-    if (changed) for (const listener of this.changeListeners) listener();
+    this.applyCommitted(outcomes.flatMap((outcome) => (outcome.ok ? [outcome.staged] : [])));
     outcomes.forEach((outcome, i) => (outcome.ok ? batch[i].resolve(outcome.value) : batch[i].reject(outcome.error)));
   }
 
