@@ -14,15 +14,15 @@ export interface Listing {
   revision: number;
 }
 
-/** A listing as the API's exact answer text: `{"vms":[…],"count":n,"revision":r}`. */
+/** A listing as the API's exact answer, UTF-8 JSON: `{"vms":[…],"count":n,"revision":r}`. */
 export interface JsonListing {
-  json: string;
+  body: Buffer;
   revision: number;
 }
 
-/** One VM as the API's exact answer text, with the revision of its last change (its ETag). */
+/** One VM as the API's exact answer, UTF-8 JSON, with the revision of its last change (its ETag). */
 export interface JsonVm {
-  json: string;
+  body: Buffer;
   revision: number;
 }
 

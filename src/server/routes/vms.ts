@@ -34,10 +34,10 @@ const errors = { 400: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: Erro
 const read = { scope: 'read' as const };
 const write = { scope: 'write' as const };
 /**
- * Sends text a store prepared as the exact answer (see RegistryStore.listJson): Fastify sends
- * a string with a JSON content type as it is, skipping the schema serializer.
+ * Sends bytes a store prepared as the exact answer (see RegistryStore.listJson): Fastify sends
+ * a Buffer as it is, skipping the schema serializer.
  */
-const sendText = (reply: FastifyReply, json: string) => reply.type('application/json; charset=utf-8').send(json);
+const sendPrepared = (reply: FastifyReply, body: Buffer) => reply.type('application/json; charset=utf-8').send(body);
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) });
 
 /** The seed's /registry endpoints plus PUT. Mounted under /registry. */
@@ -46,8 +46,8 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
   const listing = ({ vms, revision }: Listing) => ({ vms, count: vms.length, revision });
   const sendListing = async (reply: FastifyReply, filter: ListFilter) => {
     if (store.listJson) {
-      const { json, revision } = await store.listJson(filter);
-      return sendText(reply.header('x-registry-index', revision), json);
+      const { body, revision } = await store.listJson(filter);
+      return sendPrepared(reply.header('x-registry-index', revision), body);
     }
     const result = await store.list(filter);
     return reply.header('x-registry-index', result.revision).send(listing(result));
@@ -112,7 +112,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
       const vm = store.getJson ? await store.getJson(request.params.id) : await store.get(request.params.id);
       if (!vm) return reply.code(404).send({ error: `VM "${request.params.id}" is not registered` });
       reply.header('etag', etag(vm.revision));
-      return 'json' in vm ? sendText(reply, vm.json) : reply.send(vm);
+      return 'body' in vm ? sendPrepared(reply, vm.body) : reply.send(vm);
     },
   );
 

@@ -1,9 +1,10 @@
 import type { Role, Status } from '../../domain/schemas.js';
+import { isoTimestamp, vmJsonBytes, type VmJsonBytes, type VmJsonText } from '../../domain/vm-json.js';
 import type { ListFilter } from '../store.js';
 
 /**
  * One VM as the SQLite store keeps it in memory: what reads and heartbeats need, with the
- * public JSON prepared (see vm-json.ts) so that answering costs string concatenation only.
+ * public JSON prepared (see vm-json.ts) so that answering costs a copy of its bytes.
  */
 export interface MirrorEntry {
   id: string;
@@ -13,26 +14,51 @@ export interface MirrorEntry {
   revision: number;
   registeredAt: number;
   lastSeen: number;
-  /** Formatted when first needed; heartbeats reset it. */
-  lastSeenIso?: string;
   staleAnnounced: boolean;
-  /** The entry's JSON around lastSeen's value (see vm-json.ts), or how to build it. */
-  head?: string;
-  tail?: string;
+  /** The entry's JSON; heartbeats rewrite its lastSeen in place. */
+  json?: VmJsonBytes;
   /**
-   * Builds head and tail on first use. Entries loaded at start carry this instead of their
+   * Builds the JSON's text on first use. Entries loaded at start carry this instead of their
    * JSON, so that a restart over 100k VMs answers its first discover without serializing all.
    */
-  prepare?: () => { head: string; tail: string };
+  prepare?: () => VmJsonText;
 }
 
-export function entryJson(entry: MirrorEntry): string {
-  if (entry.head === undefined || entry.tail === undefined) {
-    ({ head: entry.head, tail: entry.tail } = entry.prepare!());
+export function entryBytes(entry: MirrorEntry): Buffer {
+  if (entry.json === undefined) {
+    entry.json = vmJsonBytes(entry.prepare!(), isoTimestamp(entry.lastSeen));
     entry.prepare = undefined;
   }
-  entry.lastSeenIso ??= new Date(entry.lastSeen).toISOString();
-  return entry.head + entry.lastSeenIso + entry.tail;
+  return entry.json.bytes;
+}
+
+export const entryJson = (entry: MirrorEntry): string => entryBytes(entry).toString();
+
+/** A heartbeat: the new lastSeen, in the entry and in its prepared JSON (`lastSeenIso` is its ISO text). */
+export function touch(entry: MirrorEntry, lastSeen: number, lastSeenIso: string): void {
+  entry.lastSeen = lastSeen;
+  if (entry.json) entry.json.bytes.write(lastSeenIso, entry.json.lastSeenAt, 'latin1');
+}
+
+const OPEN_LISTING = Buffer.from('{"vms":[');
+const COMMA = 0x2c;
+
+/** `{"vms":[…],"count":n,"revision":r}` from the entries' bytes: one allocation, one copy each. */
+export function listingBody(entries: readonly MirrorEntry[], revision: number): Buffer {
+  const close = `],"count":${entries.length},"revision":${revision}}`;
+  let size = OPEN_LISTING.length + Math.max(entries.length - 1, 0) + close.length;
+  for (const entry of entries) size += entryBytes(entry).length;
+  const body = Buffer.allocUnsafe(size);
+  body.set(OPEN_LISTING);
+  let at = OPEN_LISTING.length;
+  for (let i = 0; i < entries.length; i++) {
+    if (i > 0) body[at++] = COMMA;
+    const bytes = entries[i].json!.bytes;
+    body.set(bytes, at);
+    at += bytes.length;
+  }
+  body.write(close, at, 'latin1');
+  return body;
 }
 
 /** List order reversed: registeredAt ascending, then id descending. */

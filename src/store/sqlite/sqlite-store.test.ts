@@ -55,7 +55,12 @@ describe('SQLite store mirror', () => {
   const inFile = (file: string, id: string) => {
     const db = new Database(file, { readonly: true });
     try {
-      return db.prepare('SELECT last_seen, revision, stale_announced FROM vms WHERE id = ?').get(id) as
+      return db
+        .prepare(
+          `SELECT max(vms.last_seen, coalesce(heartbeats.last_seen, 0)) AS last_seen, revision, stale_announced
+           FROM vms LEFT JOIN heartbeats USING (id) WHERE id = ?`,
+        )
+        .get(id) as
         | { last_seen: number; revision: number; stale_announced: number }
         | undefined;
     } finally {
@@ -72,8 +77,9 @@ describe('SQLite store mirror', () => {
     await store.register(aVm({ id: 'b', services: undefined, metadata: undefined, status: 'paused' }));
     await store.heartbeat('a');
     const listing = await store.list();
-    assert.equal((await store.listJson()).json, build(VmListSchema)({ ...listing, count: listing.vms.length }));
-    assert.equal((await store.getJson('a'))?.json, build(VmSchema)(await store.get('a')));
+    assert.equal((await store.listJson()).body.toString(), build(VmListSchema)({ ...listing, count: listing.vms.length }));
+    assert.equal((await store.listJson({ role: 'infra' })).body.toString(), build(VmListSchema)({ vms: [], count: 0, revision: listing.revision }));
+    assert.equal((await store.getJson('a'))?.body.toString(), build(VmSchema)(await store.get('a')));
     assert.equal((await store.getJson('a'))?.revision, (await store.get('a'))?.revision);
     await store.close();
   });
@@ -85,7 +91,7 @@ describe('SQLite store mirror', () => {
     clock.advance(30_000);
     const beat = await store.heartbeat('vm-1');
     assert.equal((await store.get('vm-1'))?.lastSeen, beat.lastSeen);
-    assert.equal(JSON.parse((await store.listJson(discoverFilter('lieutenant'))).json).vms[0].lastSeen, beat.lastSeen);
+    assert.equal(JSON.parse((await store.listJson(discoverFilter('lieutenant'))).body.toString()).vms[0].lastSeen, beat.lastSeen);
     assert.equal(inFile(file, 'vm-1')?.last_seen, Date.parse(vm.lastSeen), 'not written yet: the window is still open');
     await store.close();
     assert.equal(inFile(file, 'vm-1')?.last_seen, Date.parse(beat.lastSeen));

@@ -5,7 +5,7 @@ import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas.js';
 import type { VmFields, VmRecord } from '../../domain/vm.js';
-import { servicesJson, vmJsonParts } from '../../domain/vm-json.js';
+import { isoTimestamp, servicesJson, vmJsonBytes, vmJsonParts } from '../../domain/vm-json.js';
 import type {
   EventType,
   Heartbeat,
@@ -22,7 +22,7 @@ import type {
 } from '../store.js';
 import { HeartbeatBatch } from './heartbeat-batch.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
-import { entryJson, Mirror, type MirrorEntry } from './mirror.js';
+import { entryBytes, entryJson, listingBody, Mirror, touch, type MirrorEntry } from './mirror.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -31,7 +31,7 @@ export interface SqliteStoreOptions {
   staleAfterMs: number;
   /** How many events the log keeps for watchers to resume from. */
   eventRetention?: number;
-  /** Heartbeats are written to the file in one transaction per window of this many ms (default 200). */
+  /** Heartbeats are written to the file in one transaction per window of this many ms (default 1000). */
   heartbeatWindowMs?: number;
 }
 
@@ -61,7 +61,7 @@ interface EventRow {
   vm: string;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
+const iso = isoTimestamp;
 
 const REMOVALS: ReadonlySet<EventType> = new Set(['deregistered', 'reaped']);
 
@@ -82,12 +82,10 @@ const jsonOf = (row: VmRow) =>
  * A mirror entry for a row, with its JSON or the way to build it. Every optional key is set,
  * undefined included, because the mirror updates entries in place with Object.assign.
  */
-function entryOf(row: VmRow, json: Pick<MirrorEntry, 'head' | 'tail' | 'prepare'>): MirrorEntry {
+function entryOf(row: VmRow, json: Pick<MirrorEntry, 'json' | 'prepare'>): MirrorEntry {
   return {
-    head: undefined,
-    tail: undefined,
+    json: undefined,
     prepare: undefined,
-    lastSeenIso: undefined,
     id: row.id,
     role: row.role,
     status: row.status,
@@ -100,8 +98,8 @@ function entryOf(row: VmRow, json: Pick<MirrorEntry, 'head' | 'tail' | 'prepare'
   };
 }
 
-const toRecord = (entry: MirrorEntry): VmRecord => ({
-  ...(JSON.parse(entryJson(entry)) as Vm),
+const toRecord = (entry: MirrorEntry, json = entryJson(entry)): VmRecord => ({
+  ...(JSON.parse(json) as Vm),
   ...(entry.owner !== null && { owner: entry.owner }),
   revision: entry.revision,
 });
@@ -184,7 +182,10 @@ export class SqliteStore implements RegistryStore {
     this.eventRetention = options.eventRetention ?? 10_000;
     this.sql = {
       // Oldest first, the mirror's own order, so that loading appends instead of inserting.
-      all: db.prepare<[], VmRow>('SELECT * FROM vms ORDER BY registered_at, id DESC'),
+      all: db.prepare<[], VmRow>(
+        `SELECT vms.*, max(vms.last_seen, coalesce(heartbeats.last_seen, 0)) AS last_seen
+         FROM vms LEFT JOIN heartbeats USING (id) ORDER BY registered_at, id DESC`,
+      ),
       get: db.prepare<[string], VmRow>('SELECT * FROM vms WHERE id = ?'),
       insert: db.prepare(
         `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision, stale_announced, owner)
@@ -196,7 +197,9 @@ export class SqliteStore implements RegistryStore {
          stale_announced = @stale_announced WHERE id = @id`,
       ),
       remove: db.prepare('DELETE FROM vms WHERE id = ?'),
-      touch: db.prepare<[number, string]>('UPDATE vms SET last_seen = ? WHERE id = ?'),
+      touch: db.prepare<[string, number]>(
+        'INSERT INTO heartbeats (id, last_seen) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen',
+      ),
       eventsAfter: db.prepare<[number, number], EventRow>(
         'SELECT revision, type, at, vm FROM events WHERE revision > ? ORDER BY revision LIMIT ?',
       ),
@@ -219,10 +222,10 @@ export class SqliteStore implements RegistryStore {
     const writeHeartbeats = db.transaction((ids: ReadonlySet<string>) => {
       for (const id of ids) {
         const entry = this.mirror.get(id);
-        if (entry) this.sql.touch.run(entry.lastSeen, id);
+        if (entry) this.sql.touch.run(id, entry.lastSeen);
       }
     });
-    this.heartbeats = new HeartbeatBatch(options.heartbeatWindowMs ?? 200, (ids) => writeHeartbeats.immediate(ids));
+    this.heartbeats = new HeartbeatBatch(options.heartbeatWindowMs ?? 1000, (ids) => writeHeartbeats.immediate(ids));
     // Reading every row here is also the open-time check that the file is readable.
     for (const row of this.sql.all.iterate()) {
       const prepare = () => {
@@ -271,19 +274,17 @@ export class SqliteStore implements RegistryStore {
 
   async getJson(id: string): Promise<JsonVm | undefined> {
     const entry = this.mirror.get(id);
-    return entry && { json: entryJson(entry), revision: entry.revision };
+    // A copy: the entry's own bytes change under a heartbeat while the answer may wait in a socket's queue.
+    return entry && { body: Buffer.from(entryBytes(entry)), revision: entry.revision };
   }
 
   async list(filter: ListFilter = {}): Promise<Listing> {
-    return { vms: this.select(filter).map(toRecord), revision: this.currentRevision };
+    return { vms: this.select(filter).map((entry) => toRecord(entry)), revision: this.currentRevision };
   }
 
   async listJson(filter: ListFilter = {}): Promise<JsonListing> {
-    const entries = this.select(filter);
-    const vms = new Array<string>(entries.length);
-    for (let i = 0; i < entries.length; i++) vms[i] = entryJson(entries[i]);
     const revision = this.currentRevision;
-    return { json: `{"vms":[${vms.join(',')}],"count":${vms.length},"revision":${revision}}`, revision };
+    return { body: listingBody(this.select(filter), revision), revision };
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
@@ -354,8 +355,7 @@ export class SqliteStore implements RegistryStore {
       });
     } else {
       // The hot path: visible to readers at once, written to the file with the rest of its window.
-      entry.lastSeen = now;
-      entry.lastSeenIso = lastSeen;
+      touch(entry, now, lastSeen);
       this.heartbeats.add(id);
     }
     return { id, lastSeen };
@@ -539,11 +539,14 @@ export class SqliteStore implements RegistryStore {
    * mirror's update for after the commit. The entry's JSON serves both.
    */
   private record(row: VmRow, type: EventType, at: number): VmRecord {
-    const entry = entryOf(row, jsonOf(row));
-    this.sql.appendEvent.run(row.revision, type, at, row.id, entryJson(entry));
+    const text = jsonOf(row);
+    const lastSeen = iso(row.last_seen);
+    const json = text.head + lastSeen + text.tail;
+    const entry = entryOf(row, { json: vmJsonBytes(text, lastSeen) });
+    this.sql.appendEvent.run(row.revision, type, at, row.id, json);
     this.sql.trimEvents.run(row.revision - this.eventRetention);
     this.staged.entries.push(REMOVALS.has(type) ? () => this.mirror.delete(row.id) : () => this.mirror.set(entry));
-    return toRecord(entry);
+    return toRecord(entry, json);
   }
 
   private bump(): number {
