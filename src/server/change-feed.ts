@@ -3,7 +3,7 @@ import type { RegistryEvent, RegistryStore } from '../store/store.js';
 
 /** An event with its Server-Sent Events frame, encoded once however many watchers get it. */
 export interface FeedEvent extends RegistryEvent {
-  frame: string;
+  readonly frame: string;
 }
 
 export type FeedListener = (event: FeedEvent) => void;
@@ -13,6 +13,17 @@ const PAGE = 1000;
 export function sseFrame(event: RegistryEvent): string {
   const data = JSON.stringify({ type: event.type, revision: event.revision, at: event.at, vm: event.vm });
   return `id: ${event.revision}\nevent: ${event.type}\ndata: ${data}\n\n`;
+}
+
+/** The frame is encoded when a watcher first asks for it: with nobody watching, a change costs no encoding. */
+function feedEvent(event: RegistryEvent): FeedEvent {
+  let frame: string | undefined;
+  return {
+    ...event,
+    get frame() {
+      return (frame ??= sseFrame(event));
+    },
+  };
 }
 
 interface Waiter {
@@ -114,10 +125,10 @@ export class ChangeFeed {
       for (;;) {
         const events = await this.store.eventsSince(this.delivered, PAGE);
         for (const event of events) {
-          const feedEvent = { ...event, frame: sseFrame(event) };
+          const delivery = feedEvent(event);
           this.delivered = event.revision;
-          for (const observer of this.observers) observer(feedEvent);
-          for (const listener of this.listeners) listener(feedEvent);
+          for (const observer of this.observers) observer(delivery);
+          for (const listener of this.listeners) listener(delivery);
         }
         for (const waiter of this.waiters) if (this.delivered > waiter.after) waiter.wake();
         if (events.length < PAGE) return;

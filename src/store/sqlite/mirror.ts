@@ -153,7 +153,8 @@ export class Mirror {
    */
   silentSince(cutoff: number, announced: boolean, limit: number): MirrorEntry[] {
     const found: MirrorEntry[] = [];
-    for (const entry of this.byId.values()) {
+    // The order array rather than the map: a plain array walks several times faster.
+    for (const entry of this.all.items) {
       if (entry.status === 'running' && entry.staleAnnounced === announced && entry.lastSeen < cutoff) found.push(entry);
     }
     return found.sort((a, b) => a.lastSeen - b.lastSeen).slice(0, limit);

@@ -54,6 +54,14 @@ interface VmRow {
   owner: string | null;
 }
 
+/** What a transaction will do to the mirror and the revision once it commits. */
+interface Staged {
+  revision?: number;
+  entries: Array<() => void>;
+}
+
+type Outcome = { ok: true; value: unknown; staged: Staged } | { ok: false; error: unknown };
+
 interface EventRow {
   revision: number;
   type: EventType;
@@ -98,11 +106,16 @@ function entryOf(row: VmRow, json: Pick<MirrorEntry, 'json' | 'prepare'>): Mirro
   };
 }
 
-const toRecord = (entry: MirrorEntry, json = entryJson(entry)): VmRecord => ({
-  ...(JSON.parse(json) as Vm),
-  ...(entry.owner !== null && { owner: entry.owner }),
-  revision: entry.revision,
+const recordOf = (vm: Vm, owner: string | null, revision: number): VmRecord => ({
+  ...vm,
+  ...(owner !== null && { owner }),
+  revision,
 });
+
+const toRecord = (entry: MirrorEntry): VmRecord => recordOf(JSON.parse(entryJson(entry)) as Vm, entry.owner, entry.revision);
+
+/** The newest events kept in memory, so that the change feed reads what was just committed without a query. */
+const RECENT_EVENTS = 1024;
 
 function openDatabase(file: string): Database.Database {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -168,9 +181,12 @@ export class SqliteStore implements RegistryStore {
   private readonly heartbeats: HeartbeatBatch;
   /** The committed registry revision. */
   private currentRevision: number;
-  /** What the open transaction will do to the mirror and the revision once it commits. */
-  private staged: { revision?: number; entries: Array<() => void> } = { entries: [] };
-  private readonly transaction: Database.Transaction<(change: () => unknown) => unknown>;
+  /** The last revision given to a change of the open transaction; written with its COMMIT. */
+  private allocated = 0;
+  /** What the change running now will do once its transaction commits. */
+  private staged: Staged = { entries: [] };
+  /** The newest committed events, consecutive revisions oldest first (see RECENT_EVENTS). */
+  private readonly recentEvents: RegistryEvent[] = [];
   private batch: Array<{ change: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
 
   constructor(
@@ -205,9 +221,7 @@ export class SqliteStore implements RegistryStore {
       ),
       oldestEvent: db.prepare<[], { revision: number | null }>('SELECT min(revision) AS revision FROM events'),
       revision: db.prepare<[], { value: number }>(`SELECT value FROM registry_state WHERE key = 'revision'`),
-      nextRevision: db.prepare<[], { value: number }>(
-        `UPDATE registry_state SET value = value + 1 WHERE key = 'revision' RETURNING value`,
-      ),
+      setRevision: db.prepare<[number]>(`UPDATE registry_state SET value = ? WHERE key = 'revision'`),
       appendEvent: db.prepare('INSERT INTO events (revision, type, at, vm_id, vm) VALUES (?, ?, ?, ?, ?)'),
       trimEvents: db.prepare('DELETE FROM events WHERE revision <= ?'),
       begin: db.prepare('BEGIN IMMEDIATE'),
@@ -217,8 +231,6 @@ export class SqliteStore implements RegistryStore {
       commit: db.prepare('COMMIT'),
       rollback: db.prepare('ROLLBACK'),
     };
-    // Built once: better-sqlite3 compiles a wrapper per db.transaction() call.
-    this.transaction = db.transaction((change: () => unknown) => change());
     const writeHeartbeats = db.transaction((ids: ReadonlySet<string>) => {
       for (const id of ids) {
         const entry = this.mirror.get(id);
@@ -390,6 +402,11 @@ export class SqliteStore implements RegistryStore {
     if (since > current) {
       throw new GoneError(`revision ${since} is ahead of this registry (at ${current}); list again, then watch from its revision`);
     }
+    const recent = this.recentEvents;
+    if (recent.length > 0 && since >= recent[0].revision - 1) {
+      const from = since - recent[0].revision + 1;
+      return recent.slice(from, from + limit);
+    }
     const oldest = this.sql.oldestEvent.get()!.revision ?? current + 1;
     if (since < oldest - 1) {
       throw new GoneError(
@@ -424,42 +441,17 @@ export class SqliteStore implements RegistryStore {
     this.db.close();
   }
 
-  /**
-   * Runs a change in one immediate transaction; only once it has committed are its effects
-   * applied to the mirror and the listeners told.
-   */
+  /** Runs one change in a transaction of its own (see commit) and answers its result or throws its error. */
   private write<T>(change: () => T): T {
-    let result: T;
-    try {
-      result = this.transaction.immediate(change) as T;
-    } catch (error) {
-      this.staged = { entries: [] };
-      throw error;
-    }
-    const staged = this.staged;
-    this.staged = { entries: [] };
-    this.applyCommitted([staged]);
-    return result;
-  }
-
-  /** After a COMMIT: the changes reach the mirror and the revision, then the listeners hear once. */
-  private applyCommitted(changes: Array<SqliteStore['staged']>): void {
-    let changed = false;
-    for (const { revision, entries } of changes) {
-      for (const apply of entries) apply();
-      if (revision !== undefined) {
-        this.currentRevision = revision;
-        changed = true;
-      }
-    }
-    if (changed) for (const listener of this.changeListeners) listener();
+    const [outcome] = this.commit([change]);
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value as T;
   }
 
   /**
    * Group commit: changes that arrive together (concurrent requests) run in one immediate
-   * transaction, each under its own savepoint so that one refused change undoes only itself,
-   * and share one COMMIT — the cost that dominated a write. Each caller is answered only after
-   * that COMMIT, so a 2xx still means committed.
+   * transaction and share one COMMIT, the cost that dominated a write. Each caller is answered
+   * only after that COMMIT, so a 2xx still means committed.
    */
   private batched<T>(change: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -472,11 +464,31 @@ export class SqliteStore implements RegistryStore {
     const batch = this.batch;
     if (batch.length === 0) return;
     this.batch = [];
-    const outcomes: Array<{ ok: true; value: unknown; staged: SqliteStore['staged'] } | { ok: false; error: unknown }> = [];
+    let outcomes: Outcome[];
+    try {
+      outcomes = this.commit(batch.map(({ change }) => change));
+    } catch (error) {
+      for (const { reject } of batch) reject(error);
+      return;
+    }
+    outcomes.forEach((outcome, i) => (outcome.ok ? batch[i].resolve(outcome.value) : batch[i].reject(outcome.error)));
+  }
+
+  /**
+   * Runs changes in one immediate transaction, each under its own savepoint so that a refused
+   * change undoes only itself, with one COMMIT; the revision counter and the event log's trim
+   * are written once for all. Only after the COMMIT do the changes reach the mirror and the
+   * revision, and the listeners hear once. Throws, with nothing changed, only when the
+   * transaction itself fails.
+   */
+  private commit(changes: ReadonlyArray<() => unknown>): Outcome[] {
+    const outcomes: Outcome[] = [];
+    this.allocated = this.currentRevision;
     try {
       this.sql.begin.run();
-      for (const { change } of batch) {
+      for (const change of changes) {
         this.staged = { entries: [] };
+        const allocatedBefore = this.allocated;
         this.sql.savepoint.run();
         try {
           const value = change();
@@ -485,19 +497,32 @@ export class SqliteStore implements RegistryStore {
         } catch (error) {
           this.sql.rollbackTo.run();
           this.sql.release.run();
+          this.allocated = allocatedBefore;
           outcomes.push({ ok: false, error });
         }
+      }
+      if (this.allocated !== this.currentRevision) {
+        this.sql.setRevision.run(this.allocated);
+        this.sql.trimEvents.run(this.allocated - this.eventRetention);
       }
       this.sql.commit.run();
     } catch (error) {
       if (this.db.inTransaction) this.sql.rollback.run();
+      throw error;
+    } finally {
       this.staged = { entries: [] };
-      for (const { reject } of batch) reject(error);
-      return;
     }
-    this.staged = { entries: [] };
-    this.applyCommitted(outcomes.flatMap((outcome) => (outcome.ok ? [outcome.staged] : [])));
-    outcomes.forEach((outcome, i) => (outcome.ok ? batch[i].resolve(outcome.value) : batch[i].reject(outcome.error)));
+    let changed = false;
+    for (const outcome of outcomes) {
+      if (!outcome.ok) continue;
+      for (const apply of outcome.staged.entries) apply();
+      if (outcome.staged.revision !== undefined) {
+        this.currentRevision = outcome.staged.revision;
+        changed = true;
+      }
+    }
+    if (changed) for (const listener of this.changeListeners) listener();
+    return outcomes;
   }
 
   /** The VM's row, with the lastSeen of heartbeats not yet written to the file. */
@@ -544,13 +569,20 @@ export class SqliteStore implements RegistryStore {
     const json = text.head + lastSeen + text.tail;
     const entry = entryOf(row, { json: vmJsonBytes(text, lastSeen) });
     this.sql.appendEvent.run(row.revision, type, at, row.id, json);
-    this.sql.trimEvents.run(row.revision - this.eventRetention);
+    const vm = JSON.parse(json) as Vm;
+    const event: RegistryEvent = { type, revision: row.revision, at: iso(at), vm };
     this.staged.entries.push(REMOVALS.has(type) ? () => this.mirror.delete(row.id) : () => this.mirror.set(entry));
-    return toRecord(entry, json);
+    this.staged.entries.push(() => this.remember(event));
+    return recordOf(vm, row.owner, row.revision);
+  }
+
+  private remember(event: RegistryEvent): void {
+    if (this.recentEvents.length === Math.min(RECENT_EVENTS, this.eventRetention)) this.recentEvents.shift();
+    this.recentEvents.push(event);
   }
 
   private bump(): number {
-    const revision = this.sql.nextRevision.get()!.value;
+    const revision = ++this.allocated;
     this.staged.revision = revision;
     return revision;
   }
