@@ -44,23 +44,34 @@ export function vmJsonParts(vm: VmJsonParts): VmJsonText {
   };
 }
 
-/** Timestamps in the API: ms since the epoch as ISO 8601 in UTC. */
-export const isoTimestamp = (ms: number): string => new Date(ms).toISOString();
+let lastFormatted = { ms: NaN, iso: '' };
+
+/**
+ * Timestamps in the API: ms since the epoch as ISO 8601 in UTC. Remembers the last one: tens
+ * of heartbeats a millisecond all answer the same lastSeen.
+ */
+export function isoTimestamp(ms: number): string {
+  if (ms !== lastFormatted.ms) lastFormatted = { ms, iso: new Date(ms).toISOString() };
+  return lastFormatted.iso;
+}
 
 /** An isoTimestamp for years 0 to 9999, as every lastSeen is: always 24 ASCII characters. */
 export const ISO_TIMESTAMP_BYTES = 24;
 
 /**
  * A VM's JSON as the UTF-8 bytes a response sends, and where lastSeen's value starts in them,
- * so that a heartbeat rewrites those 24 bytes in place rather than building the text again,
- * and a listing is one copy of each entry's bytes.
+ * so that a newer lastSeen rewrites those 24 bytes in place rather than building the text
+ * again, and a listing is one copy of each entry's bytes.
  */
 export interface VmJsonBytes {
   bytes: Buffer;
   lastSeenAt: number;
+  /** The lastSeen the bytes show, in ms. */
+  lastSeen: number;
 }
 
-export function vmJsonBytes({ head, tail }: VmJsonText, lastSeen: string): VmJsonBytes {
+export function vmJsonBytes({ head, tail }: VmJsonText, lastSeenMs: number): VmJsonBytes {
+  const lastSeen = isoTimestamp(lastSeenMs);
   const lastSeenAt = Buffer.byteLength(head);
   // Unpooled: an entry lives as long as its VM, and a slice of Node's shared 8 kB pool would
   // keep the whole slab alive long after the entries around it were replaced.
@@ -68,5 +79,5 @@ export function vmJsonBytes({ head, tail }: VmJsonText, lastSeen: string): VmJso
   bytes.write(head, 0);
   bytes.write(lastSeen, lastSeenAt, 'latin1');
   bytes.write(tail, lastSeenAt + ISO_TIMESTAMP_BYTES);
-  return { bytes, lastSeenAt };
+  return { bytes, lastSeenAt, lastSeen: lastSeenMs };
 }

@@ -15,7 +15,7 @@ export interface MirrorEntry {
   registeredAt: number;
   lastSeen: number;
   staleAnnounced: boolean;
-  /** The entry's JSON; heartbeats rewrite its lastSeen in place. */
+  /** The entry's JSON. A heartbeat only sets lastSeen; the JSON's copy is rewritten in place when next read. */
   json?: VmJsonBytes;
   /**
    * Builds the JSON's text on first use. Entries loaded at start carry this instead of their
@@ -25,20 +25,20 @@ export interface MirrorEntry {
 }
 
 export function entryBytes(entry: MirrorEntry): Buffer {
-  if (entry.json === undefined) {
-    entry.json = vmJsonBytes(entry.prepare!(), isoTimestamp(entry.lastSeen));
+  const { json } = entry;
+  if (json === undefined) {
+    entry.json = vmJsonBytes(entry.prepare!(), entry.lastSeen);
     entry.prepare = undefined;
+    return entry.json.bytes;
   }
-  return entry.json.bytes;
+  if (json.lastSeen !== entry.lastSeen) {
+    json.bytes.write(isoTimestamp(entry.lastSeen), json.lastSeenAt, 'latin1');
+    json.lastSeen = entry.lastSeen;
+  }
+  return json.bytes;
 }
 
 export const entryJson = (entry: MirrorEntry): string => entryBytes(entry).toString();
-
-/** A heartbeat: the new lastSeen, in the entry and in its prepared JSON (`lastSeenIso` is its ISO text). */
-export function touch(entry: MirrorEntry, lastSeen: number, lastSeenIso: string): void {
-  entry.lastSeen = lastSeen;
-  if (entry.json) entry.json.bytes.write(lastSeenIso, entry.json.lastSeenAt, 'latin1');
-}
 
 const OPEN_LISTING = Buffer.from('{"vms":[');
 const COMMA = 0x2c;
@@ -53,6 +53,7 @@ export function listingBody(entries: readonly MirrorEntry[], revision: number): 
   let at = OPEN_LISTING.length;
   for (let i = 0; i < entries.length; i++) {
     if (i > 0) body[at++] = COMMA;
+    // Made current by the sizing loop above.
     const bytes = entries[i].json!.bytes;
     body.set(bytes, at);
     at += bytes.length;
@@ -132,18 +133,27 @@ export class Mirror {
     this.unindex(current);
   }
 
-  /** The entries a filter selects, in list order; running entries last seen before `staleCutoff` are stale. */
-  select(filter: ListFilter, staleCutoff: number): MirrorEntry[] {
+  /**
+   * The entries a filter selects, in list order; running entries last seen before `staleCutoff`
+   * are stale. `oldestFresh` is the earliest lastSeen among the running, not yet stale entries the
+   * filter judged by staleness (Infinity when it did not): the first that time alone can turn stale.
+   */
+  select(filter: ListFilter, staleCutoff: number): { entries: MirrorEntry[]; oldestFresh: number } {
     const items = filter.role === undefined ? this.all.items : (this.byRole.get(filter.role)?.items ?? []);
     const { status, stale } = filter;
-    const selected: MirrorEntry[] = [];
+    const entries: MirrorEntry[] = [];
+    let oldestFresh = Infinity;
     for (let i = items.length - 1; i >= 0; i--) {
       const entry = items[i];
       if (status !== undefined && entry.status !== status) continue;
-      if (stale !== undefined && (entry.status === 'running' && entry.lastSeen < staleCutoff) !== stale) continue;
-      selected.push(entry);
+      if (stale !== undefined && entry.status === 'running') {
+        const isStale = entry.lastSeen < staleCutoff;
+        if (!isStale && entry.lastSeen < oldestFresh) oldestFresh = entry.lastSeen;
+        if (isStale !== stale) continue;
+      } else if (stale === true) continue;
+      entries.push(entry);
     }
-    return selected;
+    return { entries, oldestFresh };
   }
 
   /**

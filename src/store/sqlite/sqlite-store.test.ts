@@ -84,6 +84,39 @@ describe('SQLite store mirror', () => {
     await store.close();
   });
 
+  it('answers a listing again only while it is still what a fresh one would be', async () => {
+    const store = open(join(dir.path, 'listing-cache.db'));
+    const fresh = async (filter: Parameters<typeof store.list>[0]) => {
+      const listing = await store.list(filter);
+      return build(VmListSchema)({ ...listing, count: listing.vms.length });
+    };
+    const same = async (filter: Parameters<typeof store.list>[0] = {}) => {
+      const first = (await store.listJson(filter)).body.toString();
+      assert.equal(first, await fresh(filter));
+      assert.equal((await store.listJson(filter)).body.toString(), first, 'asked again with nothing changed');
+    };
+    await store.register(aVm({ id: 'a' }));
+    clock.advance(40_000);
+    await store.register(aVm({ id: 'b' }));
+    await same(discoverFilter('lieutenant'));
+    await same({ stale: true });
+    await same();
+    clock.advance(1_000);
+    await store.heartbeat('b');
+    assert.equal((await store.listJson()).body.toString(), await fresh({}), 'a heartbeat shows in the next listing');
+    await store.update('b', { name: 'renamed' });
+    assert.equal((await store.listJson()).body.toString(), await fresh({}), 'so does a change');
+    // 'a' was last seen 41 s ago and goes stale at 60 s with no sweep, no event, no heartbeat.
+    await same(discoverFilter('lieutenant'));
+    await same({ stale: false });
+    clock.advance(19_001);
+    const discovered = JSON.parse((await store.listJson(discoverFilter('lieutenant'))).body.toString());
+    assert.deepEqual(discovered.vms.map((vm: { id: string }) => vm.id), ['b'], 'time alone turned "a" stale');
+    assert.equal((await store.listJson({ stale: true })).body.toString(), await fresh({ stale: true }));
+    assert.equal((await store.listJson({ stale: false })).body.toString(), await fresh({ stale: false }));
+    await store.close();
+  });
+
   it('shows a heartbeat at once and writes it to the file by a clean close', async () => {
     const file = join(dir.path, 'heartbeat.db');
     const store = open(file);

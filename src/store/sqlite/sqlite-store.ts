@@ -21,8 +21,9 @@ import type {
   WriteOptions,
 } from '../store.js';
 import { HeartbeatBatch } from './heartbeat-batch.js';
+import { ListingCache } from './listing-cache.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
-import { entryBytes, entryJson, listingBody, Mirror, touch, type MirrorEntry } from './mirror.js';
+import { entryBytes, entryJson, listingBody, Mirror, type MirrorEntry } from './mirror.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -185,6 +186,8 @@ export class SqliteStore implements RegistryStore {
   private allocated = 0;
   /** What the change running now will do once its transaction commits. */
   private staged: Staged = { entries: [] };
+  /** Listing bodies kept for the next reader while nothing changes (64 MB: a listing of ~170k VMs). */
+  private readonly listings = new ListingCache(64 * 1024 * 1024);
   /** The newest committed events, consecutive revisions oldest first (see RECENT_EVENTS). */
   private readonly recentEvents: RegistryEvent[] = [];
   private batch: Array<{ change: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
@@ -291,12 +294,19 @@ export class SqliteStore implements RegistryStore {
   }
 
   async list(filter: ListFilter = {}): Promise<Listing> {
-    return { vms: this.select(filter).map((entry) => toRecord(entry)), revision: this.currentRevision };
+    const { entries } = this.mirror.select(filter, this.clock.now() - this.staleAfterMs);
+    return { vms: entries.map((entry) => toRecord(entry)), revision: this.currentRevision };
   }
 
   async listJson(filter: ListFilter = {}): Promise<JsonListing> {
+    const now = this.clock.now();
+    const cached = this.listings.get(filter, now);
+    if (cached) return cached;
+    const { entries, oldestFresh } = this.mirror.select(filter, now - this.staleAfterMs);
     const revision = this.currentRevision;
-    return { body: listingBody(this.select(filter), revision), revision };
+    const body = listingBody(entries, revision);
+    this.listings.set(filter, { body, revision, until: oldestFresh + this.staleAfterMs });
+    return { body, revision };
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
@@ -367,8 +377,9 @@ export class SqliteStore implements RegistryStore {
       });
     } else {
       // The hot path: visible to readers at once, written to the file with the rest of its window.
-      touch(entry, now, lastSeen);
+      entry.lastSeen = now;
       this.heartbeats.add(id);
+      this.listings.clear();
     }
     return { id, lastSeen };
   }
@@ -521,7 +532,10 @@ export class SqliteStore implements RegistryStore {
         changed = true;
       }
     }
-    if (changed) for (const listener of this.changeListeners) listener();
+    if (changed) {
+      this.listings.clear();
+      for (const listener of this.changeListeners) listener();
+    }
     return outcomes;
   }
 
@@ -531,10 +545,6 @@ export class SqliteStore implements RegistryStore {
     const entry = this.mirror.get(id);
     if (row && entry) row.last_seen = entry.lastSeen;
     return row;
-  }
-
-  private select(filter: ListFilter): MirrorEntry[] {
-    return this.mirror.select(filter, this.clock.now() - this.staleAfterMs);
   }
 
   private insert(vm: VmFields, now: number): VmRecord {
@@ -567,7 +577,7 @@ export class SqliteStore implements RegistryStore {
     const text = jsonOf(row);
     const lastSeen = iso(row.last_seen);
     const json = text.head + lastSeen + text.tail;
-    const entry = entryOf(row, { json: vmJsonBytes(text, lastSeen) });
+    const entry = entryOf(row, { json: vmJsonBytes(text, row.last_seen) });
     this.sql.appendEvent.run(row.revision, type, at, row.id, json);
     const vm = JSON.parse(json) as Vm;
     const event: RegistryEvent = { type, revision: row.revision, at: iso(at), vm };
