@@ -5,7 +5,7 @@ import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas.js';
 import type { VmFields, VmRecord } from '../../domain/vm.js';
-import { isoTimestamp, servicesJson, vmJsonBytes, vmJsonParts } from '../../domain/vm-json.js';
+import { isoTimestamp, servicesJson, vmJsonBytes, vmJsonParts, type VmJsonText } from '../../domain/vm-json.js';
 import type {
   EventType,
   Heartbeat,
@@ -63,6 +63,9 @@ interface Staged {
 
 type Outcome = { ok: true; value: unknown; staged: Staged } | { ok: false; error: unknown };
 
+/** What the mirror needs of a VM at open: id, role, status, owner, revision, registered_at, last_seen, stale_announced. */
+type StandingRow = [string, VmRow['role'], VmRow['status'], string | null, number, number, number, 0 | 1];
+
 interface EventRow {
   revision: number;
   type: EventType;
@@ -116,7 +119,7 @@ const recordOf = (vm: Vm, owner: string | null, revision: number): VmRecord => (
 const toRecord = (entry: MirrorEntry): VmRecord => recordOf(JSON.parse(entryJson(entry)) as Vm, entry.owner, entry.revision);
 
 /** The newest events kept in memory, so that the change feed reads what was just committed without a query. */
-const RECENT_EVENTS = 1024;
+const RECENT_EVENTS = 256;
 
 function openDatabase(file: string): Database.Database {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -201,10 +204,10 @@ export class SqliteStore implements RegistryStore {
     this.eventRetention = options.eventRetention ?? 10_000;
     this.sql = {
       // Oldest first, the mirror's own order, so that loading appends instead of inserting.
-      all: db.prepare<[], VmRow>(
-        `SELECT vms.*, max(vms.last_seen, coalesce(heartbeats.last_seen, 0)) AS last_seen
-         FROM vms LEFT JOIN heartbeats USING (id) ORDER BY registered_at, id DESC`,
-      ),
+      standings: db
+        .prepare<[], StandingRow>('SELECT id, role, status, owner, revision, registered_at, last_seen, stale_announced FROM vms')
+        .raw(true),
+      heartbeats: db.prepare<[], [id: string, lastSeen: number]>('SELECT id, last_seen FROM heartbeats').raw(true),
       get: db.prepare<[string], VmRow>('SELECT * FROM vms WHERE id = ?'),
       insert: db.prepare(
         `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision, stale_announced, owner)
@@ -241,14 +244,29 @@ export class SqliteStore implements RegistryStore {
       }
     });
     this.heartbeats = new HeartbeatBatch(options.heartbeatWindowMs ?? 1000, (ids) => writeHeartbeats.immediate(ids));
-    // Reading every row here is also the open-time check that the file is readable.
-    for (const row of this.sql.all.iterate()) {
-      const prepare = () => {
-        // Services written before the JSON was prepared at write time may hold the client's field order.
-        const services = row.services === null ? null : servicesJson(JSON.parse(row.services));
-        return jsonOf({ ...row, services });
-      };
-      this.mirror.set(entryOf(row, { prepare }));
+    // Reading every VM here is also the open-time check that the file is readable. Only what the
+    // mirror needs is read now, as arrays; a VM's JSON is built from its row when first asked for,
+    // so that a restart over 100k VMs answers its first discover without reading them all.
+    const standings = this.sql.standings.all();
+    // List order, oldest first (the mirror's own), so that loading appends instead of inserting.
+    standings.sort((a, b) => a[5] - b[5] || (a[0] > b[0] ? -1 : a[0] < b[0] ? 1 : 0));
+    for (const [id, role, status, owner, revision, registeredAt, lastSeen, staleAnnounced] of standings) {
+      this.mirror.set({
+        json: undefined,
+        prepare: () => this.jsonFromFile(id),
+        id,
+        role,
+        status,
+        owner,
+        revision,
+        registeredAt,
+        lastSeen,
+        staleAnnounced: staleAnnounced === 1,
+      });
+    }
+    for (const [id, lastSeen] of this.sql.heartbeats.all()) {
+      const entry = this.mirror.get(id);
+      if (entry && lastSeen > entry.lastSeen) entry.lastSeen = lastSeen;
     }
     this.currentRevision = this.sql.revision.get()!.value;
   }
@@ -537,6 +555,13 @@ export class SqliteStore implements RegistryStore {
       for (const listener of this.changeListeners) listener();
     }
     return outcomes;
+  }
+
+  private jsonFromFile(id: string): VmJsonText {
+    const row = this.sql.get.get(id)!;
+    // Services written before the JSON was prepared at write time may hold the client's field order.
+    const services = row.services === null ? null : servicesJson(JSON.parse(row.services));
+    return jsonOf({ ...row, services });
   }
 
   /** The VM's row, with the lastSeen of heartbeats not yet written to the file. */
