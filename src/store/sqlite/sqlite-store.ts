@@ -273,9 +273,14 @@ export class SqliteStore implements RegistryStore {
 
   async register(vm: VmFields): Promise<VmRecord> {
     return this.batched(() => {
-      // The file, not the mirror: an earlier change of the same batch may have taken the id.
-      if (this.sql.get.get(vm.id)) throw new ConflictError(vm.id);
-      return this.insert(vm, this.clock.now());
+      // The primary key decides, not the mirror: an earlier change of the same batch may have
+      // taken or freed the id. The change's savepoint undoes whatever the failed insert began.
+      try {
+        return this.insert(vm, this.clock.now());
+      } catch (error) {
+        if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(vm.id);
+        throw error;
+      }
     });
   }
 
