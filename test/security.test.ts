@@ -101,6 +101,27 @@ describe('limits on a real server', () => {
     }
   });
 
+  it('caps blocking queries waiting per caller with 429, and frees the slots once they answer', async () => {
+    const server = await startServer({ env: { REGISTRY_DB: fresh('r.db'), REGISTRY_MAX_WATCHERS: '2' } });
+    const api = (path: string, init?: RequestInit) => fetch(`${server.url}${path}`, init);
+    try {
+      const index = Number((await api('/registry/vms')).headers.get('x-registry-index'));
+      const waiting = [api(`/registry/vms?index=${index}&wait=30s`), api(`/registry/discover/worker?index=${index}&wait=30s`)];
+      while ((await (await api('/health')).json()).waiting < 2) await sleep(20);
+      const third = await api(`/registry/vms?index=${index}&wait=30s`);
+      assert.equal(third.status, 429);
+      assert.equal(third.headers.get('retry-after'), '5');
+      assert.match((await third.json()).error, /^address .+ already has 2 blocking queries waiting, the most allowed \(REGISTRY_MAX_WATCHERS\)/);
+      assert.equal((await api('/registry/vms')).status, 200, 'a list that does not wait is not held, so not counted');
+      await api('/registry/vms', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(vm('wakes-them')) });
+      assert.deepEqual((await Promise.all(waiting)).map((answer) => answer.status), [200, 200]);
+      const again = await Promise.all([1, 2].map(() => api(`/registry/vms?index=${index + 1}&wait=200ms`)));
+      assert.deepEqual(again.map((answer) => answer.status), [200, 200]);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('REGISTRY_RATE_LIMIT answers 429 with Retry-After to an unauthenticated address', async () => {
     const server = await startServer({ env: { REGISTRY_DB: fresh('r.db'), REGISTRY_RATE_LIMIT: '3' } });
     try {

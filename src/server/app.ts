@@ -47,7 +47,7 @@ export interface AppOptions {
   timeouts?: Partial<typeof SLOW_CLIENT_TIMEOUTS>;
   /** Requests per minute per caller on /registry; undefined: no limit. */
   rateLimitPerMinute?: number;
-  /** Open event streams per caller (default 2000). */
+  /** Open event streams per caller, and blocking queries waiting per caller (default 2000 each). */
   maxWatchers?: number;
   /** The sweeper that turns time into stale and reaped events; off when undefined (tests drive it). */
   sweeper?: SweeperOptions;
@@ -135,13 +135,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       registry.addHook('onRequest', authorize(tokens));
       // After authorize (its hooks go on each route), so that a token is counted by its name.
       if (options.rateLimitPerMinute !== undefined) await registry.register(rateLimit, rateLimitOptions(options.rateLimitPerMinute));
-      await registry.register(vmRoutes, { store, feed });
-      await registry.register(eventRoutes, {
-        store,
-        feed,
-        keepAliveMs: options.keepAliveMs ?? 15_000,
-        maxWatchers: options.maxWatchers ?? 2_000,
-      });
+      const maxWatchers = options.maxWatchers ?? 2_000;
+      await registry.register(vmRoutes, { store, feed, maxWaiting: maxWatchers });
+      await registry.register(eventRoutes, { store, feed, keepAliveMs: options.keepAliveMs ?? 15_000, maxWatchers });
       await registry.register(importRoutes, { store, clock });
       await registry.register(whoamiRoutes);
     },

@@ -3,6 +3,9 @@ import { parseDuration } from '../domain/duration.js';
 import { LIMITS } from '../domain/schemas.js';
 import type { FastifyReply } from 'fastify';
 import type { ChangeFeed } from './change-feed.js';
+import { RegistryError } from '../domain/errors.js';
+import { callerKey } from './caller-key.js';
+import type { CallerQuota } from './caller-quota.js';
 import { BadRequestError } from './http-errors.js';
 
 export const REVISION_PATTERN = '^\\d{1,15}$';
@@ -18,10 +21,11 @@ export const BlockingQuerySchema = {
 /**
  * Holds a list or discover until the registry moves past `index`, or until the wait is
  * over, then lets the handler answer as usual. An index ahead of the registry (a client
- * that saw another timeline, such as a restored backup) answers at once.
+ * that saw another timeline, such as a restored backup) answers at once. A caller already
+ * holding as many waiting queries as `waiting` allows is answered 429.
  */
 export async function waitForIndex(
-  feed: ChangeFeed,
+  { feed, waiting }: { feed: ChangeFeed; waiting: CallerQuota },
   query: { index?: string; wait?: string },
   reply: FastifyReply,
   currentRevision: () => Promise<number>,
@@ -40,7 +44,20 @@ export async function waitForIndex(
     waitMs = Math.min(parsed, LIMITS.maxWaitMs);
   }
   if (index >= (await currentRevision()) + 1) return;
+  const caller = callerKey(reply.request);
+  const release = waiting.take(caller);
+  if (!release) {
+    reply.header('retry-after', '5');
+    throw new RegistryError(
+      429,
+      `${caller} already has ${waiting.limit} blocking queries waiting, the most allowed (REGISTRY_MAX_WATCHERS); let some answer first`,
+    );
+  }
   const left = new AbortController();
   reply.raw.once('close', () => left.abort());
-  await feed.waitForRevisionAfter(index, waitMs, left.signal);
+  try {
+    await feed.waitForRevisionAfter(index, waitMs, left.signal);
+  } finally {
+    release();
+  }
 }

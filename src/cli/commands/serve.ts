@@ -11,7 +11,7 @@ const SERVE_FLAGS: Record<string, { env: SettingName; help: string }> = {
   'database-url': { env: 'DATABASE_URL', help: 'postgres://… selects PostgreSQL instead of SQLite (prefer the env: flags show in ps)' },
   'metrics-public': { env: 'REGISTRY_METRICS_PUBLIC', help: '1: /metrics needs no token' },
   'rate-limit': { env: 'REGISTRY_RATE_LIMIT', help: 'requests a minute per token or address (default 120000; off)' },
-  'max-watchers': { env: 'REGISTRY_MAX_WATCHERS', help: 'open event streams per token or address (default 2000)' },
+  'max-watchers': { env: 'REGISTRY_MAX_WATCHERS', help: 'open event streams, and blocking queries waiting, per token or address (default 2000 each)' },
   db: { env: 'REGISTRY_DB', help: 'SQLite file (default ./data/registry.db)' },
   'stale-after': { env: 'REGISTRY_STALE_AFTER', help: 'no heartbeat for this long = stale (default 5m)' },
   'reap-after': { env: 'REGISTRY_REAP_AFTER', help: 'stale this long = deregistered (default never)' },

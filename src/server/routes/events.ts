@@ -5,6 +5,7 @@ import type { RegistryStore } from '../../store/store.js';
 import type { ChangeFeed } from '../change-feed.js';
 import { EventStream } from '../event-stream.js';
 import { callerKey } from '../caller-key.js';
+import { CallerQuota } from '../caller-quota.js';
 import { BadRequestError } from '../http-errors.js';
 import { RevisionSchema } from '../revision-query.js';
 
@@ -40,7 +41,7 @@ function resumeFrom(since: string | undefined, lastEventId: string | string[] | 
  */
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, { store, feed, keepAliveMs, maxWatchers }) => {
   const streams = new Set<EventStream>();
-  const perCaller = new Map<string, number>();
+  const quota = new CallerQuota(maxWatchers);
   const keepAlive = setInterval(() => {
     for (const stream of streams) stream.comment('keep-alive');
   }, keepAliveMs);
@@ -64,24 +65,28 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     async (request, reply) => {
       const since = resumeFrom(request.query.since, request.headers['last-event-id']);
       const caller = callerKey(request);
-      const open = perCaller.get(caller) ?? 0;
-      if (open >= maxWatchers) {
+      const release = quota.take(caller);
+      if (!release) {
         return reply.code(429).header('retry-after', '5').send({
-          error: `${caller} already holds ${open} open event streams, the most allowed (REGISTRY_MAX_WATCHERS); close some first`,
+          error: `${caller} already holds ${quota.limit} open event streams, the most allowed (REGISTRY_MAX_WATCHERS); close some first`,
         });
       }
-      const { stream, backlog } = await EventStream.open(store, feed, {
-        since,
-        filter: { role: request.query.role, id: request.query.id },
-        onEnd: (ended) => {
-          streams.delete(ended);
-          const left = (perCaller.get(caller) ?? 1) - 1;
-          if (left === 0) perCaller.delete(caller);
-          else perCaller.set(caller, left);
-        },
-      });
+      let opened;
+      try {
+        opened = await EventStream.open(store, feed, {
+          since,
+          filter: { role: request.query.role, id: request.query.id },
+          onEnd: (ended) => {
+            streams.delete(ended);
+            release();
+          },
+        });
+      } catch (error) {
+        release();
+        throw error;
+      }
+      const { stream, backlog } = opened;
       streams.add(stream);
-      perCaller.set(caller, open + 1);
       reply.hijack();
       await stream.attach(reply.raw, store, backlog);
     },

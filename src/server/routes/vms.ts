@@ -17,6 +17,7 @@ import {
 import { normaliseRegistration, normaliseUpdate } from '../../domain/vm.js';
 import { discoverFilter, listFilter, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
 import { ownerRestriction } from '../auth.js';
+import { CallerQuota } from '../caller-quota.js';
 import type { ChangeFeed } from '../change-feed.js';
 import { BadRequestError } from '../http-errors.js';
 import { etag, parseIfMatch } from '../if-match.js';
@@ -25,6 +26,8 @@ import { BlockingQuerySchema, waitForIndex } from '../revision-query.js';
 export interface VmRoutesOptions {
   store: RegistryStore;
   feed: ChangeFeed;
+  /** Blocking queries (?index=) each caller may have waiting at once. */
+  maxWaiting: number;
 }
 
 const ListWithIndexSchema = Type.Object({ ...ListQuerySchema.properties, ...BlockingQuerySchema });
@@ -41,8 +44,9 @@ const sendPrepared = (reply: FastifyReply, body: Buffer) => reply.type('applicat
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) });
 
 /** The seed's /registry endpoints plus PUT. Mounted under /registry. */
-export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed }) => {
+export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed, maxWaiting }) => {
   const revision = () => store.revision();
+  const blocking = { feed, waiting: new CallerQuota(maxWaiting) };
   const listing = ({ vms, revision }: Listing) => ({ vms, count: vms.length, revision });
   const sendListing = async (reply: FastifyReply, filter: ListFilter) => {
     if (store.listJson) {
@@ -95,12 +99,12 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
       schema: {
         summary: 'List VMs (a blocking query with ?index=&wait=)',
         querystring: ListWithIndexSchema,
-        response: { 200: VmListSchema, 400: ErrorSchema },
+        response: { 200: VmListSchema, 400: ErrorSchema, 429: ErrorSchema },
       },
     },
     async (request, reply) => {
       const { role, status, stale } = request.query;
-      await waitForIndex(feed, request.query, reply, revision);
+      await waitForIndex(blocking, request.query, reply, revision);
       return sendListing(reply, listFilter({ role, status, stale: stale === undefined ? undefined : stale === 'true' }));
     },
   );
@@ -170,11 +174,11 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
         summary: 'Discover running, non-stale VMs of a role (a blocking query with ?index=&wait=)',
         params: RoleParamsSchema,
         querystring: DiscoverQuerySchema,
-        response: { 200: VmListSchema, 400: ErrorSchema },
+        response: { 200: VmListSchema, 400: ErrorSchema, 429: ErrorSchema },
       },
     },
     async (request, reply) => {
-      await waitForIndex(feed, request.query, reply, revision);
+      await waitForIndex(blocking, request.query, reply, revision);
       return sendListing(reply, discoverFilter(request.params.role));
     },
   );

@@ -334,9 +334,7 @@ export class SqliteStore implements RegistryStore {
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
     return this.batched(() => {
-      const current = this.current(id);
-      if (!current) throw new NotFoundError(id);
-      this.checkPrecondition(current, options);
+      const current = this.existing(id, options);
       const now = this.clock.now();
       const revision = this.bump();
       const row: VmRow = {
@@ -359,9 +357,7 @@ export class SqliteStore implements RegistryStore {
 
   async deregister(id: string, options: WriteOptions = {}): Promise<VmRecord> {
     return this.batched(() => {
-      const current = this.current(id);
-      if (!current) throw new NotFoundError(id);
-      this.checkPrecondition(current, options);
+      const current = this.existing(id, options);
       const now = this.clock.now();
       const revision = this.bump();
       this.sql.remove.run(id);
@@ -625,6 +621,14 @@ export class SqliteStore implements RegistryStore {
     const revision = ++this.allocated;
     this.staged.revision = revision;
     return revision;
+  }
+
+  /** The row of the VM a change applies to, once the caller's preconditions hold for it. */
+  private existing(id: string, options: WriteOptions): VmRow {
+    const current = this.current(id);
+    if (!current) throw new NotFoundError(id);
+    this.checkPrecondition(current, options);
+    return current;
   }
 
   private checkPrecondition(current: VmRow, options: WriteOptions): void {
