@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { allows, type Principal, type Scope, type TokenRegistry } from './tokens.js';
 
 declare module 'fastify' {
@@ -21,27 +21,32 @@ export function bearerSecret(header: string | undefined): string | undefined {
 /**
  * An onRequest hook admitting only callers whose token carries the route's scope: 401 for
  * a missing or unknown token, 403 for a known one without the scope. With no token
- * configured at all the registry is open and everyone is admitted.
+ * configured at all the registry is open and everyone is admitted. Synchronous (a done
+ * callback, not a promise): it runs on every request. A refusal is sent without calling
+ * done, which ends the request there.
  */
 export function authorize(tokens: TokenRegistry) {
-  return async function checkToken(request: FastifyRequest, reply: FastifyReply) {
-    if (!tokens.enabled) return;
+  return function checkToken(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+    if (!tokens.enabled) return done();
     const secret = bearerSecret(request.headers.authorization);
     const principal = secret === undefined ? undefined : tokens.identify(secret);
     if (!principal) {
       reply.header('www-authenticate', 'Bearer realm="vm-registry"');
-      return reply.code(401).send({
+      reply.code(401).send({
         error:
           secret === undefined
             ? 'authentication required: send "Authorization: Bearer <token>"'
             : 'the bearer token is not valid',
       });
+      return;
     }
     const scope = request.routeOptions.config.scope ?? 'admin';
     if (scope !== 'any' && !allows(principal, scope)) {
-      return reply.code(403).send({ error: `token "${principal.name}" lacks the "${scope}" scope this request needs` });
+      reply.code(403).send({ error: `token "${principal.name}" lacks the "${scope}" scope this request needs` });
+      return;
     }
     request.principal = principal;
+    done();
   };
 }
 
