@@ -43,6 +43,7 @@ export type StoreOperation =
 export class RegistryMetrics {
   private readonly registry = new Registry();
   private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  private readonly requestSeriesByKey = new Map<string, ReturnType<Histogram<'method' | 'route' | 'status_code'>['labels']>>();
   private readonly storeDuration: Histogram<'operation'>;
   private readonly heartbeats: Counter;
   private stopListening = () => {};
@@ -119,11 +120,17 @@ export class RegistryMetrics {
   /** An onResponse hook. The route pattern, never the raw URL, keeps one series per route rather than one per VM. */
   readonly observeRequest = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     const route = request.routeOptions.url ?? 'unmatched';
-    if (!STREAMING_ROUTES.has(route)) {
-      this.httpDuration.observe({ method: request.method, route, status_code: reply.statusCode }, reply.elapsedTime / 1000);
-    }
+    if (!STREAMING_ROUTES.has(route)) this.requestSeries(request.method, route, reply.statusCode).observe(reply.elapsedTime / 1000);
     done();
   };
+
+  /** One histogram child per method, route and status, looked up once rather than hashed from labels per request. */
+  private requestSeries(method: string, route: string, status: number) {
+    const key = `${method} ${route} ${status}`;
+    let series = this.requestSeriesByKey.get(key);
+    if (!series) this.requestSeriesByKey.set(key, (series = this.httpDuration.labels({ method, route, status_code: status })));
+    return series;
+  }
 
   /** Starts timing a store operation; call the answer when it has finished. */
   timeStore(operation: StoreOperation): () => void {
