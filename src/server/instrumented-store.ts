@@ -8,14 +8,16 @@ import type { RegistryMetrics, StoreOperation } from './metrics.js';
  */
 export function instrumentStore(store: RegistryStore, metrics: RegistryMetrics): RegistryStore {
   const timed =
-    <A extends unknown[], R>(operation: StoreOperation, run: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
-      const done = metrics.timeStore(operation);
-      try {
-        return await run.apply(store, args);
-      } finally {
-        done();
-      }
+    <A extends unknown[], R>(operation: StoreOperation, run: (...args: A) => Promise<R>) => {
+      const timer = metrics.storeTimer(operation);
+      return async (...args: A): Promise<R> => {
+        const done = timer.start();
+        try {
+          return await run.apply(store, args);
+        } finally {
+          done();
+        }
+      };
     };
   const heartbeat = timed('heartbeat', store.heartbeat);
   return {

@@ -132,9 +132,10 @@ export class RegistryMetrics {
     return series;
   }
 
-  /** Starts timing a store operation; call the answer when it has finished. */
-  timeStore(operation: StoreOperation): () => void {
-    return this.storeDuration.startTimer({ operation });
+  /** A timer for one store operation: start() answers the function to call when it has finished. */
+  storeTimer(operation: StoreOperation): { start(): () => void } {
+    const series = this.storeDuration.labels({ operation });
+    return { start: () => series.startTimer() };
   }
 
   countHeartbeat(): void {
