@@ -313,7 +313,11 @@ export class SqliteStore implements RegistryStore {
   async getJson(id: string): Promise<JsonVm | undefined> {
     const entry = this.mirror.get(id);
     // A copy: the entry's own bytes change under a heartbeat while the answer may wait in a socket's queue.
-    return entry && { body: Buffer.from(entryBytes(entry)), revision: entry.revision };
+    if (!entry) return undefined;
+    const bytes = entryBytes(entry);
+    const body = Buffer.allocUnsafe(bytes.length);
+    body.set(bytes);
+    return { body, revision: entry.revision };
   }
 
   async list(filter: ListFilter = {}): Promise<Listing> {
