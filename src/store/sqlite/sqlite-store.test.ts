@@ -9,6 +9,7 @@ import { VmListSchema, VmSchema } from '../../domain/schemas.js';
 import { discoverFilter } from '../store.js';
 import { tempDir } from '../../../test/support/server-process.js';
 import { aVm, registryStoreConformance } from '../conformance.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
 import { openSqliteStore, StoreOpenError } from './sqlite-store.js';
 
 const dir = tempDir();
@@ -33,6 +34,43 @@ describe('SQLite store files', () => {
     const reopened = open(file);
     assert.equal((await reopened.get('vm-1'))?.name, 'billing-lt');
     await reopened.close();
+  });
+
+  it('upgrades a database of schema version 1 in place, keeping its VMs and their lastSeen', async () => {
+    const file = join(dir.path, 'version-1.db');
+    const old = new Database(file);
+    old.exec(SQLITE_MIGRATIONS[0]);
+    old.pragma('user_version = 1');
+    old
+      .prepare(
+        `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision)
+         VALUES ('kept', 'kept', 'infra', 'running', 'kept.vm.vers.sh', 'orchestrator', '[{"port":80,"name":"web"}]', NULL, 1000, 5000, 1)`,
+      )
+      .run();
+    old.prepare(`UPDATE registry_state SET value = 1 WHERE key = 'revision'`).run();
+    old.close();
+    const store = open(file);
+    assert.deepEqual(await store.get('kept'), {
+      id: 'kept',
+      name: 'kept',
+      role: 'infra',
+      status: 'running',
+      address: 'kept.vm.vers.sh',
+      registeredBy: 'orchestrator',
+      registeredAt: new Date(1000).toISOString(),
+      lastSeen: new Date(5000).toISOString(),
+      services: [{ name: 'web', port: 80 }],
+      revision: 1,
+    });
+    const beat = await store.heartbeat('kept');
+    await store.close();
+    const upgraded = open(file);
+    assert.equal((await upgraded.get('kept'))?.lastSeen, beat.lastSeen, 'a heartbeat after the upgrade is kept across a restart');
+    assert.equal(await upgraded.revision(), 1);
+    await upgraded.close();
+    const db = new Database(file, { readonly: true });
+    assert.equal(db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length);
+    db.close();
   });
 
   it('refuses a file that is not a database, naming the file', () => {
