@@ -73,8 +73,6 @@ interface EventRow {
   vm: string;
 }
 
-const iso = isoTimestamp;
-
 const REMOVALS: ReadonlySet<EventType> = new Set(['deregistered', 'reaped']);
 
 const jsonOf = (row: VmRow) =>
@@ -85,7 +83,7 @@ const jsonOf = (row: VmRow) =>
     status: row.status,
     address: row.address,
     registeredBy: row.registered_by,
-    registeredAt: iso(row.registered_at),
+    registeredAt: isoTimestamp(row.registered_at),
     services: row.services,
     metadata: row.metadata,
   });
@@ -390,7 +388,7 @@ export class SqliteStore implements RegistryStore {
     if (!entry) throw new NotFoundError(id);
     if (options.owner !== undefined && entry.owner !== options.owner) throw new ForbiddenError(id, options.owner);
     const now = this.clock.now();
-    const lastSeen = iso(now);
+    const lastSeen = isoTimestamp(now);
     if (entry.staleAnnounced) {
       // A recovery is a change like any other: committed, with its event, before the answer.
       this.write(() => {
@@ -447,7 +445,7 @@ export class SqliteStore implements RegistryStore {
         `revision ${since} is older than the event log keeps (it starts after ${oldest - 1}); list again, then watch from its revision`,
       );
     }
-    return this.sql.eventsAfter.all(since, limit).map((row) => ({ type: row.type, revision: row.revision, at: iso(row.at), vm: JSON.parse(row.vm) }));
+    return this.sql.eventsAfter.all(since, limit).map((row) => ({ type: row.type, revision: row.revision, at: isoTimestamp(row.at), vm: JSON.parse(row.vm) }));
   }
 
   onChange(listener: () => void): () => void {
@@ -605,14 +603,17 @@ export class SqliteStore implements RegistryStore {
    */
   private record(row: VmRow, type: EventType, at: number): VmRecord {
     const text = jsonOf(row);
-    const lastSeen = iso(row.last_seen);
+    const lastSeen = isoTimestamp(row.last_seen);
     const json = text.head + lastSeen + text.tail;
     const entry = entryOf(row, { json: vmJsonBytes(text, row.last_seen) });
     this.sql.appendEvent.run(row.revision, type, at, row.id, json);
     const vm = JSON.parse(json) as Vm;
-    const event: RegistryEvent = { type, revision: row.revision, at: iso(at), vm };
-    this.staged.entries.push(REMOVALS.has(type) ? () => this.mirror.delete(row.id) : () => this.mirror.set(entry));
-    this.staged.entries.push(() => this.remember(event));
+    const event: RegistryEvent = { type, revision: row.revision, at: isoTimestamp(at), vm };
+    this.staged.entries.push(() => {
+      if (REMOVALS.has(type)) this.mirror.delete(row.id);
+      else this.mirror.set(entry);
+      this.remember(event);
+    });
     return recordOf(vm, row.owner, row.revision);
   }
 
