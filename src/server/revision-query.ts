@@ -3,8 +3,6 @@ import { parseDuration } from '../domain/duration.js';
 import { LIMITS } from '../domain/schemas.js';
 import type { FastifyReply } from 'fastify';
 import type { ChangeFeed } from './change-feed.js';
-import { RegistryError } from '../domain/errors.js';
-import { callerKey } from './caller-key.js';
 import type { CallerQuota } from './caller-quota.js';
 import { BadRequestError } from './http-errors.js';
 
@@ -44,15 +42,10 @@ export async function waitForIndex(
     waitMs = Math.min(parsed, LIMITS.maxWaitMs);
   }
   if (index >= (await currentRevision()) + 1) return;
-  const caller = callerKey(reply.request);
-  const release = waiting.take(caller);
-  if (!release) {
-    reply.header('retry-after', '5');
-    throw new RegistryError(
-      429,
-      `${caller} already has ${waiting.limit} blocking queries waiting, the most allowed (REGISTRY_MAX_WATCHERS); let some answer first`,
-    );
-  }
+  const release = waiting.hold(
+    reply,
+    (caller, limit) => `${caller} already has ${limit} blocking queries waiting, the most allowed (REGISTRY_MAX_WATCHERS); let some answer first`,
+  );
   const left = new AbortController();
   reply.raw.once('close', () => left.abort());
   try {

@@ -4,7 +4,6 @@ import { ErrorSchema, RoleSchema, VmIdSchema } from '../../domain/schemas.js';
 import type { RegistryStore } from '../../store/store.js';
 import type { ChangeFeed } from '../change-feed.js';
 import { EventStream } from '../event-stream.js';
-import { callerKey } from '../caller-key.js';
 import { CallerQuota } from '../caller-quota.js';
 import { BadRequestError } from '../http-errors.js';
 import { RevisionSchema } from '../revision-query.js';
@@ -64,13 +63,10 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     },
     async (request, reply) => {
       const since = resumeFrom(request.query.since, request.headers['last-event-id']);
-      const caller = callerKey(request);
-      const release = quota.take(caller);
-      if (!release) {
-        return reply.code(429).header('retry-after', '5').send({
-          error: `${caller} already holds ${quota.limit} open event streams, the most allowed (REGISTRY_MAX_WATCHERS); close some first`,
-        });
-      }
+      const release = quota.hold(
+        reply,
+        (caller, limit) => `${caller} already holds ${limit} open event streams, the most allowed (REGISTRY_MAX_WATCHERS); close some first`,
+      );
       let opened;
       try {
         opened = await EventStream.open(store, feed, {
