@@ -71,3 +71,26 @@ export function residentMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): num
     return undefined;
   }
 }
+
+/**
+ * RSS once the idle server has handed back what a burst of work grew. V8 shrinks its heap
+ * some seconds after allocation stops (its memory reducer), not at once, so this polls each
+ * second until the RSS has fallen and then held for 5 s, or `maxSeconds` have passed.
+ */
+export async function settledResidentMb(pid: number, maxSeconds: number): Promise<{ mb?: number; seconds: number }> {
+  const began = performance.now();
+  let last = residentMb(pid);
+  let fallen = false;
+  let heldSince = began;
+  while ((performance.now() - began) / 1000 < maxSeconds) {
+    await sleep(1000);
+    const now = residentMb(pid);
+    if (now === undefined || last === undefined) return { mb: now, seconds: (performance.now() - began) / 1000 };
+    if (Math.abs(now - last) > 1) {
+      fallen ||= now < last;
+      heldSince = performance.now();
+    } else if (fallen && performance.now() - heldSince >= 5000) break;
+    last = now;
+  }
+  return { mb: last, seconds: (performance.now() - began) / 1000 };
+}

@@ -35,7 +35,15 @@ export interface BenchResults {
   options: Omit<BenchOptions, 'out'>;
   preload: PreloadResult;
   /** Our server's resident memory in MB: empty, after the preload, after the scenarios, and its peak. */
-  rssMb: { empty?: number; preloaded?: number; afterScenarios?: number; peak?: number };
+  rssMb: {
+    empty?: number;
+    preloaded?: number;
+    /** After the preload, idle until the RSS settled (see settledResidentMb), and how long that took. */
+    settled?: number;
+    settledAfterSeconds?: number;
+    afterScenarios?: number;
+    peak?: number;
+  };
   restart: { listeningMs: number; firstDiscoverMs: number; vms: number };
   scenarios: ScenarioResult[];
 }

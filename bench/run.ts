@@ -14,7 +14,7 @@ import { drive, type RunResult } from './load.js';
 import { describeMachine } from './machine.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { preload } from './preload.js';
-import { residentMb, startRegistry, type Registry } from './registry.js';
+import { residentMb, settledResidentMb, startRegistry, type Registry } from './registry.js';
 import { judge, summarize, type BenchResults, type ScenarioResult } from './results.js';
 import { scenarios, type HttpScenario, type Scenario, type SseScenario } from './scenarios.js';
 import { fanOut, probeEvents } from './sse.js';
@@ -126,6 +126,12 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
     const loaded = await preload(registry.server.url, options.n, options.connections);
     rssMb.preloaded = residentMb(pid());
     progress(`preloaded in ${loaded.seconds.toFixed(1)} s (${Math.round(loaded.perSecond)}/s); server RSS ${rssMb.preloaded} MB`);
+    if (options.settle > 0) {
+      const settled = await settledResidentMb(pid(), options.settle);
+      rssMb.settled = settled.mb;
+      rssMb.settledAfterSeconds = settled.seconds;
+      progress(`server RSS ${rssMb.settled} MB after ${settled.seconds.toFixed(0)} s idle`);
+    }
 
     const results: ScenarioResult[] = [];
     // Register grows the registry, so it runs last, after the restart has been timed at N.

@@ -58,26 +58,65 @@ export function isoTimestamp(ms: number): string {
 /** An isoTimestamp for years 0 to 9999, as every lastSeen is: always 24 ASCII characters. */
 export const ISO_TIMESTAMP_BYTES = 24;
 
-/**
- * A VM's JSON as the UTF-8 bytes a response sends, and where lastSeen's value starts in them,
- * so that a newer lastSeen rewrites those 24 bytes in place rather than building the text
- * again, and a listing is one copy of each entry's bytes.
- */
-export interface VmJsonBytes {
-  bytes: Buffer;
-  lastSeenAt: number;
-  /** The lastSeen the bytes show, in ms. */
-  lastSeen: number;
+const MS_PER_DAY = 86_400_000;
+const ZERO = 0x30;
+let lastDay = { day: NaN, prefix: '' };
+
+/** Writes `n` as `digits` decimal digits at `at`, zero-padded. */
+function writeDigits(target: Buffer, at: number, n: number, digits: number): void {
+  for (let i = at + digits - 1; i >= at; i--) {
+    target[i] = ZERO + (n % 10);
+    n = (n / 10) | 0;
+  }
 }
 
-export function vmJsonBytes({ head, tail }: VmJsonText, lastSeenMs: number): VmJsonBytes {
-  const lastSeen = isoTimestamp(lastSeenMs);
+/**
+ * Writes isoTimestamp(ms) at `at` without building the string: a listing writes one per
+ * entry, each with its own lastSeen. The date part is formatted once per day.
+ */
+export function writeIsoTimestamp(target: Buffer, at: number, ms: number): void {
+  const day = Math.floor(ms / MS_PER_DAY);
+  if (day !== lastDay.day) lastDay = { day, prefix: new Date(day * MS_PER_DAY).toISOString().slice(0, 11) };
+  target.write(lastDay.prefix, at, 'latin1');
+  let rest = ms - day * MS_PER_DAY;
+  const hours = Math.floor(rest / 3_600_000);
+  rest -= hours * 3_600_000;
+  const minutes = Math.floor(rest / 60_000);
+  rest -= minutes * 60_000;
+  const seconds = Math.floor(rest / 1000);
+  writeDigits(target, at + 11, hours, 2);
+  target[at + 13] = 0x3a;
+  writeDigits(target, at + 14, minutes, 2);
+  target[at + 16] = 0x3a;
+  writeDigits(target, at + 17, seconds, 2);
+  target[at + 19] = 0x2e;
+  writeDigits(target, at + 20, rest - seconds * 1000, 3);
+  target[at + 23] = 0x5a;
+}
+
+/**
+ * A VM's JSON as the mirror keeps it: one flat string (a heap string costs far less per VM
+ * than a Buffer and its backing store), with the size of its UTF-8 bytes and where
+ * lastSeen's value starts in them, so that a reader writes the current lastSeen over the one
+ * the text was built with instead of building the text again.
+ */
+export interface VmJsonString {
+  json: string;
+  lastSeenAt: number;
+  size: number;
+}
+
+export function vmJsonString({ head, tail }: VmJsonText, lastSeenMs: number): VmJsonString {
+  const json = head + isoTimestamp(lastSeenMs) + tail;
   const lastSeenAt = Buffer.byteLength(head);
-  // Unpooled: an entry lives as long as its VM, and a slice of Node's shared 8 kB pool would
-  // keep the whole slab alive long after the entries around it were replaced.
-  const bytes = Buffer.allocUnsafeSlow(lastSeenAt + ISO_TIMESTAMP_BYTES + Buffer.byteLength(tail));
-  bytes.write(head, 0);
-  bytes.write(lastSeen, lastSeenAt, 'latin1');
-  bytes.write(tail, lastSeenAt + ISO_TIMESTAMP_BYTES);
-  return { bytes, lastSeenAt, lastSeen: lastSeenMs };
+  // byteLength also flattens the concatenation, so the mirror keeps one string, not a tree of its parts.
+  return { json, lastSeenAt, size: Buffer.byteLength(json) };
+}
+
+/** Writes the JSON at `at` showing `lastSeenMs`; returns the offset after it. */
+export function writeVmJson(target: Buffer, at: number, { json, lastSeenAt, size }: VmJsonString, lastSeenMs: number): number {
+  // Pure ASCII, the common case, is a plain copy.
+  target.write(json, at, size === json.length ? 'latin1' : 'utf8');
+  writeIsoTimestamp(target, at + lastSeenAt, lastSeenMs);
+  return at + size;
 }

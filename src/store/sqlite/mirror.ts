@@ -1,12 +1,13 @@
 import type { Role, Status } from '../../domain/schemas.js';
-import { isoTimestamp, vmJsonBytes, type VmJsonBytes, type VmJsonText } from '../../domain/vm-json.js';
+import { vmJsonString, writeVmJson, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
 import type { ListFilter } from '../store.js';
 
 /**
  * One VM as the SQLite store keeps it in memory: what reads and heartbeats need, with the
- * public JSON prepared (see vm-json.ts) so that answering costs a copy of its bytes.
+ * public JSON prepared (see vm-json.ts) so that answering costs a copy of its text. A
+ * heartbeat only sets lastSeen; readers write it over the one the text was built with.
  */
-export interface MirrorEntry {
+export interface MirrorEntry extends VmJsonString {
   id: string;
   role: Role;
   status: Status;
@@ -15,27 +16,27 @@ export interface MirrorEntry {
   registeredAt: number;
   lastSeen: number;
   staleAnnounced: boolean;
-  /** The entry's JSON. A heartbeat only sets lastSeen; the JSON's copy is rewritten in place when next read. */
-  json?: VmJsonBytes;
   /**
-   * Builds the JSON's text on first use. Entries loaded at start carry this instead of their
-   * JSON, so that a restart over 100k VMs answers its first discover without serializing all.
+   * Builds the JSON's text on first use. Entries loaded at start carry this, and no JSON yet,
+   * so that a restart over 100k VMs answers its first discover without serializing all.
    */
-  prepare?: () => VmJsonText;
+  prepare: (() => VmJsonText) | undefined;
 }
 
-export function entryBytes(entry: MirrorEntry): Buffer {
-  const { json } = entry;
-  if (json === undefined) {
-    entry.json = vmJsonBytes(entry.prepare!(), entry.lastSeen);
+/** The entry, with its JSON built if it was loaded at start and not read since. */
+function ready(entry: MirrorEntry): MirrorEntry {
+  if (entry.prepare !== undefined) {
+    Object.assign(entry, vmJsonString(entry.prepare(), entry.lastSeen));
     entry.prepare = undefined;
-    return entry.json.bytes;
   }
-  if (json.lastSeen !== entry.lastSeen) {
-    json.bytes.write(isoTimestamp(entry.lastSeen), json.lastSeenAt, 'latin1');
-    json.lastSeen = entry.lastSeen;
-  }
-  return json.bytes;
+  return entry;
+}
+
+/** The entry's JSON as the bytes of an answer of their own. */
+export function entryBytes(entry: MirrorEntry): Buffer {
+  const bytes = Buffer.allocUnsafe(ready(entry).size);
+  writeVmJson(bytes, 0, entry, entry.lastSeen);
+  return bytes;
 }
 
 export const entryJson = (entry: MirrorEntry): string => entryBytes(entry).toString();
@@ -43,20 +44,17 @@ export const entryJson = (entry: MirrorEntry): string => entryBytes(entry).toStr
 const OPEN_LISTING = Buffer.from('{"vms":[');
 const COMMA = 0x2c;
 
-/** `{"vms":[…],"count":n,"revision":r}` from the entries' bytes: one allocation, one copy each. */
+/** `{"vms":[…],"count":n,"revision":r}` from the entries' texts: one allocation, one write each. */
 export function listingBody(entries: readonly MirrorEntry[], revision: number): Buffer {
   const close = `],"count":${entries.length},"revision":${revision}}`;
   let size = OPEN_LISTING.length + Math.max(entries.length - 1, 0) + close.length;
-  for (const entry of entries) size += entryBytes(entry).length;
+  for (const entry of entries) size += ready(entry).size;
   const body = Buffer.allocUnsafe(size);
   body.set(OPEN_LISTING);
   let at = OPEN_LISTING.length;
   for (let i = 0; i < entries.length; i++) {
     if (i > 0) body[at++] = COMMA;
-    // Made current by the sizing loop above.
-    const bytes = entries[i].json!.bytes;
-    body.set(bytes, at);
-    at += bytes.length;
+    at = writeVmJson(body, at, entries[i], entries[i].lastSeen);
   }
   body.write(close, at, 'latin1');
   return body;
@@ -104,6 +102,12 @@ export class Mirror {
   private readonly byId = new Map<string, MirrorEntry>();
   private readonly all = new OrderedEntries();
   private readonly byRole = new Map<Role, OrderedEntries>();
+  /**
+   * For each of the sweeper's questions (staleness not yet announced, or announced), a lower
+   * bound on the lastSeen of the running entries it asks about. A cutoff at or before it has no
+   * answer, and the sweeper learns so without walking 100k entries every half second.
+   */
+  private readonly silentFloor = { announced: Infinity, unannounced: Infinity };
 
   get size(): number {
     return this.byId.size;
@@ -115,6 +119,7 @@ export class Mirror {
 
   /** Adds or replaces an entry; a replacement that keeps its place in the order is updated in place. */
   set(entry: MirrorEntry): void {
+    this.lowerSilentFloor(entry);
     const current = this.byId.get(entry.id);
     if (current && current.registeredAt === entry.registeredAt && current.role === entry.role) {
       Object.assign(current, entry);
@@ -124,6 +129,13 @@ export class Mirror {
     this.byId.set(entry.id, entry);
     this.all.insert(entry);
     this.role(entry.role).insert(entry);
+  }
+
+  /** A heartbeat: only the lastSeen changes. */
+  seen(entry: MirrorEntry, at: number): void {
+    entry.lastSeen = at;
+    // Usually later than before; a clock stepped back must not hide the entry from the sweeper.
+    this.lowerSilentFloor(entry);
   }
 
   delete(id: string): void {
@@ -162,12 +174,25 @@ export class Mirror {
    * staleness is (`announced`) or is not yet announced, longest silent first.
    */
   silentSince(cutoff: number, announced: boolean, limit: number): MirrorEntry[] {
+    const question = announced ? 'announced' : 'unannounced';
+    if (cutoff <= this.silentFloor[question]) return [];
     const found: MirrorEntry[] = [];
+    let floor = Infinity;
     // The order array rather than the map: a plain array walks several times faster.
     for (const entry of this.all.items) {
-      if (entry.status === 'running' && entry.staleAnnounced === announced && entry.lastSeen < cutoff) found.push(entry);
+      if (entry.status !== 'running' || entry.staleAnnounced !== announced) continue;
+      if (entry.lastSeen < floor) floor = entry.lastSeen;
+      if (entry.lastSeen < cutoff) found.push(entry);
     }
+    // The entries found count too: until the caller's change reaches the mirror they are still what they were.
+    this.silentFloor[question] = floor;
     return found.sort((a, b) => a.lastSeen - b.lastSeen).slice(0, limit);
+  }
+
+  private lowerSilentFloor(entry: MirrorEntry): void {
+    if (entry.status !== 'running') return;
+    const question = entry.staleAnnounced ? 'announced' : 'unannounced';
+    if (entry.lastSeen < this.silentFloor[question]) this.silentFloor[question] = entry.lastSeen;
   }
 
   private unindex(entry: MirrorEntry): void {

@@ -198,6 +198,22 @@ describe('SQLite store mirror', () => {
     await store.close();
   });
 
+  it('the sweeper skips its walk only while nothing can be silent, a clock stepped back included', async () => {
+    const store = open(join(dir.path, 'silent-floor.db'));
+    await store.register(aVm({ id: 'a' }));
+    clock.advance(50_000);
+    await store.heartbeat('a');
+    clock.advance(20_000);
+    assert.equal(await store.sweep(), 0, 'a was seen 20 s ago');
+    // The wall clock steps back 30 s (an NTP correction): the next heartbeat is older than any the sweeper saw.
+    clock.advance(-30_000);
+    await store.heartbeat('a');
+    clock.advance(60_001);
+    assert.equal(await store.sweep(), 1, 'a has now been silent past the threshold');
+    assert.equal((await store.list({ stale: true })).vms[0]?.id, 'a');
+    await store.close();
+  });
+
   it('after a restart holds what the file holds, in the same order and text', async () => {
     const file = join(dir.path, 'restart.db');
     const store = open(file);
