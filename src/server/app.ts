@@ -114,7 +114,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const sweeper = options.sweeper && startSweeper(store, options.sweeper, options.logger);
   // Taken at the first scrape, not at start: listing every VM would delay a restart's first answer.
   let census: Promise<FleetCensus> | undefined;
-  metrics.follow(feed, () => (census ??= FleetCensus.start(store, feed)));
+  metrics.follow(feed, async () => (store.census ? store.census() : (await (census ??= FleetCensus.start(store, feed))).lines()));
   app.addHook('onClose', async () => {
     sweeper?.stop();
     void census?.then((started) => started.stop());

@@ -1,6 +1,6 @@
-import { ROLES, STATUSES, type Role, type Status } from '../domain/schemas.js';
+import type { Role, Status } from '../domain/schemas.js';
 import { staleAfterEvent, type StaleStanding } from '../domain/stale-after-event.js';
-import type { RegistryEvent, RegistryStore } from '../store/store.js';
+import { censusLines, type CensusLine, type RegistryEvent, type RegistryStore } from '../store/store.js';
 import type { ChangeFeed } from './change-feed.js';
 
 interface Standing extends StaleStanding {
@@ -8,15 +8,9 @@ interface Standing extends StaleStanding {
   status: Status;
 }
 
-export interface CensusLine {
-  role: Role;
-  status: Status;
-  stale: boolean;
-  count: number;
-}
-
 /**
- * How many VMs there are of each role, status and staleness, kept from the change feed so
+ * How many VMs there are of each role, status and staleness, for a store that cannot count
+ * them itself (see RegistryStore.census): kept from the change feed so
  * that a scrape costs a pass over a small map rather than a read of every entry. The feed
  * carries every replica's changes, so each replica counts the whole registry.
  */
@@ -41,22 +35,13 @@ export class FleetCensus {
     return census;
   }
 
-  /** Every role and status, zeros included, so that series do not vanish when a count drops to none. */
   lines(): CensusLine[] {
     const counts = new Map<string, number>();
     for (const vm of this.vms.values()) {
       const key = `${vm.role} ${vm.status} ${vm.stale}`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
-    const lines: CensusLine[] = [];
-    for (const role of ROLES) {
-      for (const status of STATUSES) {
-        for (const stale of status === 'running' ? [false, true] : [false]) {
-          lines.push({ role, status, stale, count: counts.get(`${role} ${status} ${stale}`) ?? 0 });
-        }
-      }
-    }
-    return lines;
+    return censusLines((role, status, stale) => counts.get(`${role} ${status} ${stale}`) ?? 0);
   }
 
   private apply(event: RegistryEvent): void {

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ChangeFeed } from './change-feed.js';
-import type { FleetCensus } from './fleet-census.js';
+import type { CensusLine } from '../store/store.js';
 
 const PREFIX = 'vm_registry_';
 
@@ -34,7 +34,8 @@ export type StoreOperation =
   | 'sweep'
   | 'eventsSince'
   | 'revision'
-  | 'count';
+  | 'count'
+  | 'census';
 
 /**
  * The Prometheus metrics of one app. Gauges are read at scrape time from the census and the
@@ -71,7 +72,7 @@ export class RegistryMetrics {
    * Adds what the feed and the census know. A second step, because the feed reads through
    * the instrumented store, which needs this object first.
    */
-  follow(feed: ChangeFeed, census: () => Promise<FleetCensus>): void {
+  follow(feed: ChangeFeed, census: () => Promise<CensusLine[]>): void {
     const registers = [this.registry];
     new Gauge({
       name: `${PREFIX}vms`,
@@ -79,7 +80,7 @@ export class RegistryMetrics {
       labelNames: ['role', 'status', 'stale'] as const,
       registers,
       async collect() {
-        for (const line of (await census()).lines()) this.set({ role: line.role, status: line.status, stale: String(line.stale) }, line.count);
+        for (const line of await census()) this.set({ role: line.role, status: line.status, stale: String(line.stale) }, line.count);
       },
     });
     new Gauge({

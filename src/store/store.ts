@@ -1,4 +1,4 @@
-import type { Role, Status, Vm, VmUpdate } from '../domain/schemas.js';
+import { ROLES, STATUSES, type Role, type Status, type Vm, type VmUpdate } from '../domain/schemas.js';
 import type { VmFields, VmRecord } from '../domain/vm.js';
 
 export interface ListFilter {
@@ -92,6 +92,11 @@ export interface RegistryStore {
    * those when a store has none.
    */
   listJson?(filter?: ListFilter): Promise<JsonListing>;
+  /**
+   * Optional: how many VMs of each role, status and staleness, counted by a store that holds
+   * them all in memory. Without it the server keeps a census of its own from the change feed.
+   */
+  census?(): Promise<CensusLine[]>;
   getJson?(id: string): Promise<JsonVm | undefined>;
   /** NotFoundError, PreconditionFailedError. Setting status to running refreshes lastSeen. */
   update(id: string, changes: VmUpdate, options?: WriteOptions): Promise<VmRecord>;
@@ -140,3 +145,22 @@ export function listFilter(query: ListFilter): ListFilter {
 
 /** The filter discover applies: running and not stale, of one role. */
 export const discoverFilter = (role: Role): ListFilter => ({ role, status: 'running', stale: false });
+
+/** How many VMs share a role, status and staleness (stale: running and silent past the threshold). */
+export interface CensusLine {
+  role: Role;
+  status: Status;
+  stale: boolean;
+  count: number;
+}
+
+/** Every role and status (running both fresh and stale), zeros included, so that series do not vanish when a count drops to none. */
+export function censusLines(count: (role: Role, status: Status, stale: boolean) => number): CensusLine[] {
+  const lines: CensusLine[] = [];
+  for (const role of ROLES) {
+    for (const status of STATUSES) {
+      for (const stale of status === 'running' ? [false, true] : [false]) lines.push({ role, status, stale, count: count(role, status, stale) });
+    }
+  }
+  return lines;
+}

@@ -1,6 +1,6 @@
-import type { Role, Status } from '../../domain/schemas.js';
+import { ROLES, STATUSES, type Role, type Status } from '../../domain/schemas.js';
 import { vmJsonString, writeVmJson, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
-import type { ListFilter } from '../store.js';
+import { censusLines, type CensusLine, type ListFilter } from '../store.js';
 
 /**
  * One VM as the SQLite store keeps it in memory: what reads and heartbeats need, with the
@@ -187,6 +187,19 @@ export class Mirror {
     // The entries found count too: until the caller's change reaches the mirror they are still what they were.
     this.silentFloor[question] = floor;
     return found.sort((a, b) => a.lastSeen - b.lastSeen).slice(0, limit);
+  }
+
+  /** Counts by role, status and staleness in one walk, counting into arrays so that 100k entries allocate nothing. */
+  census(staleCutoff: number): CensusLine[] {
+    const counts = ROLES.map(() => new Array<number>(STATUSES.length + 1).fill(0));
+    // One slot per status, and one more at the end for the running ones gone stale.
+    const stale = STATUSES.length;
+    for (const entry of this.all.items) {
+      const byStatus = counts[ROLES.indexOf(entry.role)];
+      if (entry.status === 'running' && entry.lastSeen < staleCutoff) byStatus[stale]++;
+      else byStatus[STATUSES.indexOf(entry.status)]++;
+    }
+    return censusLines((role, status, isStale) => counts[ROLES.indexOf(role)][isStale ? stale : STATUSES.indexOf(status)]);
   }
 
   private lowerSilentFloor(entry: MirrorEntry): void {

@@ -7,6 +7,7 @@ import type { Vm, VmUpdate } from '../../domain/schemas.js';
 import type { VmFields, VmRecord } from '../../domain/vm.js';
 import { isoTimestamp, servicesJson, vmJsonParts, vmJsonString, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
 import type {
+  CensusLine,
   EventType,
   Heartbeat,
   ImportedVm,
@@ -332,6 +333,10 @@ export class SqliteStore implements RegistryStore {
     const body = listingBody(entries, revision);
     this.listings.set(filter, { body, revision, until: oldestFresh + this.staleAfterMs });
     return { body, revision };
+  }
+
+  async census(): Promise<CensusLine[]> {
+    return this.mirror.census(this.clock.now() - this.staleAfterMs);
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
