@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import build from 'fast-json-stringify';
 import { join } from 'node:path';
@@ -23,6 +23,23 @@ registryStoreConformance('SQLite', async ({ staleAfterMs, clock, eventRetention 
 
 describe('SQLite store files', () => {
   const open = (file: string) => openSqliteStore({ file, clock: new ManualClock(), staleAfterMs: 1000 });
+
+  it('folds the write-ahead log into the file while it runs, off the event loop, and leaves no log at close', async () => {
+    const file = join(dir.path, 'checkpoints.db');
+    const store = open(file);
+    const before = statSync(file).size;
+    // A few hundred pages of log: far below the point where a commit would checkpoint on its own.
+    for (let i = 0; i < 100; i++) await store.register(aVm({ id: `vm-${i}`, metadata: { filler: 'x'.repeat(500) } }));
+    assert.ok(statSync(`${file}-wal`).size > 100 * 512, 'the changes are in the log');
+    for (let deadline = Date.now() + 5000; statSync(file).size === before; await new Promise((r) => setTimeout(r, 50))) {
+      assert.ok(Date.now() < deadline, 'nothing reached the database file while the store ran');
+    }
+    await store.close();
+    assert.equal(existsSync(`${file}-wal`), false);
+    const reopened = open(file);
+    assert.equal(await reopened.count(), 100);
+    await reopened.close();
+  });
 
   it('creates the directory and file on first start, and reopens what it wrote', async () => {
     const file = join(dir.path, 'nested', 'deeper', 'registry.db');

@@ -25,6 +25,7 @@ import { HeartbeatBatch } from './heartbeat-batch.js';
 import { ListingCache } from './listing-cache.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { entryBytes, entryJson, listingBody, Mirror, type MirrorEntry } from './mirror.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -36,6 +37,14 @@ export interface SqliteStoreOptions {
   /** Heartbeats are written to the file in one transaction per window of this many ms (default 1000). */
   heartbeatWindowMs?: number;
 }
+
+/** How often the checkpointer thread folds the write-ahead log into the file. */
+const CHECKPOINT_INTERVAL_MS = 250;
+/**
+ * Pages of write-ahead log after which a commit checkpoints on the event loop after all:
+ * only reached if the checkpointer thread falls far behind (SQLite's default is 1000).
+ */
+const CHECKPOINT_SAFETY_NET_PAGES = 20_000;
 
 /** Opening failed: the message says which file and why, for the operator. */
 export class StoreOpenError extends Error {}
@@ -195,6 +204,8 @@ export class SqliteStore implements RegistryStore {
   private readonly listings = new ListingCache(64 * 1024 * 1024);
   /** The newest committed events, consecutive revisions oldest first (see RECENT_EVENTS). */
   private readonly recentEvents: RegistryEvent[] = [];
+  private readonly checkpointer: WalCheckpointer | undefined;
+  private closing: Promise<void> | undefined;
   private batch: Array<{ change: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
 
   constructor(
@@ -273,6 +284,12 @@ export class SqliteStore implements RegistryStore {
       if (entry && lastSeen > entry.lastSeen) entry.lastSeen = lastSeen;
     }
     this.currentRevision = this.sql.revision.get()!.value;
+    if (options.file !== ':memory:') {
+      db.pragma(`wal_autocheckpoint = ${CHECKPOINT_SAFETY_NET_PAGES}`);
+      this.checkpointer = new WalCheckpointer(options.file, CHECKPOINT_INTERVAL_MS, () => {
+        if (this.db.open) db.pragma('wal_autocheckpoint = 1000');
+      });
+    }
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
@@ -469,8 +486,12 @@ export class SqliteStore implements RegistryStore {
     return this.mirror.size;
   }
 
-  async close(): Promise<void> {
-    if (!this.db.open) return;
+  close(): Promise<void> {
+    return (this.closing ??= this.shutDown());
+  }
+
+  private async shutDown(): Promise<void> {
+    await this.checkpointer?.stop();
     this.flushBatch();
     this.heartbeats.flush();
     // Folding the WAL back leaves one self-contained file behind for backups and copies.
