@@ -12,8 +12,8 @@ export interface BenchOptions {
   connections: number;
   /** Scenario names to run; all when empty. */
   only: string[];
-  /** At most this many idle seconds after the preload for the server's RSS to settle; 0 skips. */
-  settle: number;
+  /** At most this many idle seconds after the scenarios for the server's RSS to settle; 0 skips. */
+  rssIdle: number;
   /** Directory for the results JSON. */
   out: string;
   /** Directory for a CPU profile of our server (node --cpu-prof), or undefined. */
@@ -30,7 +30,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --runs <count>       measured runs per contender, ceiling and ours alternating (default 2, at least 2)
   --connections <c>    autocannon connections (default 32)
   --only <a,b>         run only these scenarios (names as printed in the table)
-  --settle <s>         at most this many idle seconds after the preload for the server's RSS to settle (default 45, 0 skips; 0 with --quick)
+  --rss-idle <s>       at most this many idle seconds after the scenarios for the server's RSS to settle (default 45, 0 skips; 0 with --quick)
   --quick              short runs: a smoke test of the harness, not a measurement
   --out <dir>          where the results JSON goes (default bench/results)
   --profile <dir>      run our server under node --cpu-prof and write the profile there
@@ -58,7 +58,7 @@ export function parseOptions(args: string[], defaultOut: string): BenchOptions |
       runs: { type: 'string' },
       connections: { type: 'string' },
       only: { type: 'string' },
-      settle: { type: 'string' },
+      'rss-idle': { type: 'string' },
       quick: { type: 'boolean' },
       out: { type: 'string' },
       profile: { type: 'string' },
@@ -77,7 +77,7 @@ export function parseOptions(args: string[], defaultOut: string): BenchOptions |
     warmup: values.warmup === '0' ? 0 : positive('warmup', values.warmup, quick ? 0.5 : 2, false),
     runs,
     connections: positive('connections', values.connections, 32, true),
-    settle: values.settle === '0' ? 0 : positive('settle', values.settle, quick ? 0 : 45, false),
+    rssIdle: values['rss-idle'] === '0' ? 0 : positive('rss-idle', values['rss-idle'], quick ? 0 : 45, false),
     only: values.only ? values.only.split(',').map((name) => name.trim()) : [],
     out: values.out ?? defaultOut,
     profile: values.profile,

@@ -75,22 +75,20 @@ export function residentMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): num
 /**
  * RSS once the idle server has handed back what a burst of work grew. V8 shrinks its heap
  * some seconds after allocation stops (its memory reducer), not at once, so this polls each
- * second until the RSS has fallen and then held for 5 s, or `maxSeconds` have passed.
+ * second until the RSS has fallen by a tenth and then held for 5 s, or `maxSeconds` have passed.
  */
 export async function settledResidentMb(pid: number, maxSeconds: number): Promise<{ mb?: number; seconds: number }> {
   const began = performance.now();
-  let last = residentMb(pid);
-  let fallen = false;
+  const seconds = () => (performance.now() - began) / 1000;
+  const start = residentMb(pid);
+  let last = start;
   let heldSince = began;
-  while ((performance.now() - began) / 1000 < maxSeconds) {
+  while (seconds() < maxSeconds && start !== undefined && last !== undefined) {
     await sleep(1000);
     const now = residentMb(pid);
-    if (now === undefined || last === undefined) return { mb: now, seconds: (performance.now() - began) / 1000 };
-    if (Math.abs(now - last) > 1) {
-      fallen ||= now < last;
-      heldSince = performance.now();
-    } else if (fallen && performance.now() - heldSince >= 5000) break;
+    if (now === undefined || Math.abs(now - last) > 1) heldSince = performance.now();
+    else if (now < start * 0.9 && performance.now() - heldSince >= 5000) return { mb: now, seconds: seconds() };
     last = now;
   }
-  return { mb: last, seconds: (performance.now() - began) / 1000 };
+  return { mb: last, seconds: seconds() };
 }
