@@ -38,7 +38,7 @@ export interface BenchResults {
   rssMb: {
     empty?: number;
     preloaded?: number;
-    /** After the scenarios, idle until the RSS settled (see settledResidentMb), and how long that took. */
+    /** After the preload, idle until the RSS settled (see settledResidentMb), and how long that took. */
     settled?: number;
     settledAfterSeconds?: number;
     afterScenarios?: number;

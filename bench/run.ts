@@ -126,6 +126,14 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
     const loaded = await preload(registry.server.url, options.n, options.connections);
     rssMb.preloaded = residentMb(pid());
     progress(`preloaded in ${loaded.seconds.toFixed(1)} s (${Math.round(loaded.perSecond)}/s); server RSS ${rssMb.preloaded} MB`);
+    // Right after the preload: V8 gives back the heap a burst grew only after some seconds of
+    // quiet (its memory reducer), and after the scenarios it did not reliably do so within a minute.
+    if (options.rssIdle > 0) {
+      const settled = await settledResidentMb(pid(), options.rssIdle);
+      rssMb.settled = settled.mb;
+      rssMb.settledAfterSeconds = settled.seconds;
+      progress(`server RSS ${rssMb.settled} MB after ${settled.seconds.toFixed(0)} s idle`);
+    }
 
     const results: ScenarioResult[] = [];
     // Register grows the registry, so it runs last, after the restart has been timed at N.
@@ -135,14 +143,6 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
     }
     rssMb.afterScenarios = residentMb(pid());
     rssMb.peak = residentMb(pid(), 'VmHWM');
-    // Settled after the scenarios rather than before them: the heap V8 gives back when idle it
-    // grows again under load, and the scenarios are measured as in earlier runs, straight after the preload.
-    if (options.rssIdle > 0) {
-      const settled = await settledResidentMb(pid(), options.rssIdle);
-      rssMb.settled = settled.mb;
-      rssMb.settledAfterSeconds = settled.seconds;
-      progress(`server RSS ${rssMb.settled} MB after ${settled.seconds.toFixed(0)} s idle`);
-    }
     const restart = await timeRestart(registry, options.n);
     progress(`restart: listening after ${Math.round(restart.listeningMs)} ms, first discover after ${Math.round(restart.firstDiscoverMs)} ms`);
     for (const scenario of growing) results.push(await measureScenario(scenario, registry.server.url, options));

@@ -38,9 +38,9 @@ export function formatResults(results: BenchResults): string {
     '',
     ...(skipped.length ? [...skipped, ''] : []),
     `preload: ${preload.n.toLocaleString('en-US')} registrations in ${preload.seconds.toFixed(1)} s = ${rps(preload.perSecond)}/s`,
-    `server RSS: ${rssMb.empty} MB empty, ${rssMb.preloaded} MB after preload, ${rssMb.afterScenarios} MB after the scenarios` +
-      (rssMb.settled === undefined ? '' : `, ${rssMb.settled} MB once idle ${Math.round(rssMb.settledAfterSeconds ?? 0)} s`) +
-      ` (peak ${rssMb.peak} MB)`,
+    `server RSS: ${rssMb.empty} MB empty, ${rssMb.preloaded} MB after preload` +
+      (rssMb.settled === undefined ? '' : ` (${rssMb.settled} MB once idle ${Math.round(rssMb.settledAfterSeconds ?? 0)} s)`) +
+      `, ${rssMb.afterScenarios} MB after the scenarios (peak ${rssMb.peak} MB)`,
     `restart with ${restart.vms.toLocaleString('en-US')} VMs on disk: listening after ${Math.round(restart.listeningMs)} ms, ` +
       `first discover answered after ${Math.round(restart.firstDiscoverMs)} ms`,
   ].join('\n');

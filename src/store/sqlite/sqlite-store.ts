@@ -204,7 +204,8 @@ export class SqliteStore implements RegistryStore {
   private readonly listings = new ListingCache(64 * 1024 * 1024);
   /** The newest committed events, consecutive revisions oldest first (see RECENT_EVENTS). */
   private readonly recentEvents: RegistryEvent[] = [];
-  private readonly checkpointer: WalCheckpointer | undefined;
+  private readonly file: string;
+  private checkpointer: WalCheckpointer | undefined;
   private closing: Promise<void> | undefined;
   private batch: Array<{ change: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
 
@@ -212,6 +213,7 @@ export class SqliteStore implements RegistryStore {
     private readonly db: Database.Database,
     options: SqliteStoreOptions,
   ) {
+    this.file = options.file;
     this.clock = options.clock;
     this.staleAfterMs = options.staleAfterMs;
     this.eventRetention = options.eventRetention ?? 10_000;
@@ -256,7 +258,10 @@ export class SqliteStore implements RegistryStore {
         if (entry) this.sql.touch.run(id, entry.lastSeen);
       }
     });
-    this.heartbeats = new HeartbeatBatch(options.heartbeatWindowMs ?? 1000, (ids) => writeHeartbeats.immediate(ids));
+    this.heartbeats = new HeartbeatBatch(options.heartbeatWindowMs ?? 1000, (ids) => {
+      writeHeartbeats.immediate(ids);
+      this.wrote();
+    });
     // Reading every VM here is also the open-time check that the file is readable. Only what the
     // mirror needs is read now, as arrays; a VM's JSON is built from its row when first asked for,
     // so that a restart over 100k VMs answers its first discover without reading them all.
@@ -284,12 +289,6 @@ export class SqliteStore implements RegistryStore {
       if (entry && lastSeen > entry.lastSeen) entry.lastSeen = lastSeen;
     }
     this.currentRevision = this.sql.revision.get()!.value;
-    if (options.file !== ':memory:') {
-      db.pragma(`wal_autocheckpoint = ${CHECKPOINT_SAFETY_NET_PAGES}`);
-      this.checkpointer = new WalCheckpointer(options.file, CHECKPOINT_INTERVAL_MS, () => {
-        if (this.db.open) db.pragma('wal_autocheckpoint = 1000');
-      });
-    }
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
@@ -580,10 +579,23 @@ export class SqliteStore implements RegistryStore {
       }
     }
     if (changed) {
+      this.wrote();
       this.listings.clear();
       for (const listener of this.changeListeners) listener();
     }
     return outcomes;
+  }
+
+  /**
+   * Starts the checkpointer thread with the first write rather than at open: a restart's first
+   * answers need not share the cores with starting a thread, and a store only read needs none.
+   */
+  private wrote(): void {
+    if (this.checkpointer !== undefined || this.file === ':memory:') return;
+    this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_SAFETY_NET_PAGES}`);
+    this.checkpointer = new WalCheckpointer(this.file, CHECKPOINT_INTERVAL_MS, () => {
+      if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+    });
   }
 
   private jsonFromFile(id: string): VmJsonText {
