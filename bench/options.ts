@@ -12,7 +12,7 @@ export interface BenchOptions {
   connections: number;
   /** Scenario names to run; all when empty. */
   only: string[];
-  /** At most this many idle seconds after the preload for the server's RSS to settle; 0 skips. */
+  /** At most this many idle seconds for a server holding the registry to settle its RSS; 0 skips. */
   rssIdle: number;
   /** Directory for the results JSON. */
   out: string;
@@ -30,7 +30,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --runs <count>       measured runs per contender, ceiling and ours alternating (default 2, at least 2)
   --connections <c>    autocannon connections (default 32)
   --only <a,b>         run only these scenarios (names as printed in the table)
-  --rss-idle <s>       at most this many idle seconds after the preload for the server's RSS to settle (default 45, 0 skips; 0 with --quick)
+  --rss-idle <s>       at most this many idle seconds for a server holding the registry to settle its RSS (default 45, 0 skips; 0 with --quick)
   --quick              short runs: a smoke test of the harness, not a measurement
   --out <dir>          where the results JSON goes (default bench/results)
   --profile <dir>      run our server under node --cpu-prof and write the profile there

@@ -38,7 +38,7 @@ export interface BenchResults {
   rssMb: {
     empty?: number;
     preloaded?: number;
-    /** After the preload, idle until the RSS settled (see settledResidentMb), and how long that took. */
+    /** Holding the registry after a restart, idle until the RSS settled (see settleHolding in run.ts), and how long that took. */
     settled?: number;
     settledAfterSeconds?: number;
     afterScenarios?: number;

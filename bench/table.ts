@@ -39,7 +39,7 @@ export function formatResults(results: BenchResults): string {
     ...(skipped.length ? [...skipped, ''] : []),
     `preload: ${preload.n.toLocaleString('en-US')} registrations in ${preload.seconds.toFixed(1)} s = ${rps(preload.perSecond)}/s`,
     `server RSS: ${rssMb.empty} MB empty, ${rssMb.preloaded} MB after preload` +
-      (rssMb.settled === undefined ? '' : ` (${rssMb.settled} MB once idle ${Math.round(rssMb.settledAfterSeconds ?? 0)} s)`) +
+      (rssMb.settled === undefined ? '' : ` (${rssMb.settled} MB holding them after a restart, idle ${Math.round(rssMb.settledAfterSeconds ?? 0)} s)`) +
       `, ${rssMb.afterScenarios} MB after the scenarios (peak ${rssMb.peak} MB)`,
     `restart with ${restart.vms.toLocaleString('en-US')} VMs on disk: listening after ${Math.round(restart.listeningMs)} ms, ` +
       `first discover answered after ${Math.round(restart.firstDiscoverMs)} ms`,
