@@ -18,7 +18,7 @@ const isCount = (value: unknown) => typeof value === 'number' && Number.isFinite
 it('npm run bench -- --n 1000 --quick produces a well-formed result', { timeout: 180_000 }, async () => {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [BENCH, '--n', '1000', '--quick', '--duration', '0.3', '--warmup', '0', '--out', out.path],
+    [BENCH, '--n', '1000', '--quick', '--duration', '0.3', '--warmup', '0', '--rss-idle', '2', '--out', out.path],
     { timeout: 170_000, maxBuffer: 16 * 1024 * 1024 },
   );
   assert.match(stdout, /\| scenario +\| ceiling rps/);
@@ -31,6 +31,7 @@ it('npm run bench -- --n 1000 --quick produces a well-formed result', { timeout:
   assert.equal(results.preload.n, 1000);
   assert.ok(isCount(results.preload.perSecond));
   assert.ok(isCount(results.restart.firstDiscoverMs));
+  assert.ok(isCount(results.rssMb.settled) && isCount(results.rssMb.settledAfterSeconds), 'the settled RSS of a server holding the registry');
   assert.deepEqual(
     results.scenarios.map((s) => s.name).sort(),
     ['discover-1%', 'discover-one', 'get', 'heartbeat', 'list-running', 'patch', 'register', 'sse-fanout'],
