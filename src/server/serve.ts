@@ -83,11 +83,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     stopping = true;
     log.info({ signal }, 'draining in-flight requests and closing');
     self?.stop();
-    // Closing shuts the connections idle at that moment; one whose request finishes later would
-    // stay open until its keep-alive timeout (72 s), holding the close up all that time.
-    const closeIdle = setInterval(() => app.server.closeIdleConnections(), 100);
     await app.close();
-    clearInterval(closeIdle);
     await store.close();
     log.info('closed cleanly');
     process.exit(0);

@@ -92,12 +92,12 @@ export interface RegistryStore {
    * those when a store has none.
    */
   listJson?(filter?: ListFilter): Promise<JsonListing>;
+  getJson?(id: string): Promise<JsonVm | undefined>;
   /**
    * Optional: how many VMs of each role, status and staleness, counted by a store that holds
    * them all in memory. Without it the server keeps a census of its own from the change feed.
    */
   census?(): Promise<CensusLine[]>;
-  getJson?(id: string): Promise<JsonVm | undefined>;
   /** NotFoundError, PreconditionFailedError. Setting status to running refreshes lastSeen. */
   update(id: string, changes: VmUpdate, options?: WriteOptions): Promise<VmRecord>;
   /** Removes the entry and answers its last state. */
