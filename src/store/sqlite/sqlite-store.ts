@@ -98,18 +98,23 @@ const jsonOf = (row: VmRow) =>
     metadata: row.metadata,
   });
 
+/** What a mirror entry holds of its VM's row besides the JSON. */
+type Standing = Pick<VmRow, 'id' | 'role' | 'status' | 'owner' | 'revision' | 'registered_at' | 'last_seen' | 'stale_announced'>;
+
+/** The JSON of an entry loaded at open, until its `prepare` builds it. */
+const NOT_YET_BUILT: VmJsonString = { json: '', lastSeenAt: 0, size: 0 };
+
 /**
- * A mirror entry for a row and its JSON. Every key is written out in one literal, in the order
- * the entries loaded at open use, so that all entries share one shape (spreading the JSON in
- * gave each entry a hidden class of its own: 40 MB at 100k VMs), and the mirror's in-place
- * update with Object.assign keeps it.
+ * The one place a mirror entry is made. Every key is written out in one literal, so that all
+ * entries share one shape (spreading the JSON in gave each entry a hidden class of its own:
+ * 40 MB at 100k VMs), which the mirror's in-place update with Object.assign keeps.
  */
-function entryOf(row: VmRow, { json, lastSeenAt, size }: VmJsonString): MirrorEntry {
+function entryOf(row: Standing, { json, lastSeenAt, size }: VmJsonString, prepare?: () => VmJsonText): MirrorEntry {
   return {
     json,
     lastSeenAt,
     size,
-    prepare: undefined,
+    prepare,
     id: row.id,
     role: row.role,
     status: row.status,
@@ -268,21 +273,9 @@ export class SqliteStore implements RegistryStore {
     const standings = this.sql.standings.all();
     // List order, oldest first (the mirror's own), so that loading appends instead of inserting.
     standings.sort((a, b) => a[5] - b[5] || (a[0] > b[0] ? -1 : a[0] < b[0] ? 1 : 0));
-    for (const [id, role, status, owner, revision, registeredAt, lastSeen, staleAnnounced] of standings) {
-      this.mirror.set({
-        json: '',
-        lastSeenAt: 0,
-        size: 0,
-        prepare: () => this.jsonFromFile(id),
-        id,
-        role,
-        status,
-        owner,
-        revision,
-        registeredAt,
-        lastSeen,
-        staleAnnounced: staleAnnounced === 1,
-      });
+    for (const [id, role, status, owner, revision, registered_at, last_seen, stale_announced] of standings) {
+      const standing = { id, role, status, owner, revision, registered_at, last_seen, stale_announced };
+      this.mirror.set(entryOf(standing, NOT_YET_BUILT, () => this.jsonFromFile(id)));
     }
     for (const [id, lastSeen] of this.sql.heartbeats.all()) {
       const entry = this.mirror.get(id);
