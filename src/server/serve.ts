@@ -61,6 +61,8 @@ export async function serve(config: ServerConfig): Promise<void> {
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  // Before the line that says it is up: whoever waits for that line finds the server registered.
+  const self = config.self ? await startSelfRegistration(store, config.self, port, log) : undefined;
   log.info(
     {
       port,
@@ -72,7 +74,6 @@ export async function serve(config: ServerConfig): Promise<void> {
     },
     'vm-registry listening',
   );
-  const self = config.self ? await startSelfRegistration(store, config.self, port, log) : undefined;
 
   let stopping = false;
   const stop = async (signal: string) => {

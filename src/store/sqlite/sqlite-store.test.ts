@@ -249,3 +249,61 @@ describe('SQLite store mirror', () => {
     await reopened.close();
   });
 });
+
+describe('SQLite store writer thread', () => {
+  const clock = new ManualClock();
+  const open = (file: string) => openSqliteStore({ file, clock, staleAfterMs: 60_000, heartbeatWindowMs: 3_600_000 });
+  /** Lets the store hand its waiting batch to the writer thread; the thread's answer comes later. */
+  const handedOver = () => new Promise((resolve) => setImmediate(resolve));
+  /** Makes SQLite itself refuse the event of any change to the VM `id`, as a full disk would. */
+  const refuseEventsOf = (file: string, id: string) => {
+    const db = new Database(file);
+    db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.vm_id = '${id}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+    db.close();
+  };
+
+  it('a batch SQLite refuses fails whole, and so does a batch decided on it; nothing of either is seen', async () => {
+    const file = join(dir.path, 'refused-batch.db');
+    const store = open(file);
+    refuseEventsOf(file, 'doomed');
+    const outcomes = [store.register(aVm({ id: 'doomed' })), store.register(aVm({ id: 'bystander' }))];
+    await handedOver();
+    // Decided while the registration is still on its way: as if it had committed.
+    outcomes.push(store.update('doomed', { metadata: { note: 'decided on a write that fails' } }));
+    const settled = await Promise.allSettled(outcomes);
+    assert.deepEqual(
+      settled.map((outcome) => outcome.status),
+      ['rejected', 'rejected', 'rejected'],
+    );
+    assert.match(String((settled[0] as PromiseRejectedResult).reason), /refused by the test/);
+    assert.equal(await store.get('doomed'), undefined);
+    assert.equal(await store.get('bystander'), undefined);
+    assert.equal(await store.revision(), 0);
+    // The next changes are decided afresh and commit, numbered as if nothing had been tried.
+    const registered = await store.register(aVm({ id: 'bystander' }));
+    assert.equal(registered.revision, 1);
+    await assert.rejects(store.update('doomed', { metadata: {} }), /not registered|not found/i);
+    await store.close();
+    const reopened = open(file);
+    assert.deepEqual((await reopened.list()).vms.map((vm) => vm.id), ['bystander']);
+    assert.deepEqual((await reopened.eventsSince(0)).map((event) => [event.revision, event.vm.id]), [[1, 'bystander']]);
+    await reopened.close();
+  });
+
+  it('a heartbeat that arrives while a change of its VM is being written keeps its lastSeen', async () => {
+    const file = join(dir.path, 'heartbeat-during-write.db');
+    const store = open(file);
+    await store.register(aVm());
+    clock.advance(10_000);
+    const patched = store.update('vm-1', { metadata: { note: 'on its way' } });
+    await handedOver();
+    clock.advance(5_000);
+    const beat = await store.heartbeat('vm-1');
+    assert.equal((await patched).metadata?.note, 'on its way');
+    assert.equal((await store.get('vm-1'))?.lastSeen, beat.lastSeen);
+    await store.close();
+    const reopened = open(file);
+    assert.equal((await reopened.get('vm-1'))?.lastSeen, beat.lastSeen);
+    await reopened.close();
+  });
+});

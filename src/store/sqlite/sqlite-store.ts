@@ -58,6 +58,12 @@ const nothingStaged = (): Staged => ({ ops: [], entries: new Map(), apply: [] })
 
 type Outcome = { ok: true; value: unknown; staged: Staged } | { ok: false; error: unknown };
 
+/** A batch decided and given to the writer. */
+interface Decided {
+  outcomes: Outcome[];
+  writes: WriteBatch;
+}
+
 /** What the mirror needs of a VM at open: id, role, status, owner, revision, registered_at, last_seen, stale_announced. */
 type StandingRow = [string, VmRow['role'], VmRow['status'], string | null, number, number, number, 0 | 1];
 
@@ -207,20 +213,25 @@ export class SqliteStore implements RegistryStore {
   private readonly heartbeats: HeartbeatBatch;
   /** The committed registry revision. */
   private currentRevision: number;
-  /** The last revision given to a change of the batch being decided; written with its COMMIT. */
-  private allocated = 0;
+  /** The last revision given to a change, committed or not. */
+  private allocated: number;
   /** What the change being decided will write and do. */
   private staged: Staged = nothingStaged();
-  /** The entries the batch being decided changed so far (null: removed). */
-  private batchEntries = new Map<string, MirrorEntry | null>();
+  /**
+   * Entries changed by batches the writer has not committed yet (null: removed), each with the
+   * batch that changed it last: later changes are decided on them.
+   */
+  private readonly unconfirmed = new Map<string, { entry: MirrorEntry | null; by: Decided }>();
+  /** Batches decided since the last failed write; see WriteBatch.epoch. */
+  private epoch = 0;
   /** Listing bodies kept for the next reader while nothing changes (64 MB: a listing of ~170k VMs). */
   private readonly listings = new ListingCache(64 * 1024 * 1024);
   /** The newest committed events, consecutive revisions oldest first (see RECENT_EVENTS). */
   private readonly recentEvents: RegistryEvent[] = [];
   private readonly file: string;
   private writer: Writer | undefined;
-  /** The batch the writer has now; settles (never rejects) once its callers are answered. */
-  private writing: Promise<void> | undefined;
+  /** Settles (never rejects) once the callers of the last batch given to the writer are answered. */
+  private lastWrite: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private batch: Array<{ change: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
 
@@ -269,6 +280,7 @@ export class SqliteStore implements RegistryStore {
       if (entry && lastSeen > entry.lastSeen) entry.lastSeen = lastSeen;
     }
     this.currentRevision = this.sql.revision.get()!.value;
+    this.allocated = this.currentRevision;
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
@@ -409,6 +421,8 @@ export class SqliteStore implements RegistryStore {
       const now = this.clock.now();
       let written = 0;
       for (const entry of this.mirror.silentSince(now - this.staleAfterMs, false, limit)) {
+        // One a change not yet committed touches waits for the next sweep.
+        if (this.lookup(entry.id) !== entry) continue;
         const row: VmRow = { ...rowOf(entry), revision: this.bump(), stale_announced: 1 };
         this.stage({ kind: 'replace', row });
         this.record(row, 'stale', now);
@@ -416,6 +430,7 @@ export class SqliteStore implements RegistryStore {
       }
       if (options.reapAfterMs !== undefined) {
         for (const entry of this.mirror.silentSince(now - this.staleAfterMs - options.reapAfterMs, true, limit)) {
+          if (this.lookup(entry.id) !== entry) continue;
           this.stage({ kind: 'remove', id: entry.id });
           this.record({ ...rowOf(entry), revision: this.bump() }, 'reaped', now);
           written++;
@@ -469,9 +484,9 @@ export class SqliteStore implements RegistryStore {
   private async shutDown(): Promise<void> {
     try {
       await this.heartbeats.flush();
-      while (this.writing !== undefined || this.batch.length > 0) {
+      while (this.lastWrite !== undefined || this.batch.length > 0) {
         this.flushBatch();
-        await this.writing;
+        await this.lastWrite;
       }
     } finally {
       await this.writer?.close();
@@ -486,94 +501,106 @@ export class SqliteStore implements RegistryStore {
     const entry = this.mirror.get(id);
     if (!entry) return;
     this.mirror.seen(entry, now);
+    // A change on its way to the file must not bring back the lastSeen this one replaced.
+    const changed = this.unconfirmed.get(id)?.entry;
+    if (changed) changed.lastSeen = now;
     this.heartbeats.add(id);
     this.listings.clear();
   }
 
   /**
    * Group commit: changes that arrive together (concurrent requests) are decided together and
-   * written in one transaction with one COMMIT, the cost that dominated a write. While the
-   * writer has one batch, the next gathers. Each caller is answered only after its COMMIT, so a
-   * 2xx still means committed.
+   * written in one transaction with one COMMIT, the cost that dominated a write. The next batch
+   * is decided and given to the writer without waiting for the last to commit. Each caller is
+   * answered only after its COMMIT, so a 2xx still means committed.
    */
   private batched<T>(change: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.batch.push({ change, resolve: resolve as (value: unknown) => void, reject });
-      if (this.batch.length === 1 && this.writing === undefined) setImmediate(() => this.flushBatch());
+      if (this.batch.length === 1) setImmediate(() => this.flushBatch());
     });
   }
 
   private flushBatch(): void {
     const batch = this.batch;
-    if (this.writing !== undefined || batch.length === 0) return;
+    if (batch.length === 0) return;
     this.batch = [];
+    const epoch = this.epoch;
+    let decided: Decided | undefined;
     let written: Promise<void>;
-    let outcomes: Outcome[] = [];
     try {
       const writer = this.startedWriter();
-      let writes: WriteBatch;
-      ({ outcomes, writes } = this.decide(batch.map(({ change }) => change)));
-      written = writes.ops.length === 0 && writes.revision === undefined ? Promise.resolve() : writer.write(writes);
+      decided = this.decide(batch.map(({ change }) => change));
+      written = writer.write(decided.writes);
     } catch (error) {
       written = Promise.reject(error);
     }
-    this.writing = written
+    const answered: Promise<void> = written
       .then(
         () => {
-          this.committed(outcomes);
-          outcomes.forEach((outcome, i) => (outcome.ok ? batch[i].resolve(outcome.value) : batch[i].reject(outcome.error)));
+          this.committed(decided!);
+          decided!.outcomes.forEach((outcome, i) => (outcome.ok ? batch[i].resolve(outcome.value) : batch[i].reject(outcome.error)));
         },
         (error: unknown) => {
+          this.failed(epoch);
           for (const { reject } of batch) reject(error);
         },
       )
       .finally(() => {
-        this.writing = undefined;
-        this.flushBatch();
+        if (this.lastWrite === answered) this.lastWrite = undefined;
       });
+    this.lastWrite = answered;
   }
 
   /**
-   * Decides the changes in order against the mirror and what the batch's earlier changes did
-   * to it, and collects what they write. A change that throws is refused alone: what it staged
-   * is dropped, its revisions are given again.
+   * Decides the changes in order against the mirror and what the changes before them did to
+   * it, committed or not, and collects what they write. A change that throws is refused alone:
+   * what it staged is dropped, its revisions are given again.
    */
-  private decide(changes: ReadonlyArray<() => unknown>): { outcomes: Outcome[]; writes: WriteBatch } {
-    const outcomes: Outcome[] = [];
-    const ops: WriteOp[] = [];
-    this.allocated = this.currentRevision;
+  private decide(changes: ReadonlyArray<() => unknown>): Decided {
+    const decided: Decided = { outcomes: [], writes: { epoch: this.epoch, ops: [] } };
+    const revisionBefore = this.allocated;
     try {
       for (const change of changes) {
         this.staged = nothingStaged();
         const allocatedBefore = this.allocated;
         try {
           const value = change();
-          for (const op of this.staged.ops) ops.push(op);
-          for (const [id, entry] of this.staged.entries) this.batchEntries.set(id, entry);
-          outcomes.push({ ok: true, value, staged: this.staged });
+          for (const op of this.staged.ops) decided.writes.ops.push(op);
+          for (const [id, entry] of this.staged.entries) this.unconfirmed.set(id, { entry, by: decided });
+          decided.outcomes.push({ ok: true, value, staged: this.staged });
         } catch (error) {
           this.allocated = allocatedBefore;
-          outcomes.push({ ok: false, error });
+          decided.outcomes.push({ ok: false, error });
         }
       }
     } finally {
       this.staged = nothingStaged();
-      this.batchEntries.clear();
     }
-    const writes: WriteBatch = { ops };
-    if (this.allocated !== this.currentRevision) {
-      writes.revision = this.allocated;
-      writes.trimThrough = this.allocated - this.eventRetention;
+    if (this.allocated !== revisionBefore) {
+      decided.writes.revision = this.allocated;
+      decided.writes.trimThrough = this.allocated - this.eventRetention;
     }
-    return { outcomes, writes };
+    return decided;
+  }
+
+  /** A write failed: the batches decided on it fail too (the writer refuses them), later ones are decided afresh. */
+  private failed(epoch: number): void {
+    if (epoch !== this.epoch) return;
+    this.epoch++;
+    this.unconfirmed.clear();
+    this.allocated = this.currentRevision;
   }
 
   /** Once the batch is committed: its changes reach the mirror and the revision, and the listeners hear once. */
-  private committed(outcomes: Outcome[]): void {
+  private committed(decided: Decided): void {
     let changed = false;
-    for (const outcome of outcomes) {
+    for (const outcome of decided.outcomes) {
       if (!outcome.ok) continue;
       for (const apply of outcome.staged.apply) apply();
+      for (const id of outcome.staged.entries.keys()) {
+        if (this.unconfirmed.get(id)?.by === decided) this.unconfirmed.delete(id);
+      }
       if (outcome.staged.revision !== undefined) {
         this.currentRevision = outcome.staged.revision;
         changed = true;
@@ -601,11 +628,11 @@ export class SqliteStore implements RegistryStore {
     return jsonOf({ ...row, services });
   }
 
-  /** The VM as the change being decided sees it: committed, or as an earlier change of its batch left it. */
+  /** The VM as the change being decided sees it: as the changes before it left it, committed or not. */
   private lookup(id: string): MirrorEntry | undefined {
     if (this.staged.entries.has(id)) return this.staged.entries.get(id) ?? undefined;
-    if (this.batchEntries.has(id)) return this.batchEntries.get(id) ?? undefined;
-    return this.mirror.get(id);
+    const unconfirmed = this.unconfirmed.get(id);
+    return unconfirmed === undefined ? this.mirror.get(id) : (unconfirmed.entry ?? undefined);
   }
 
   private stage(op: WriteOp): void {

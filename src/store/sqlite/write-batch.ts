@@ -31,8 +31,13 @@ export type WriteOp =
   | { kind: 'event'; revision: number; type: EventType; at: number; id: string; json: string }
   | { kind: 'touch'; id: string; lastSeen: number };
 
-/** Everything one COMMIT writes: the changes of every request that arrived together. */
+/** The changes of every request that arrived together, decided against the batches before it. */
 export interface WriteBatch {
+  /**
+   * Which run of batches it belongs to: a batch is decided assuming every batch given before
+   * it commits, so when one fails, the others of its run must fail too (see writer.ts).
+   */
+  epoch: number;
   ops: WriteOp[];
   /** The registry's revision after the batch, when it changes it. */
   revision?: number;
@@ -41,10 +46,10 @@ export interface WriteBatch {
 }
 
 /**
- * Prepares the statements a batch needs on `db`, and answers the function that writes a
- * batch in one immediate transaction: all of it or, when SQLite refuses, none of it.
+ * Prepares the statements batches need on `db`, and answers the function that writes batches
+ * in order in one immediate transaction: all of them or, when SQLite refuses, none.
  */
-export function batchWriter(db: Database.Database): (batch: WriteBatch) => void {
+export function batchWriter(db: Database.Database): (batches: readonly WriteBatch[]) => void {
   const insert = db.prepare<[VmRow]>(
     `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision, stale_announced, owner)
      VALUES (@id, @name, @role, @status, @address, @registered_by, @services, @metadata, @registered_at, @last_seen, @revision, @stale_announced, @owner)`,
@@ -63,7 +68,7 @@ export function batchWriter(db: Database.Database): (batch: WriteBatch) => void 
   );
   const setRevision = db.prepare<[number]>(`UPDATE registry_state SET value = ? WHERE key = 'revision'`);
   const trimEvents = db.prepare<[number]>('DELETE FROM events WHERE revision <= ?');
-  return db.transaction(({ ops, revision, trimThrough }: WriteBatch) => {
+  const writeOne = ({ ops, revision, trimThrough }: WriteBatch) => {
     for (const op of ops) {
       switch (op.kind) {
         case 'insert':
@@ -85,5 +90,6 @@ export function batchWriter(db: Database.Database): (batch: WriteBatch) => void 
     }
     if (revision !== undefined) setRevision.run(revision);
     if (trimThrough !== undefined) trimEvents.run(trimThrough);
-  }).immediate;
+  };
+  return db.transaction((batches: readonly WriteBatch[]) => batches.forEach(writeOne)).immediate;
 }

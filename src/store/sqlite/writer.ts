@@ -2,44 +2,48 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { batchWriter, type WriteBatch } from './write-batch.js';
 
-/** Writes the store's batches, one at a time: the next is given only once the last has settled. */
+/**
+ * Writes the store's batches in the order given. A batch may be given before the last has
+ * committed: it was decided assuming that one commits, and fails if it does not.
+ */
 export interface Writer {
-  /** Resolves once the batch is committed; rejects, with nothing written, when SQLite refused it. */
+  /** Resolves once the batch is committed; rejects, with nothing of it written, when it was not. */
   write(batch: WriteBatch): Promise<void>;
   /** Throws why writes can no longer be made, if they cannot. */
   check(): void;
   close(): Promise<void>;
 }
 
-/** A SQLite error as the writer thread reports it: the message and SQLite's code. */
-interface ThreadError {
-  message: string;
-  code?: string;
-}
+/** How the writer thread answers for one batch: null once committed, else SQLite's error. */
+export type BatchOutcome = { message: string; code?: string } | null;
 
-const rebuilt = ({ message, code }: ThreadError) => Object.assign(new Error(message), code === undefined ? {} : { code });
+const rebuilt = ({ message, code }: Exclude<BatchOutcome, null>) => Object.assign(new Error(message), code === undefined ? {} : { code });
 
 /**
  * Runs the statements and COMMIT of every batch on a thread of its own, with a connection of
- * its own: the event loop only decides the changes and answers once the thread says they are
- * committed. The thread also checkpoints the write-ahead log (see ./writer-thread.ts).
+ * its own: the event loop only decides the changes, hands them over without waiting, and
+ * answers each caller once the thread says its batch is committed. The thread writes all the
+ * batches waiting for it in one transaction, and checkpoints the write-ahead log
+ * (see ./writer-thread.ts).
  */
 export class ThreadWriter implements Writer {
   private readonly worker: Worker;
   private readonly exited: Promise<unknown>;
-  private waiting: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  /** The batches given and not yet answered for, oldest first. */
+  private readonly waiting: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private failure: Error | undefined;
 
   constructor(file: string, checkpointIntervalMs: number) {
     this.worker = new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: { file, checkpointIntervalMs } });
-    // Idle, it holds nothing a process must stay up for; while a batch is out, it does (see write).
+    // Idle, it holds nothing a process must stay up for; while batches are out, it does (see write).
     this.worker.unref();
-    this.worker.on('message', (reply: ThreadError | null) => {
-      const waiting = this.waiting!;
-      this.waiting = undefined;
-      this.worker.unref();
-      if (reply === null) waiting.resolve();
-      else waiting.reject(rebuilt(reply));
+    this.worker.on('message', (outcomes: BatchOutcome[]) => {
+      for (const outcome of outcomes) {
+        const { resolve, reject } = this.waiting.shift()!;
+        if (outcome === null) resolve();
+        else reject(rebuilt(outcome));
+      }
+      if (this.waiting.length === 0) this.worker.unref();
     });
     this.worker.on('error', (error) => this.fail(error));
     this.exited = new Promise((resolve) => this.worker.once('exit', resolve));
@@ -47,10 +51,9 @@ export class ThreadWriter implements Writer {
   }
 
   write(batch: WriteBatch): Promise<void> {
-    this.check();
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      this.waiting = { resolve, reject };
-      this.worker.ref();
+      if (this.waiting.push({ resolve, reject }) === 1) this.worker.ref();
       this.worker.postMessage(batch);
     });
   }
@@ -69,21 +72,20 @@ export class ThreadWriter implements Writer {
 
   private fail(cause: Error): void {
     this.failure ??= new Error(`the SQLite writer thread stopped (${cause.message}); restart vm-registry`, { cause });
-    this.waiting?.reject(this.failure);
-    this.waiting = undefined;
+    for (const { reject } of this.waiting.splice(0)) reject(this.failure);
   }
 }
 
 /** Writes on the store's own connection: for a database in memory, which no other connection can open. */
 export class InlineWriter implements Writer {
-  private readonly apply: (batch: WriteBatch) => void;
+  private readonly apply: (batches: readonly WriteBatch[]) => void;
 
   constructor(db: Database.Database) {
     this.apply = batchWriter(db);
   }
 
   async write(batch: WriteBatch): Promise<void> {
-    this.apply(batch);
+    this.apply([batch]);
   }
 
   check(): void {}
