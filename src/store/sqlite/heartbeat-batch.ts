@@ -8,10 +8,10 @@ export class HeartbeatBatch {
   private ids = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
-  /** `write` stores the current lastSeen of each id in one transaction, or rejects. */
+  /** `write` stores the current lastSeen of each id in one transaction, or throws. */
   constructor(
     private readonly windowMs: number,
-    private readonly write: (ids: ReadonlySet<string>) => Promise<void>,
+    private readonly write: (ids: ReadonlySet<string>) => void,
   ) {}
 
   add(id: string): void {
@@ -20,14 +20,14 @@ export class HeartbeatBatch {
   }
 
   /** Writes every pending heartbeat now; if the write fails they stay pending and the error is thrown. */
-  async flush(): Promise<void> {
+  flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.ids.size === 0) return;
     const ids = this.ids;
     this.ids = new Set();
     try {
-      await this.write(ids);
+      this.write(ids);
     } catch (error) {
       for (const id of ids) this.ids.add(id);
       throw error;
@@ -37,11 +37,13 @@ export class HeartbeatBatch {
   private schedule(): void {
     // Unref'd: pending heartbeats must not keep a finished process alive; close() flushes them.
     this.timer ??= setTimeout(() => {
-      this.flush().catch(() => {
+      try {
+        this.flush();
+      } catch {
         // The database refused (busy, disk full): keep them for the next window. A change or
         // close() on the same database reports the error to a caller.
         this.schedule();
-      });
+      }
     }, this.windowMs).unref();
   }
 }

@@ -41,9 +41,6 @@ export function entryBytes(entry: MirrorEntry): Buffer {
 
 export const entryJson = (entry: MirrorEntry): string => entryBytes(entry).toString();
 
-/** The entry's JSON with the lastSeen it was built with, which may be older than the entry's. */
-export const entryText = (entry: MirrorEntry): string => ready(entry).json;
-
 const OPEN_LISTING = Buffer.from('{"vms":[');
 const COMMA = 0x2c;
 

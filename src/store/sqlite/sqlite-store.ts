@@ -24,9 +24,8 @@ import type {
 import { HeartbeatBatch } from './heartbeat-batch.js';
 import { ListingCache } from './listing-cache.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
-import { entryBytes, entryJson, entryText, listingBody, Mirror, type MirrorEntry } from './mirror.js';
-import type { VmRow, WriteBatch, WriteOp } from './write-batch.js';
-import { InlineWriter, ThreadWriter, type Writer } from './writer.js';
+import { entryBytes, entryJson, listingBody, Mirror, type MirrorEntry } from './mirror.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -39,30 +38,40 @@ export interface SqliteStoreOptions {
   heartbeatWindowMs?: number;
 }
 
-/** How often the writer thread folds the write-ahead log into the file, after writing. */
+/** How often the checkpointer thread folds the write-ahead log into the file. */
 const CHECKPOINT_INTERVAL_MS = 250;
+/**
+ * Pages of write-ahead log after which a commit checkpoints on the event loop after all:
+ * only reached if the checkpointer thread falls far behind (SQLite's default is 1000).
+ */
+const CHECKPOINT_SAFETY_NET_PAGES = 20_000;
 
 /** Opening failed: the message says which file and why, for the operator. */
 export class StoreOpenError extends Error {}
 
-/** What one change writes, and will do to the mirror and the revision once its batch commits. */
+interface VmRow {
+  id: string;
+  name: string;
+  role: VmRecord['role'];
+  status: VmRecord['status'];
+  address: string;
+  registered_by: string;
+  services: string | null;
+  metadata: string | null;
+  registered_at: number;
+  last_seen: number;
+  revision: number;
+  stale_announced: 0 | 1;
+  owner: string | null;
+}
+
+/** What a transaction will do to the mirror and the revision once it commits. */
 interface Staged {
   revision?: number;
-  ops: WriteOp[];
-  /** The entries it changed (null: removed), as the changes after it in the batch must see them. */
-  entries: Map<string, MirrorEntry | null>;
-  apply: Array<() => void>;
+  entries: Array<() => void>;
 }
-
-const nothingStaged = (): Staged => ({ ops: [], entries: new Map(), apply: [] });
 
 type Outcome = { ok: true; value: unknown; staged: Staged } | { ok: false; error: unknown };
-
-/** A batch decided and given to the writer. */
-interface Decided {
-  outcomes: Outcome[];
-  writes: WriteBatch;
-}
 
 /** What the mirror needs of a VM at open: id, role, status, owner, revision, registered_at, last_seen, stale_announced. */
 type StandingRow = [string, VmRow['role'], VmRow['status'], string | null, number, number, number, 0 | 1];
@@ -123,26 +132,6 @@ const recordOf = (vm: Vm, owner: string | null, revision: number): VmRecord => (
   revision,
 });
 
-/** The entry's row, read back from its JSON: cheaper than asking SQLite for it. */
-function rowOf(entry: MirrorEntry): VmRow {
-  const vm = JSON.parse(entryText(entry)) as Vm;
-  return {
-    id: entry.id,
-    name: vm.name,
-    role: entry.role,
-    status: entry.status,
-    address: vm.address,
-    registered_by: vm.registeredBy,
-    services: vm.services === undefined ? null : servicesJson(vm.services),
-    metadata: vm.metadata === undefined ? null : JSON.stringify(vm.metadata),
-    registered_at: entry.registeredAt,
-    last_seen: entry.lastSeen,
-    revision: entry.revision,
-    stale_announced: entry.staleAnnounced ? 1 : 0,
-    owner: entry.owner,
-  };
-}
-
 const toRecord = (entry: MirrorEntry): VmRecord => recordOf(JSON.parse(entryJson(entry)) as Vm, entry.owner, entry.revision);
 
 /** The newest events kept in memory, so that the change feed reads what was just committed without a query. */
@@ -198,9 +187,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
 /**
  * The embedded store. The process owns its database file, so it keeps every VM in a mirror
  * (./mirror.ts) loaded at open and changed after each commit: reads never touch SQLite, and
- * list, discover and get answer with JSON prepared at write time. Changes are decided against
- * the mirror on the event loop and committed, with their revision and event, by the writer
- * thread (./writer.ts) before the call returns.
+ * list, discover and get answer with JSON prepared at write time. Changes still commit one
+ * SQLite transaction each, with their revision and event, before the call returns.
  */
 export class SqliteStore implements RegistryStore {
   readonly kind = 'sqlite';
@@ -213,25 +201,16 @@ export class SqliteStore implements RegistryStore {
   private readonly heartbeats: HeartbeatBatch;
   /** The committed registry revision. */
   private currentRevision: number;
-  /** The last revision given to a change, committed or not. */
-  private allocated: number;
-  /** What the change being decided will write and do. */
-  private staged: Staged = nothingStaged();
-  /**
-   * Entries changed by batches the writer has not committed yet (null: removed), each with the
-   * batch that changed it last: later changes are decided on them.
-   */
-  private readonly unconfirmed = new Map<string, { entry: MirrorEntry | null; by: Decided }>();
-  /** Batches decided since the last failed write; see WriteBatch.epoch. */
-  private epoch = 0;
+  /** The last revision given to a change of the open transaction; written with its COMMIT. */
+  private allocated = 0;
+  /** What the change running now will do once its transaction commits. */
+  private staged: Staged = { entries: [] };
   /** Listing bodies kept for the next reader while nothing changes (64 MB: a listing of ~170k VMs). */
   private readonly listings = new ListingCache(64 * 1024 * 1024);
   /** The newest committed events, consecutive revisions oldest first (see RECENT_EVENTS). */
   private readonly recentEvents: RegistryEvent[] = [];
   private readonly file: string;
-  private writer: Writer | undefined;
-  /** Settles (never rejects) once the callers of the last batch given to the writer are answered. */
-  private lastWrite: Promise<void> | undefined;
+  private checkpointer: WalCheckpointer | undefined;
   private closing: Promise<void> | undefined;
   private batch: Array<{ change: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
 
@@ -243,7 +222,6 @@ export class SqliteStore implements RegistryStore {
     this.clock = options.clock;
     this.staleAfterMs = options.staleAfterMs;
     this.eventRetention = options.eventRetention ?? 10_000;
-    // Reads only: every write goes through the writer (see batched).
     this.sql = {
       // Oldest first, the mirror's own order, so that loading appends instead of inserting.
       standings: db
@@ -251,20 +229,44 @@ export class SqliteStore implements RegistryStore {
         .raw(true),
       heartbeats: db.prepare<[], [id: string, lastSeen: number]>('SELECT id, last_seen FROM heartbeats').raw(true),
       get: db.prepare<[string], VmRow>('SELECT * FROM vms WHERE id = ?'),
+      insert: db.prepare(
+        `INSERT INTO vms (id, name, role, status, address, registered_by, services, metadata, registered_at, last_seen, revision, stale_announced, owner)
+         VALUES (@id, @name, @role, @status, @address, @registered_by, @services, @metadata, @registered_at, @last_seen, @revision, @stale_announced, @owner)`,
+      ),
+      replace: db.prepare(
+        `UPDATE vms SET name = @name, role = @role, status = @status, address = @address, registered_by = @registered_by,
+         services = @services, metadata = @metadata, last_seen = @last_seen, revision = @revision,
+         stale_announced = @stale_announced WHERE id = @id`,
+      ),
+      remove: db.prepare('DELETE FROM vms WHERE id = ?'),
+      touch: db.prepare<[string, number]>(
+        'INSERT INTO heartbeats (id, last_seen) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen',
+      ),
       eventsAfter: db.prepare<[number, number], EventRow>(
         'SELECT revision, type, at, vm FROM events WHERE revision > ? ORDER BY revision LIMIT ?',
       ),
       oldestEvent: db.prepare<[], { revision: number | null }>('SELECT min(revision) AS revision FROM events'),
       revision: db.prepare<[], { value: number }>(`SELECT value FROM registry_state WHERE key = 'revision'`),
+      setRevision: db.prepare<[number]>(`UPDATE registry_state SET value = ? WHERE key = 'revision'`),
+      appendEvent: db.prepare('INSERT INTO events (revision, type, at, vm_id, vm) VALUES (?, ?, ?, ?, ?)'),
+      trimEvents: db.prepare('DELETE FROM events WHERE revision <= ?'),
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      savepoint: db.prepare('SAVEPOINT change'),
+      release: db.prepare('RELEASE change'),
+      rollbackTo: db.prepare('ROLLBACK TO change'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
     };
-    this.heartbeats = new HeartbeatBatch(options.heartbeatWindowMs ?? 1000, (ids) =>
-      this.batched(() => {
-        for (const id of ids) {
-          const entry = this.lookup(id);
-          if (entry) this.stage({ kind: 'touch', id, lastSeen: entry.lastSeen });
-        }
-      }),
-    );
+    const writeHeartbeats = db.transaction((ids: ReadonlySet<string>) => {
+      for (const id of ids) {
+        const entry = this.mirror.get(id);
+        if (entry) this.sql.touch.run(id, entry.lastSeen);
+      }
+    });
+    this.heartbeats = new HeartbeatBatch(options.heartbeatWindowMs ?? 1000, (ids) => {
+      writeHeartbeats.immediate(ids);
+      this.wrote();
+    });
     // Reading every VM here is also the open-time check that the file is readable. Only what the
     // mirror needs is read now, as arrays; a VM's JSON is built from its row when first asked for,
     // so that a restart over 100k VMs answers its first discover without reading them all.
@@ -280,19 +282,24 @@ export class SqliteStore implements RegistryStore {
       if (entry && lastSeen > entry.lastSeen) entry.lastSeen = lastSeen;
     }
     this.currentRevision = this.sql.revision.get()!.value;
-    this.allocated = this.currentRevision;
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
     return this.batched(() => {
-      if (this.lookup(vm.id)) throw new ConflictError(vm.id);
-      return this.insert(vm, this.clock.now());
+      // The primary key decides, not the mirror: an earlier change of the same batch may have
+      // taken or freed the id. The change's savepoint undoes whatever the failed insert began.
+      try {
+        return this.insert(vm, this.clock.now());
+      } catch (error) {
+        if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(vm.id);
+        throw error;
+      }
     });
   }
 
   async put(vm: VmFields, options: WriteOptions = {}): Promise<{ vm: VmRecord; created: boolean }> {
     return this.batched(() => {
-      const current = this.lookup(vm.id);
+      const current = this.current(vm.id);
       if (!current) {
         if (options.ifRevision !== undefined) throw new PreconditionFailedError(vm.id, options.ifRevision, 0);
         return { vm: this.insert(vm, this.clock.now()), created: true };
@@ -302,11 +309,11 @@ export class SqliteStore implements RegistryStore {
       const revision = this.bump();
       const row: VmRow = {
         ...this.toRow(vm, revision),
-        registered_at: current.registeredAt,
+        registered_at: current.registered_at,
         last_seen: now,
         owner: current.owner,
       };
-      this.stage({ kind: 'replace', row });
+      this.sql.replace.run(row);
       return { vm: this.record(row, 'updated', now), created: false };
     });
   }
@@ -343,7 +350,7 @@ export class SqliteStore implements RegistryStore {
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
     return this.batched(() => {
-      const current = rowOf(this.existing(id, options));
+      const current = this.existing(id, options);
       const now = this.clock.now();
       const revision = this.bump();
       const row: VmRow = {
@@ -359,31 +366,30 @@ export class SqliteStore implements RegistryStore {
       };
       // Still announced stale only while it is still running and no fresher than when announced.
       row.stale_announced = row.status === 'running' && row.last_seen === current.last_seen ? current.stale_announced : 0;
-      this.stage({ kind: 'replace', row });
+      this.sql.replace.run(row);
       return this.record(row, 'updated', now);
     });
   }
 
   async deregister(id: string, options: WriteOptions = {}): Promise<VmRecord> {
     return this.batched(() => {
-      const current = rowOf(this.existing(id, options));
+      const current = this.existing(id, options);
       const now = this.clock.now();
       const revision = this.bump();
-      this.stage({ kind: 'remove', id });
+      this.sql.remove.run(id);
       return this.record({ ...current, revision }, 'deregistered', now);
     });
   }
 
   async import(vms: ImportedVm[]): Promise<ImportResult> {
-    return this.batched(() => {
+    return this.write(() => {
       const now = this.clock.now();
       let created = 0;
       for (const vm of vms) {
         // Delete and insert rather than update: the replace statement keeps registered_at, an import must not.
-        const replaced = this.lookup(vm.id) !== undefined;
-        if (replaced) this.stage({ kind: 'remove', id: vm.id });
+        const replaced = this.sql.remove.run(vm.id).changes > 0;
         const row: VmRow = { ...this.toRow(vm, this.bump()), registered_at: vm.registeredAt, last_seen: vm.lastSeen };
-        this.stage({ kind: 'insert', row });
+        this.sql.insert.run(row);
         this.record(row, replaced ? 'updated' : 'registered', now);
         if (!replaced) created++;
       }
@@ -396,43 +402,39 @@ export class SqliteStore implements RegistryStore {
     if (!entry) throw new NotFoundError(id);
     if (options.owner !== undefined && entry.owner !== options.owner) throw new ForbiddenError(id, options.owner);
     const now = this.clock.now();
+    const lastSeen = isoTimestamp(now);
     if (entry.staleAnnounced) {
       // A recovery is a change like any other: committed, with its event, before the answer.
-      await this.batched(() => {
-        const current = rowOf(this.existing(id, options));
-        if (current.stale_announced === 0) {
-          // An earlier change of the batch (a heartbeat too) already made it fresh.
-          this.staged.apply.push(() => this.seen(id, now));
-        } else {
-          const row: VmRow = { ...current, last_seen: now, revision: this.bump(), stale_announced: 0 };
-          this.stage({ kind: 'replace', row });
-          this.record(row, 'recovered', now);
-        }
+      this.write(() => {
+        const row: VmRow = { ...this.current(id)!, last_seen: now, revision: this.bump(), stale_announced: 0 };
+        this.sql.replace.run(row);
+        this.record(row, 'recovered', now);
       });
     } else {
-      this.seen(id, now);
+      // The hot path: visible to readers at once, written to the file with the rest of its window.
+      this.mirror.seen(entry, now);
+      this.heartbeats.add(id);
+      this.listings.clear();
     }
-    return { id, lastSeen: isoTimestamp(now) };
+    return { id, lastSeen };
   }
 
   async sweep(options: SweepOptions = {}): Promise<number> {
     const limit = options.limit ?? 1000;
-    return this.batched(() => {
+    return this.write(() => {
       const now = this.clock.now();
       let written = 0;
       for (const entry of this.mirror.silentSince(now - this.staleAfterMs, false, limit)) {
-        // One a change not yet committed touches waits for the next sweep.
-        if (this.lookup(entry.id) !== entry) continue;
-        const row: VmRow = { ...rowOf(entry), revision: this.bump(), stale_announced: 1 };
-        this.stage({ kind: 'replace', row });
+        const row: VmRow = { ...this.current(entry.id)!, revision: this.bump(), stale_announced: 1 };
+        this.sql.replace.run(row);
         this.record(row, 'stale', now);
         written++;
       }
       if (options.reapAfterMs !== undefined) {
         for (const entry of this.mirror.silentSince(now - this.staleAfterMs - options.reapAfterMs, true, limit)) {
-          if (this.lookup(entry.id) !== entry) continue;
-          this.stage({ kind: 'remove', id: entry.id });
-          this.record({ ...rowOf(entry), revision: this.bump() }, 'reaped', now);
+          const current = this.current(entry.id)!;
+          this.sql.remove.run(current.id);
+          this.record({ ...current, revision: this.bump() }, 'reaped', now);
           written++;
         }
       }
@@ -441,7 +443,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   async eventsSince(since: number, limit = 1000): Promise<RegistryEvent[]> {
-    // No read transaction needed: events reach currentRevision only once committed.
+    // No read transaction needed: this process is the only writer, and it is not writing now.
     const current = this.currentRevision;
     if (since > current) {
       throw new GoneError(`revision ${since} is ahead of this registry (at ${current}); list again, then watch from its revision`);
@@ -470,9 +472,8 @@ export class SqliteStore implements RegistryStore {
   }
 
   async count(): Promise<number> {
-    // The count is the mirror's, but health checks call this to learn whether the store still
-    // works: the writer must be able to write, and one read says the database still answers.
-    this.writer?.check();
+    // The count is the mirror's, but health checks call this to learn whether the database
+    // still answers: one read of it says so.
     this.sql.revision.get();
     return this.mirror.size;
   }
@@ -482,37 +483,25 @@ export class SqliteStore implements RegistryStore {
   }
 
   private async shutDown(): Promise<void> {
-    try {
-      await this.heartbeats.flush();
-      while (this.lastWrite !== undefined || this.batch.length > 0) {
-        this.flushBatch();
-        await this.lastWrite;
-      }
-    } finally {
-      await this.writer?.close();
-      // Folding the WAL back leaves one self-contained file behind for backups and copies.
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
-      this.db.close();
-    }
+    await this.checkpointer?.stop();
+    this.flushBatch();
+    this.heartbeats.flush();
+    // Folding the WAL back leaves one self-contained file behind for backups and copies.
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.db.close();
   }
 
-  /** A plain heartbeat: visible to readers at once, written to the file with the rest of its window. */
-  private seen(id: string, now: number): void {
-    const entry = this.mirror.get(id);
-    if (!entry) return;
-    this.mirror.seen(entry, now);
-    // A change on its way to the file must not bring back the lastSeen this one replaced.
-    const changed = this.unconfirmed.get(id)?.entry;
-    if (changed) changed.lastSeen = now;
-    this.heartbeats.add(id);
-    this.listings.clear();
+  /** Runs one change in a transaction of its own (see commit) and answers its result or throws its error. */
+  private write<T>(change: () => T): T {
+    const [outcome] = this.commit([change]);
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value as T;
   }
 
   /**
-   * Group commit: changes that arrive together (concurrent requests) are decided together and
-   * written in one transaction with one COMMIT, the cost that dominated a write. The next batch
-   * is decided and given to the writer without waiting for the last to commit. Each caller is
-   * answered only after its COMMIT, so a 2xx still means committed.
+   * Group commit: changes that arrive together (concurrent requests) run in one immediate
+   * transaction and share one COMMIT, the cost that dominated a write. Each caller is answered
+   * only after that COMMIT, so a 2xx still means committed.
    */
   private batched<T>(change: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -525,100 +514,81 @@ export class SqliteStore implements RegistryStore {
     const batch = this.batch;
     if (batch.length === 0) return;
     this.batch = [];
-    const epoch = this.epoch;
-    let decided: Decided | undefined;
-    let written: Promise<void>;
+    let outcomes: Outcome[];
     try {
-      const writer = this.startedWriter();
-      decided = this.decide(batch.map(({ change }) => change));
-      written = writer.write(decided.writes);
+      outcomes = this.commit(batch.map(({ change }) => change));
     } catch (error) {
-      written = Promise.reject(error);
+      for (const { reject } of batch) reject(error);
+      return;
     }
-    const answered: Promise<void> = written
-      .then(
-        () => {
-          this.committed(decided!);
-          decided!.outcomes.forEach((outcome, i) => (outcome.ok ? batch[i].resolve(outcome.value) : batch[i].reject(outcome.error)));
-        },
-        (error: unknown) => {
-          this.failed(epoch);
-          for (const { reject } of batch) reject(error);
-        },
-      )
-      .finally(() => {
-        if (this.lastWrite === answered) this.lastWrite = undefined;
-      });
-    this.lastWrite = answered;
+    outcomes.forEach((outcome, i) => (outcome.ok ? batch[i].resolve(outcome.value) : batch[i].reject(outcome.error)));
   }
 
   /**
-   * Decides the changes in order against the mirror and what the changes before them did to
-   * it, committed or not, and collects what they write. A change that throws is refused alone:
-   * what it staged is dropped, its revisions are given again.
+   * Runs changes in one immediate transaction, each under its own savepoint so that a refused
+   * change undoes only itself, with one COMMIT; the revision counter and the event log's trim
+   * are written once for all. Only after the COMMIT do the changes reach the mirror and the
+   * revision, and the listeners hear once. Throws, with nothing changed, only when the
+   * transaction itself fails.
    */
-  private decide(changes: ReadonlyArray<() => unknown>): Decided {
-    const decided: Decided = { outcomes: [], writes: { epoch: this.epoch, ops: [] } };
-    const revisionBefore = this.allocated;
+  private commit(changes: ReadonlyArray<() => unknown>): Outcome[] {
+    const outcomes: Outcome[] = [];
+    this.allocated = this.currentRevision;
     try {
+      this.sql.begin.run();
       for (const change of changes) {
-        this.staged = nothingStaged();
+        this.staged = { entries: [] };
         const allocatedBefore = this.allocated;
+        this.sql.savepoint.run();
         try {
           const value = change();
-          for (const op of this.staged.ops) decided.writes.ops.push(op);
-          for (const [id, entry] of this.staged.entries) this.unconfirmed.set(id, { entry, by: decided });
-          decided.outcomes.push({ ok: true, value, staged: this.staged });
+          this.sql.release.run();
+          outcomes.push({ ok: true, value, staged: this.staged });
         } catch (error) {
+          this.sql.rollbackTo.run();
+          this.sql.release.run();
           this.allocated = allocatedBefore;
-          decided.outcomes.push({ ok: false, error });
+          outcomes.push({ ok: false, error });
         }
       }
-    } finally {
-      this.staged = nothingStaged();
-    }
-    if (this.allocated !== revisionBefore) {
-      decided.writes.revision = this.allocated;
-      decided.writes.trimThrough = this.allocated - this.eventRetention;
-    }
-    return decided;
-  }
-
-  /** A write failed: the batches decided on it fail too (the writer refuses them), later ones are decided afresh. */
-  private failed(epoch: number): void {
-    if (epoch !== this.epoch) return;
-    this.epoch++;
-    this.unconfirmed.clear();
-    this.allocated = this.currentRevision;
-  }
-
-  /** Once the batch is committed: its changes reach the mirror and the revision, and the listeners hear once. */
-  private committed(decided: Decided): void {
-    let changed = false;
-    for (const outcome of decided.outcomes) {
-      if (!outcome.ok) continue;
-      for (const apply of outcome.staged.apply) apply();
-      for (const id of outcome.staged.entries.keys()) {
-        if (this.unconfirmed.get(id)?.by === decided) this.unconfirmed.delete(id);
+      if (this.allocated !== this.currentRevision) {
+        this.sql.setRevision.run(this.allocated);
+        this.sql.trimEvents.run(this.allocated - this.eventRetention);
       }
+      this.sql.commit.run();
+    } catch (error) {
+      if (this.db.inTransaction) this.sql.rollback.run();
+      throw error;
+    } finally {
+      this.staged = { entries: [] };
+    }
+    let changed = false;
+    for (const outcome of outcomes) {
+      if (!outcome.ok) continue;
+      for (const apply of outcome.staged.entries) apply();
       if (outcome.staged.revision !== undefined) {
         this.currentRevision = outcome.staged.revision;
         changed = true;
       }
     }
     if (changed) {
+      this.wrote();
       this.listings.clear();
       for (const listener of this.changeListeners) listener();
     }
+    return outcomes;
   }
 
   /**
-   * Starts the writer with the first write rather than at open: a restart's first answers need
-   * not share the cores with starting a thread, and a store only read needs none.
+   * Starts the checkpointer thread with the first write rather than at open: a restart's first
+   * answers need not share the cores with starting a thread, and a store only read needs none.
    */
-  private startedWriter(): Writer {
-    if (!this.db.open) throw new Error('the store is closed');
-    return (this.writer ??= this.file === ':memory:' ? new InlineWriter(this.db) : new ThreadWriter(this.file, CHECKPOINT_INTERVAL_MS));
+  private wrote(): void {
+    if (this.checkpointer !== undefined || this.file === ':memory:') return;
+    this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_SAFETY_NET_PAGES}`);
+    this.checkpointer = new WalCheckpointer(this.file, CHECKPOINT_INTERVAL_MS, () => {
+      if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+    });
   }
 
   private jsonFromFile(id: string): VmJsonText {
@@ -628,20 +598,17 @@ export class SqliteStore implements RegistryStore {
     return jsonOf({ ...row, services });
   }
 
-  /** The VM as the change being decided sees it: as the changes before it left it, committed or not. */
-  private lookup(id: string): MirrorEntry | undefined {
-    if (this.staged.entries.has(id)) return this.staged.entries.get(id) ?? undefined;
-    const unconfirmed = this.unconfirmed.get(id);
-    return unconfirmed === undefined ? this.mirror.get(id) : (unconfirmed.entry ?? undefined);
-  }
-
-  private stage(op: WriteOp): void {
-    this.staged.ops.push(op);
+  /** The VM's row, with the lastSeen of heartbeats not yet written to the file. */
+  private current(id: string): VmRow | undefined {
+    const row = this.sql.get.get(id);
+    const entry = this.mirror.get(id);
+    if (row && entry) row.last_seen = entry.lastSeen;
+    return row;
   }
 
   private insert(vm: VmFields, now: number): VmRecord {
     const row: VmRow = { ...this.toRow(vm, this.bump()), registered_at: now, last_seen: now };
-    this.stage({ kind: 'insert', row });
+    this.sql.insert.run(row);
     return this.record(row, 'registered', now);
   }
 
@@ -662,19 +629,17 @@ export class SqliteStore implements RegistryStore {
   }
 
   /**
-   * Appends the change to the event log of its batch, and stages the mirror's update for after
-   * the commit. The entry's JSON serves both.
+   * Appends the change to the event log inside the caller's transaction, and stages the
+   * mirror's update for after the commit. The entry's JSON serves both.
    */
   private record(row: VmRow, type: EventType, at: number): VmRecord {
     const text = vmJsonString(jsonOf(row), row.last_seen);
-    const removed = REMOVALS.has(type);
     const entry = entryOf(row, text);
-    this.stage({ kind: 'event', revision: row.revision, type, at, id: row.id, json: text.json });
-    this.staged.entries.set(row.id, removed ? null : entry);
+    this.sql.appendEvent.run(row.revision, type, at, row.id, text.json);
     const vm = JSON.parse(text.json) as Vm;
     const event: RegistryEvent = { type, revision: row.revision, at: isoTimestamp(at), vm };
-    this.staged.apply.push(() => {
-      if (removed) this.mirror.delete(row.id);
+    this.staged.entries.push(() => {
+      if (REMOVALS.has(type)) this.mirror.delete(row.id);
       else this.mirror.set(entry);
       this.remember(event);
     });
@@ -692,15 +657,15 @@ export class SqliteStore implements RegistryStore {
     return revision;
   }
 
-  /** The entry of the VM a change applies to, once the caller's preconditions hold for it. */
-  private existing(id: string, options: WriteOptions): MirrorEntry {
-    const current = this.lookup(id);
+  /** The row of the VM a change applies to, once the caller's preconditions hold for it. */
+  private existing(id: string, options: WriteOptions): VmRow {
+    const current = this.current(id);
     if (!current) throw new NotFoundError(id);
     this.checkPrecondition(current, options);
     return current;
   }
 
-  private checkPrecondition(current: MirrorEntry, options: WriteOptions): void {
+  private checkPrecondition(current: VmRow, options: WriteOptions): void {
     if (options.owner !== undefined && current.owner !== options.owner) throw new ForbiddenError(current.id, options.owner);
     if (options.ifRevision !== undefined && options.ifRevision !== current.revision) {
       throw new PreconditionFailedError(current.id, options.ifRevision, current.revision);
