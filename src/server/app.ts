@@ -6,7 +6,7 @@ import type { Clock } from '../domain/clock.js';
 import { LIMITS } from '../domain/schemas.js';
 import type { RegistryStore } from '../store/store.js';
 import rateLimit from '@fastify/rate-limit';
-import { authorize } from './auth.js';
+import { addAuthorization } from './auth.js';
 import { rateLimitOptions } from './rate-limit.js';
 import { answerClientError, installErrorHandling, installJsonBodyParser } from './http-errors.js';
 import { ChangeFeed } from './change-feed.js';
@@ -141,8 +141,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes, { store, clock, feed, startedAt: clock.now(), version: VERSION });
   await app.register(
     async (registry) => {
-      registry.addHook('onRequest', authorize(tokens));
-      // After authorize (its hooks go on each route), so that a token is counted by its name.
+      addAuthorization(registry, tokens);
+      // Its hooks go on each route, after the caller is identified and before a refusal is sent.
       if (options.rateLimitPerMinute !== undefined) await registry.register(rateLimit, rateLimitOptions(options.rateLimitPerMinute));
       const maxWatchers = options.maxWatchers ?? 2_000;
       await registry.register(vmRoutes, { store, feed, maxWaiting: maxWatchers });

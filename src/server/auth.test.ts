@@ -150,4 +150,27 @@ describe('rate limiting', () => {
     await app.close();
     await store.close();
   });
+
+  it('counts refused requests too: wrong tokens spend their address’s budget, a token lacking the scope its own', async () => {
+    const clock = new ManualClock();
+    const store = openSqliteStore({ file: join(dir.path, `rate-${databases++}.db`), clock, staleAfterMs: 300_000 });
+    const tokens = new TokenRegistry(undefined, [
+      { name: 'reader', sha256: sha256Hex('reader-secret'), scopes: ['read'] },
+      { name: 'other', sha256: sha256Hex('other-secret'), scopes: ['read'] },
+    ]);
+    const app = await buildApp({ store, clock, tokens, rateLimitPerMinute: 3 });
+    const request = (authorization?: string) =>
+      app.inject({ method: 'POST', url: '/registry/vms', payload: {}, headers: authorization ? { authorization } : {} });
+    const guesses = [];
+    for (let i = 0; i < 4; i++) guesses.push((await request(`Bearer guess-${i}`)).statusCode);
+    assert.deepEqual(guesses, [401, 401, 401, 429]);
+    assert.match(JSON.parse((await request()).body).error, /address 127\.0\.0\.1 sent more than 3 requests/);
+    const forbidden = [];
+    for (let i = 0; i < 4; i++) forbidden.push((await request('Bearer reader-secret')).statusCode);
+    assert.deepEqual(forbidden, [403, 403, 403, 429]);
+    const list = await app.inject({ method: 'GET', url: '/registry/vms', headers: { authorization: 'Bearer other-secret' } });
+    assert.equal(list.statusCode, 200, 'a valid token has a budget of its own');
+    await app.close();
+    await store.close();
+  });
 });

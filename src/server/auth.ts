@@ -1,10 +1,17 @@
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { allows, type Principal, type Scope, type TokenRegistry } from './tokens.js';
+
+/** Why a request is refused entry: decided in onRequest, answered in preParsing (see addAuthorization). */
+interface Refusal {
+  status: 401 | 403;
+  error: string;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The caller's token, once authorize admitted it; undefined when auth is off. */
+    /** The caller's token, once identified (a refused caller's too); undefined when auth is off or the token unknown. */
     principal?: Principal;
+    refusal?: Refusal;
   }
   interface FastifyContextConfig {
     /** What a route needs: a scope, or "any" valid token. Routes that say nothing need admin. */
@@ -19,35 +26,41 @@ export function bearerSecret(header: string | undefined): string | undefined {
 }
 
 /**
- * An onRequest hook admitting only callers whose token carries the route's scope: 401 for
- * a missing or unknown token, 403 for a known one without the scope. With no token
- * configured at all the registry is open and everyone is admitted. Synchronous (a done
- * callback, not a promise): it runs on every request. A refusal is sent without calling
- * done, which ends the request there.
+ * Admits only callers whose token carries the route's scope: 401 for a missing or unknown
+ * token, 403 for a known one without the scope. With no token configured at all the registry
+ * is open and everyone is admitted. The caller is identified in onRequest and a refusal is
+ * answered only in preParsing, so that the per-caller rate limit (its hooks sit on each route,
+ * between the two) counts refused requests too: a flood of wrong tokens spends its address's
+ * budget instead of costing a hash and a log line each, unbounded. Both hooks are synchronous
+ * (done callbacks, not promises): they run on every request.
  */
-export function authorize(tokens: TokenRegistry) {
-  return function checkToken(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
-    if (!tokens.enabled) return done();
+export function addAuthorization(app: FastifyInstance, tokens: TokenRegistry): void {
+  if (!tokens.enabled) return;
+  app.addHook('onRequest', (request, _reply, done) => {
     const secret = bearerSecret(request.headers.authorization);
     const principal = secret === undefined ? undefined : tokens.identify(secret);
     if (!principal) {
-      reply.header('www-authenticate', 'Bearer realm="vm-registry"');
-      reply.code(401).send({
-        error:
-          secret === undefined
-            ? 'authentication required: send "Authorization: Bearer <token>"'
-            : 'the bearer token is not valid',
-      });
-      return;
+      request.refusal = {
+        status: 401,
+        error: secret === undefined ? 'authentication required: send "Authorization: Bearer <token>"' : 'the bearer token is not valid',
+      };
+      return done();
     }
+    // Counted against its own budget even when refused.
+    request.principal = principal;
     const scope = request.routeOptions.config.scope ?? 'admin';
     if (scope !== 'any' && !allows(principal, scope)) {
-      reply.code(403).send({ error: `token "${principal.name}" lacks the "${scope}" scope this request needs` });
-      return;
+      request.refusal = { status: 403, error: `token "${principal.name}" lacks the "${scope}" scope this request needs` };
     }
-    request.principal = principal;
     done();
-  };
+  });
+  app.addHook('preParsing', (request, reply, _payload, done) => {
+    const refusal = request.refusal;
+    if (refusal === undefined) return done();
+    if (refusal.status === 401) reply.header('www-authenticate', 'Bearer realm="vm-registry"');
+    // Sent without calling done, which ends the request here.
+    reply.code(refusal.status).send({ error: refusal.error });
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ErrorSchema } from '../../domain/schemas.js';
-import { authorize } from '../auth.js';
+import { addAuthorization } from '../auth.js';
 import type { RegistryMetrics } from '../metrics.js';
 import type { TokenRegistry } from '../tokens.js';
 
@@ -13,7 +13,7 @@ export interface MetricsRoutesOptions {
 
 /** GET /metrics in Prometheus' text format. */
 export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = async (app, { metrics, tokens }) => {
-  if (tokens) app.addHook('onRequest', authorize(tokens));
+  if (tokens) addAuthorization(app, tokens);
   app.get(
     '/metrics',
     {
