@@ -131,46 +131,47 @@ describe('the token matrix: every scope, every route, own VM and another\'s', ()
 });
 
 describe('rate limiting', () => {
-  it('answers 429 with Retry-After once a caller spends its budget, and counts each token apart', async () => {
+  /** An app allowing `perMinute` requests per caller, with read tokens named `<name>` whose secret is `<name>-secret`. */
+  async function limited(perMinute: number, readers: string[]) {
     const clock = new ManualClock();
     const store = openSqliteStore({ file: join(dir.path, `rate-${databases++}.db`), clock, staleAfterMs: 300_000 });
-    const tokens = new TokenRegistry(undefined, [
-      { name: 'busy', sha256: sha256Hex('busy-secret'), scopes: ['read'] },
-      { name: 'calm', sha256: sha256Hex('calm-secret'), scopes: ['read'] },
-    ]);
-    const app = await buildApp({ store, clock, tokens, rateLimitPerMinute: 5 });
+    const tokens = new TokenRegistry(
+      undefined,
+      readers.map((name) => ({ name, sha256: sha256Hex(`${name}-secret`), scopes: ['read' as const] })),
+    );
+    const app = await buildApp({ store, clock, tokens, rateLimitPerMinute: perMinute });
     const list = (secret: string) => app.inject({ method: 'GET', url: '/registry/vms', headers: { authorization: `Bearer ${secret}` } });
+    const close = async () => {
+      await app.close();
+      await store.close();
+    };
+    return { app, list, close };
+  }
+
+  it('answers 429 with Retry-After once a caller spends its budget, and counts each token apart', async () => {
+    const { app, list, close } = await limited(5, ['busy', 'calm']);
     for (let i = 0; i < 5; i++) assert.equal((await list('busy-secret')).statusCode, 200);
-    const limited = await list('busy-secret');
-    assert.equal(limited.statusCode, 429);
-    assert.ok(Number(limited.headers['retry-after']) > 0);
-    assert.match(JSON.parse(limited.body).error, /token "busy" sent more than 5 requests in a minute/);
+    const refused = await list('busy-secret');
+    assert.equal(refused.statusCode, 429);
+    assert.ok(Number(refused.headers['retry-after']) > 0);
+    assert.match(JSON.parse(refused.body).error, /token "busy" sent more than 5 requests in a minute/);
     assert.equal((await list('calm-secret')).statusCode, 200, 'another token has its own budget');
     assert.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200, '/health is never limited');
-    await app.close();
-    await store.close();
+    await close();
   });
 
   it('counts refused requests too: wrong tokens spend their address’s budget, a token lacking the scope its own', async () => {
-    const clock = new ManualClock();
-    const store = openSqliteStore({ file: join(dir.path, `rate-${databases++}.db`), clock, staleAfterMs: 300_000 });
-    const tokens = new TokenRegistry(undefined, [
-      { name: 'reader', sha256: sha256Hex('reader-secret'), scopes: ['read'] },
-      { name: 'other', sha256: sha256Hex('other-secret'), scopes: ['read'] },
-    ]);
-    const app = await buildApp({ store, clock, tokens, rateLimitPerMinute: 3 });
-    const request = (authorization?: string) =>
+    const { app, list, close } = await limited(3, ['reader', 'other']);
+    const register = (authorization?: string) =>
       app.inject({ method: 'POST', url: '/registry/vms', payload: {}, headers: authorization ? { authorization } : {} });
     const guesses = [];
-    for (let i = 0; i < 4; i++) guesses.push((await request(`Bearer guess-${i}`)).statusCode);
+    for (let i = 0; i < 4; i++) guesses.push((await register(`Bearer guess-${i}`)).statusCode);
     assert.deepEqual(guesses, [401, 401, 401, 429]);
-    assert.match(JSON.parse((await request()).body).error, /address 127\.0\.0\.1 sent more than 3 requests/);
+    assert.match(JSON.parse((await register()).body).error, /address 127\.0\.0\.1 sent more than 3 requests/);
     const forbidden = [];
-    for (let i = 0; i < 4; i++) forbidden.push((await request('Bearer reader-secret')).statusCode);
+    for (let i = 0; i < 4; i++) forbidden.push((await register('Bearer reader-secret')).statusCode);
     assert.deepEqual(forbidden, [403, 403, 403, 429]);
-    const list = await app.inject({ method: 'GET', url: '/registry/vms', headers: { authorization: 'Bearer other-secret' } });
-    assert.equal(list.statusCode, 200, 'a valid token has a budget of its own');
-    await app.close();
-    await store.close();
+    assert.equal((await list('other-secret')).statusCode, 200, 'a valid token has a budget of its own');
+    await close();
   });
 });
