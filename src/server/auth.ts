@@ -30,9 +30,9 @@ export function bearerSecret(header: string | undefined): string | undefined {
  * token, 403 for a known one without the scope. With no token configured at all the registry
  * is open and everyone is admitted. The caller is identified in onRequest and a refusal is
  * answered only in preParsing, so that the per-caller rate limit (its hooks sit on each route,
- * between the two) counts refused requests too: a flood of wrong tokens spends its address's
- * budget instead of costing a hash and a log line each, unbounded. Both hooks are synchronous
- * (done callbacks, not promises): they run on every request.
+ * between the two) counts refused requests too: a client looping on a wrong token is slowed by
+ * 429s with Retry-After like any other, instead of being answered as fast as it can ask. Both
+ * hooks are synchronous (done callbacks, not promises): they run on every request.
  */
 export function addAuthorization(app: FastifyInstance, tokens: TokenRegistry): void {
   if (!tokens.enabled) return;
