@@ -26,6 +26,8 @@ export interface StartOptions {
   nodeArgs?: string[];
   /** Milliseconds to wait for the listening line. */
   timeout?: number;
+  /** Another build of the CLI to start, such as the one an installed package ships. */
+  cli?: string;
 }
 
 export function tempDir(prefix = 'vm-registry-test-'): { path: string; remove(): void } {
@@ -73,7 +75,7 @@ export function runCli(args: string[], options: RunOptions = {}) {
  * that it listens. The port comes from that log line, so tests never race for ports.
  */
 export function startServer(options: StartOptions = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'serve', ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.cli ?? CLI, 'serve', ...(options.args ?? [])], {
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { ManualClock } from '../domain/clock.js';
-import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../domain/errors.js';
-import type { VmFields } from '../domain/vm.js';
-import { discoverFilter, listFilter, type RegistryStore } from './store.js';
+import { ManualClock } from '../../src/domain/clock.js';
+import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../src/domain/errors.js';
+import type { VmFields } from '../../src/domain/vm.js';
+import { discoverFilter, listFilter, type RegistryStore } from '../../src/store/store.js';
 
 export const STALE_AFTER_MS = 5 * 60_000;
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { UnavailableError } from '../../domain/errors.js';
-import { startPostgres, type PostgresCluster } from '../../../test/support/postgres.js';
-import { aVm, registryStoreConformance } from '../conformance.js';
-import { openPostgresStore } from './postgres-store.js';
+import { UnavailableError } from '../../src/domain/errors.js';
+import { startPostgres, type PostgresCluster } from '../support/postgres.js';
+import { aVm, registryStoreConformance } from './conformance.js';
+import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 
 let cluster: PostgresCluster;
 before(async () => (cluster = await startPostgres()));
