@@ -1,4 +1,5 @@
 import type { RegistryEvent, Vm } from '../client/index.js';
+import { ago } from '../domain/duration.js';
 
 /** ANSI styles, or plain identity functions when the stream is not a terminal or NO_COLOR is set. */
 export interface Styles {
@@ -32,17 +33,6 @@ export function table(headers: string[], rows: string[][], styles: Styles): stri
       .join('  ')
       .trimEnd();
   return [styles.bold(line(headers)), ...rows.map(line)].join('\n');
-}
-
-/** "just now", "42s ago", "5m ago", "3h ago", "2d ago"; a time ahead of this clock reads as now. */
-export function ago(iso: string, now = Date.now()): string {
-  const seconds = Math.floor((now - Date.parse(iso)) / 1000);
-  if (!Number.isFinite(seconds)) return iso;
-  if (seconds < 1) return 'just now';
-  if (seconds < 60) return `${seconds}s ago`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
-  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h ago`;
-  return `${Math.floor(seconds / 86_400)}d ago`;
 }
 
 export const STALE_MARK = 'stale';

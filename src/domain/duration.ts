@@ -17,3 +17,15 @@ export function formatDuration(ms: number): string {
   }
   return `${ms}ms`;
 }
+
+/** "just now", "42s ago", "5m ago", "3h ago", "2d ago"; a time ahead of `now` reads as now,
+ * and text that is no time is shown as it is. The CLI, the pi tools and the dashboard all use it. */
+export function ago(iso: string, now = Date.now()): string {
+  const seconds = Math.floor((now - Date.parse(iso)) / 1000);
+  if (!Number.isFinite(seconds)) return iso;
+  if (seconds < 1) return 'just now';
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h ago`;
+  return `${Math.floor(seconds / 86_400)}d ago`;
+}

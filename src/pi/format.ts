@@ -1,5 +1,6 @@
 import type { Vm } from '../client/index.js';
-import { ago, servicesText } from '../cli/output.js';
+import { ago } from '../domain/duration.js';
+import { servicesText } from '../cli/output.js';
 
 /** One VM on one line, in the words an agent needs to use it. */
 export function vmLine(vm: Vm, now = Date.now()): string {

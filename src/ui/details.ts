@@ -1,6 +1,7 @@
 import { ApiError, type Api } from './api.js';
 import type { Entry } from './fleet.js';
-import { ago, el } from './format.js';
+import { ago } from '../domain/duration.js';
+import { el } from './format.js';
 
 interface Action {
   label: string;

@@ -1,5 +1,6 @@
 import type { Entry } from './fleet.js';
-import { ago, el } from './format.js';
+import { ago } from '../domain/duration.js';
+import { el } from './format.js';
 
 const ROW_HEIGHT = 44;
 /** Rows drawn beyond the visible ones, so that fast scrolling shows no blank edge. */
