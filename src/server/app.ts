@@ -136,7 +136,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Registered before the routes: it learns them as they are added.
   await app.register(
     swagger,
-    openapiOptions((url) => tokens.enabled && (url.startsWith('/registry/') || (url === '/metrics' && Boolean(metricsTokens)))),
+    openapiOptions((url) => tokens.enabled && (url.startsWith('/registry/') || url === '/mcp' || (url === '/metrics' && Boolean(metricsTokens)))),
   );
 
   await app.register(healthRoutes, { store, clock, feed, startedAt: clock.now(), version: VERSION });

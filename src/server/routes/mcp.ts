@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { FastifyInstance, FastifyPluginAsync, HTTPMethods } from 'fastify';
 import { RegistryClient } from '../../client/index.js';
+import { ErrorSchema } from '../../domain/schemas.js';
 import { McpHttpSessions } from '../../mcp/http.js';
 import { createRegistryMcpServer, type ChangeSource } from '../../mcp/server.js';
 import { bearerSecret } from '../auth.js';
@@ -81,11 +82,12 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, { fee
     method: ['GET', 'POST', 'DELETE'],
     url: '/mcp',
     config: { scope: 'read' },
-    // Not REST: the MCP schema is the protocol's own, so it stays out of the OpenAPI document.
     schema: {
-      hide: true,
       summary: 'The Model Context Protocol (Streamable HTTP): registry tools, resources and prompts for agents',
-      description: 'Stateful sessions: initialize with a POST, then send its Mcp-Session-Id header; GET opens the notification stream.',
+      description:
+        'JSON-RPC as the MCP specification defines it, for MCP clients rather than curl. Stateful sessions: initialize ' +
+        'with a POST, then send its Mcp-Session-Id header; GET opens the notification stream, DELETE ends the session.',
+      response: { 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema },
     },
     handler: async (request, reply) => {
       const caller: Caller = {
