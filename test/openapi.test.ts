@@ -81,6 +81,7 @@ describe('/registry/openapi.json', () => {
     assert.ok(secured('/registry/vms', 'post'));
     assert.ok(secured('/registry/events', 'get'));
     assert.ok(secured('/metrics', 'get'));
+    assert.ok(secured('/mcp', 'post'));
     assert.ok(!secured('/health', 'get'));
     assert.deepEqual(doc.components.securitySchemes.bearer, { type: 'http', scheme: 'bearer', description: 'VERS_AUTH_TOKEN' });
   });

@@ -12,8 +12,10 @@ import {
   SettingsManager,
   type AgentSession,
 } from '@mariozechner/pi-coding-agent';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { RegistryClient, RegistryError } from '../src/client/index.js';
-import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
+import { CLI, startServer, tempDir, type ServerProcess } from './support/server-process.js';
 
 /** The package root: pi installs it from here as it would from npm, reading package.json's "pi" manifest. */
 const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -87,6 +89,27 @@ describe('pi extension, loaded by pi-coding-agent from the package manifest', ()
     }
     assert.ok(loader.getSkills().skills.some((skill) => skill.name === 'vm-registry'), 'the vm-registry skill is loaded');
     session.dispose();
+  });
+
+  it('exposes exactly the tools, descriptions and JSON Schemas that `vm-registry mcp` serves', async () => {
+    process.env.VERS_INFRA_URL = server.url;
+    delete process.env.VERS_VM_ID;
+    const { session } = await agentSession();
+    // The tools this package's extension registered, whatever they are: pi's built-ins come from elsewhere.
+    const extension = fileURLToPath(new URL('../src/pi/index.js', import.meta.url));
+    const piTools = session
+      .getAllTools()
+      .filter((tool) => tool.sourceInfo.path === extension)
+      .map(({ name, description, parameters }) => ({ name, description, inputSchema: JSON.parse(JSON.stringify(parameters)) }));
+    session.dispose();
+
+    const mcp = new Client({ name: 'parity-test', version: '1.0.0' });
+    await mcp.connect(new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp'], env: { VERS_INFRA_URL: server.url } }));
+    const mcpTools = (await mcp.listTools()).tools.map(({ name, description, inputSchema }) => ({ name, description, inputSchema }));
+    await mcp.close();
+
+    assert.ok(piTools.length > 0, 'the extension registered tools');
+    assert.deepEqual(piTools, mcpTools);
   });
 
   it('an agent registers a lieutenant, then discovers it', async () => {

@@ -7,6 +7,7 @@ import { get } from './commands/get.js';
 import { heartbeat } from './commands/heartbeat.js';
 import { importCommand } from './commands/import.js';
 import { ls } from './commands/ls.js';
+import { mcp } from './commands/mcp.js';
 import { put } from './commands/put.js';
 import { register } from './commands/register.js';
 import { rm } from './commands/rm.js';
@@ -16,7 +17,7 @@ import { update } from './commands/update.js';
 import { watch } from './commands/watch.js';
 
 const COMMANDS: Command[] = [
-  serve, register, put, ls, get, update, rm, heartbeat, discover, watch, importCommand, exportCommand, backup, token,
+  serve, register, put, ls, get, update, rm, heartbeat, discover, watch, importCommand, exportCommand, backup, token, mcp,
 ];
 
 const USAGE = `Usage: vm-registry <command> [options]

@@ -1,7 +1,8 @@
 import type { ExtensionAPI } from '@mariozechner/pi-coding-agent';
 import { RegistryClient } from '../client/index.js';
-import { installSelfRegistration, selfFromEnv } from './self-registration.js';
-import { registryTools } from './tools.js';
+import { selfFromEnv } from '../tools/index.js';
+import { installSelfRegistration } from './self-registration.js';
+import { piTools } from './tools.js';
 
 /**
  * The pi extension: the registry_* tools, and self-registration when pi runs on a Vers VM.
@@ -10,6 +11,6 @@ import { registryTools } from './tools.js';
  */
 export default function vmRegistryExtension(pi: ExtensionAPI): void {
   const client = () => new RegistryClient();
-  for (const tool of registryTools(client, selfFromEnv)) pi.registerTool(tool);
+  for (const tool of piTools(client, selfFromEnv)) pi.registerTool(tool);
   installSelfRegistration(pi, client);
 }

@@ -1,12 +1,6 @@
 import type { ExtensionAPI, ExtensionContext } from '@mariozechner/pi-coding-agent';
 import type { KeepAlive, RegistryClient, Role } from '../client/index.js';
-import type { Self } from './tools.js';
-
-/** This agent's identity, from the environment Vers sets up. Read at each session start. */
-export function selfFromEnv(env: NodeJS.ProcessEnv = process.env): Self {
-  const id = env.VERS_VM_ID?.trim() || undefined;
-  return { id, name: env.VERS_AGENT_NAME?.trim() || id };
-}
+import { selfFromEnv } from '../tools/index.js';
 
 /**
  * When pi runs on a Vers VM (VERS_VM_ID set): register with PUT at session start, heartbeat

@@ -16,6 +16,7 @@ import { RegistryMetrics } from './metrics.js';
 import { openapiOptions } from './openapi.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { mcpRoutes } from './routes/mcp.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { uiRoutes } from './routes/ui.js';
@@ -135,15 +136,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Registered before the routes: it learns them as they are added.
   await app.register(
     swagger,
-    openapiOptions((url) => tokens.enabled && (url.startsWith('/registry/') || (url === '/metrics' && Boolean(metricsTokens)))),
+    openapiOptions((url) => tokens.enabled && (url.startsWith('/registry/') || url === '/mcp' || (url === '/metrics' && Boolean(metricsTokens)))),
   );
 
   await app.register(healthRoutes, { store, clock, feed, startedAt: clock.now(), version: VERSION });
+  /** Tokens and the per-caller rate limit, for /registry and /mcp alike. */
+  const guard = async (scope: FastifyInstance) => {
+    addAuthorization(scope, tokens);
+    // Its hooks go on each route, after the caller is identified and before a refusal is sent.
+    if (options.rateLimitPerMinute !== undefined) await scope.register(rateLimit, rateLimitOptions(options.rateLimitPerMinute));
+  };
   await app.register(
     async (registry) => {
-      addAuthorization(registry, tokens);
-      // Its hooks go on each route, after the caller is identified and before a refusal is sent.
-      if (options.rateLimitPerMinute !== undefined) await registry.register(rateLimit, rateLimitOptions(options.rateLimitPerMinute));
+      await guard(registry);
       const maxWatchers = options.maxWatchers ?? 2_000;
       await registry.register(vmRoutes, { store, feed, maxWaiting: maxWatchers });
       await registry.register(eventRoutes, { store, feed, keepAliveMs: options.keepAliveMs ?? 15_000, maxWatchers });
@@ -152,6 +157,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
     { prefix: '/registry' },
   );
+  await app.register(async (mcp) => {
+    await guard(mcp);
+    await mcp.register(mcpRoutes, { feed, keepAliveMs: options.keepAliveMs ?? 15_000 });
+  });
   await app.register(openapiRoutes, { prefix: '/registry' });
   await app.register(metricsRoutes, { metrics, tokens: metricsTokens });
   await app.register(uiRoutes);
