@@ -8,12 +8,13 @@ import type { RegistryStore } from '../store/store.js';
 import rateLimit from '@fastify/rate-limit';
 import { addAuthorization } from './auth.js';
 import { rateLimitOptions } from './rate-limit.js';
-import { answerClientError, installErrorHandling, installJsonBodyParser } from './http-errors.js';
+import { answerFrameworkError, clientErrorAnswerer, installErrorHandling, installJsonBodyParser, MAX_PARAM_LENGTH } from './http-errors.js';
 import { ChangeFeed } from './change-feed.js';
 import { FleetCensus } from './fleet-census.js';
 import { instrumentStore } from './instrumented-store.js';
 import { RegistryMetrics } from './metrics.js';
 import { openapiOptions } from './openapi.js';
+import { refuseUnknownQueryParameters } from './validation-errors.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -73,7 +74,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // blocking queries (up to 10 min) and quiet event streams.
     http: { headersTimeout: timeouts.headersMs, connectionsCheckingInterval: Math.min(2_000, timeouts.headersMs) },
     requestTimeout: timeouts.requestMs,
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: clientErrorAnswerer(timeouts),
+    frameworkErrors: answerFrameworkError,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Closes the connections idle when closing begins; see the preClose hook for the rest.
     forceCloseConnections: 'idle',
     // One line per request at info would be 800 lines a second from 100k heartbeating VMs.
@@ -92,6 +95,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   installJsonBodyParser(app, LIMITS.bodyBytes);
   installErrorHandling(app, LIMITS.bodyBytes);
+  refuseUnknownQueryParameters(app);
   // The hooks every request runs are synchronous (done callbacks rather than async functions,
   // which cost a promise each) and build a log line only when the level will write it.
   app.addHook('onRequest', (request, reply, done) => {

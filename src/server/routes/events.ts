@@ -17,11 +17,14 @@ export interface EventRoutesOptions {
   maxWatchers: number;
 }
 
-export const EventsQuerySchema = Type.Object({
-  since: Type.Optional(RevisionSchema),
-  role: Type.Optional(RoleSchema),
-  id: Type.Optional(VmIdSchema),
-});
+export const EventsQuerySchema = Type.Object(
+  {
+    since: Type.Optional(RevisionSchema),
+    role: Type.Optional(RoleSchema),
+    id: Type.Optional(VmIdSchema),
+  },
+  { additionalProperties: false },
+);
 
 function resumeFrom(since: string | undefined, lastEventId: string | string[] | undefined): number | undefined {
   if (lastEventId !== undefined) {

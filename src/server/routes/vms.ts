@@ -30,8 +30,8 @@ export interface VmRoutesOptions {
   maxWaiting: number;
 }
 
-const ListWithIndexSchema = Type.Object({ ...ListQuerySchema.properties, ...BlockingQuerySchema });
-const DiscoverQuerySchema = Type.Object(BlockingQuerySchema);
+const ListWithIndexSchema = Type.Object({ ...ListQuerySchema.properties, ...BlockingQuerySchema }, { additionalProperties: false });
+const DiscoverQuerySchema = Type.Object(BlockingQuerySchema, { additionalProperties: false });
 
 const errors = { 400: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 412: ErrorSchema };
 const read = { scope: 'read' as const };
