@@ -137,9 +137,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const metricsTokens = options.metricsPublic ? undefined : tokens;
   // Registered before the routes: it learns them as they are added.
+  const inRegistry = (url: string) => url.startsWith('/registry/');
   await app.register(
     swagger,
-    openapiOptions((url) => tokens.enabled && (url.startsWith('/registry/') || (url === '/metrics' && Boolean(metricsTokens)))),
+    openapiOptions({
+      needsToken: (url) => tokens.enabled && (inRegistry(url) || (url === '/metrics' && Boolean(metricsTokens))),
+      rateLimited: (url) => options.rateLimitPerMinute !== undefined && inRegistry(url),
+      storeCanFail: store.kind === 'postgres',
+    }),
   );
 
   await app.register(healthRoutes, { store, clock, feed, startedAt: clock.now(), version: VERSION });
