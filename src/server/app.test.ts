@@ -530,6 +530,7 @@ describe('slow clients', () => {
       await new Promise((resolve) => socket.on('close', resolve));
       assert.ok(Date.now() - started < 5000, 'the server closed the connection');
       assert.match(answer, /^HTTP\/1\.1 408/);
+      assert.match(answer, /\{"error":"the request was not received in time: headers within 0\.3 s, the whole request within 0\.6 s"\}$/);
     } finally {
       await app.close();
       await store.close();
