@@ -19,9 +19,9 @@ export interface ServerConfig {
   tokensFile?: string;
   /** REGISTRY_METRICS_PUBLIC=1: /metrics needs no token, for scrapers inside a trusted network. */
   metricsPublic: boolean;
-  /** Requests per minute per token (per address when unauthenticated); undefined: no limit. */
+  /** Requests per minute per caller (see callerKey); undefined: no limit. */
   rateLimitPerMinute?: number;
-  /** Open event streams per token (per address when unauthenticated). */
+  /** Open event streams per caller, and blocking queries waiting per caller (see callerKey). */
   maxWatchers: number;
   /** SQLite file; unused when databaseUrl selects PostgreSQL. */
   db: string;
@@ -134,7 +134,8 @@ export function loadConfig(settings: Settings): ServerConfig {
     authToken,
     tokensFile,
     metricsPublic: ['1', 'true', 'yes'].includes(settings.REGISTRY_METRICS_PUBLIC?.trim().toLowerCase() ?? ''),
-    // Generous by default: 100,000 VMs heartbeating every 2 minutes on one token is ~50,000 a minute.
+    // Generous by default: budgets are per token and address, and one orchestrator registering
+    // or listing a whole swarm from one address must not be held back.
     ...(rateLimit !== 'off' && rateLimit !== '0' && {
       rateLimitPerMinute: count('REGISTRY_RATE_LIMIT', rateLimit, 120_000),
     }),
