@@ -5,8 +5,9 @@ import { UsageError, type Command, type OptionSpec } from '../command.js';
 /** Each `serve` flag and the environment setting it overrides. */
 const SERVE_FLAGS: Record<string, { env: SettingName; help: string }> = {
   port: { env: 'PORT', help: 'listen port (default 3000; 0 picks a free one)' },
-  host: { env: 'HOST', help: 'listen address (default :: with auth, else 127.0.0.1)' },
+  host: { env: 'HOST', help: 'listen address (default :: with auth, else 127.0.0.1); beyond loopback it needs a token or --auth off' },
   'auth-token': { env: 'VERS_AUTH_TOKEN', help: 'bearer token for /registry (prefer the env: flags show in ps)' },
+  auth: { env: 'REGISTRY_AUTH', help: 'off: serve with no token even on a non-loopback host (dangerous: anyone who reaches it can change the registry)' },
   'tokens-file': { env: 'REGISTRY_TOKENS_FILE', help: 'named, scoped tokens (JSON of SHA-256 digests); SIGHUP reloads' },
   'database-url': { env: 'DATABASE_URL', help: 'postgres://… selects PostgreSQL instead of SQLite (prefer the env: flags show in ps)' },
   'metrics-public': { env: 'REGISTRY_METRICS_PUBLIC', help: '1: /metrics needs no token' },
