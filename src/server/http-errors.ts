@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import FindMyWay from 'find-my-way';
 import { RegistryError } from '../domain/errors.js';
+import { trimBodyStrings } from '../domain/schemas.js';
 import { describeValidationError } from './validation-errors.js';
 
 /** A client-side failure raised while reading the request, before any route runs. */
@@ -117,7 +118,8 @@ export function clientErrorAnswerer(timeouts: { headersMs: number; requestMs: nu
 /**
  * Reads every body as JSON whatever its Content-Type claims: `curl -d` sends form
  * encoding for what is plainly JSON. An empty body is no body, so that bodiless POSTs
- * from clients that always send `Content-Type: application/json` still work.
+ * from clients that always send `Content-Type: application/json` still work. Its strings
+ * are trimmed here, before any route checks them (trimBodyStrings).
  */
 export function installJsonBodyParser(app: FastifyInstance, bodyLimit: number): void {
   app.removeAllContentTypeParsers();
@@ -125,7 +127,7 @@ export function installJsonBodyParser(app: FastifyInstance, bodyLimit: number): 
     const text = body as string;
     if (text.trim() === '') return done(null, undefined);
     try {
-      done(null, JSON.parse(text));
+      done(null, trimBodyStrings(JSON.parse(text)));
     } catch (error) {
       done(new BadRequestError(`request body is not valid JSON: ${(error as Error).message}`), undefined);
     }

@@ -1,11 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
-import { ABSOLUTE_PATH, ID_PATTERN, NOT_BLANK } from '../domain/schemas.js';
+import { ABSOLUTE_PATH, ID_PATTERN } from '../domain/schemas.js';
 import { REVISION_PATTERN } from './revision-query.js';
 
 const PATTERN_RULES: Record<string, string> = {
-  [NOT_BLANK]: 'must not be blank',
   [ID_PATTERN]: 'may only contain letters, digits, ".", "_", ":" and "-"',
   [ABSOLUTE_PATH]: 'must start with "/"',
   [REVISION_PATTERN]: 'must be a revision: a whole number, 0 or more',
@@ -66,7 +65,8 @@ export function describeValidationError(context: string, errors: FastifySchemaVa
       if (context === 'querystring' && Array.isArray(error.data)) return `${what} is given more than once`;
       return `${what} must be ${TYPE_NAMES[String(params.type)] ?? params.type}`;
     case 'minLength':
-      return `${what} must not be empty`;
+      // Bodies are trimmed first, so an empty string may have been a blank one.
+      return `${what} must not be empty or blank`;
     case 'maxLength':
       return `${what} must be at most ${params.limit} characters`;
     case 'pattern':
