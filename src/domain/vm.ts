@@ -15,15 +15,19 @@ export interface VmFields {
   owner?: string;
 }
 
-/** A stored entry: the API's fields plus the revision of its last change (its ETag). */
+/** An entry as a store answers it: the API's fields plus the revision of its last change (its ETag). */
 export interface VmRecord extends VmFields {
   registeredAt: string;
   lastSeen: string;
+  /** Judged by the store when it answered (see isStale); never stored. */
+  stale: boolean;
   revision: number;
 }
 
-export function isStale(vm: Pick<VmRecord, 'status' | 'lastSeen'>, now: number, staleAfterMs: number): boolean {
-  return vm.status === 'running' && now - Date.parse(vm.lastSeen) > staleAfterMs;
+/** The rule: running, and not seen for longer than the threshold at `now` (ms; lastSeen as ISO text or ms). */
+export function isStale(vm: { status: Status; lastSeen: string | number }, now: number, staleAfterMs: number): boolean {
+  const lastSeen = typeof vm.lastSeen === 'number' ? vm.lastSeen : Date.parse(vm.lastSeen);
+  return vm.status === 'running' && now - lastSeen > staleAfterMs;
 }
 
 /**
@@ -51,7 +55,13 @@ export function checkMetadata(metadata: Metadata | undefined): void {
 }
 
 const trimServices = (services: Service[] | undefined) =>
-  services?.map((s) => ({ ...s, name: s.name.trim(), ...(s.healthPath !== undefined && { healthPath: s.healthPath.trim() }) }));
+  services?.map((s) => ({
+    ...s,
+    name: s.name.trim(),
+    // Schemes are case-insensitive; one spelling lets consumers compare them as they are.
+    ...(s.protocol !== undefined && { protocol: s.protocol.trim().toLowerCase() }),
+    ...(s.healthPath !== undefined && { healthPath: s.healthPath.trim() }),
+  }));
 
 /** Trims the strings a person may have padded and checks metadata; the schema has already checked types. */
 export function normaliseRegistration(body: Registration): VmFields {

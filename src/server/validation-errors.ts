@@ -1,11 +1,12 @@
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
-import { ABSOLUTE_PATH, ID_PATTERN, NOT_BLANK } from '../domain/schemas.js';
+import { ABSOLUTE_PATH, ID_PATTERN, NOT_BLANK, PROTOCOL_PATTERN } from '../domain/schemas.js';
 import { REVISION_PATTERN } from './revision-query.js';
 
 const PATTERN_RULES: Record<string, string> = {
   [NOT_BLANK]: 'must not be blank',
   [ID_PATTERN]: 'may only contain letters, digits, ".", "_", ":" and "-"',
   [ABSOLUTE_PATH]: 'must start with "/"',
+  [PROTOCOL_PATTERN]: 'must be a protocol name such as http, https, grpc or tcp: a letter, then letters, digits, "+", "-" or "."',
   [REVISION_PATTERN]: 'must be a revision: a whole number, 0 or more',
 };
 
