@@ -8,15 +8,15 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)];
 
-/** Markdown outside fenced code blocks, with inline code spans blanked: links in examples are not links. */
-function prose(markdown: string): string[] {
+/** A page's lines with fenced code blocks blanked: headings and links in examples are neither. */
+function outsideFences(page: string): string[] {
   let fenced = false;
-  return markdown.split('\n').map((line) => {
+  return readFileSync(join(root, page), 'utf8').split('\n').map((line) => {
     if (/^\s*```/.test(line)) {
       fenced = !fenced;
       return '';
     }
-    return fenced ? '' : line.replace(/`[^`]*`/g, '``');
+    return fenced ? '' : line;
   });
 }
 
@@ -33,10 +33,8 @@ function slug(heading: string): string {
 function anchors(page: string): Set<string> {
   const seen = new Map<string, number>();
   const found = new Set<string>();
-  let fenced = false;
-  for (const line of readFileSync(join(root, page), 'utf8').split('\n')) {
-    if (/^\s*```/.test(line)) fenced = !fenced;
-    const heading = fenced ? null : /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
+  for (const line of outsideFences(page)) {
+    const heading = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
     if (!heading) continue;
     const base = slug(heading[1]);
     const count = seen.get(base) ?? 0;
@@ -55,7 +53,9 @@ interface Link {
 /** Relative links and images of a page: `[text](target)`, web addresses left out. */
 function relativeLinks(page: string): Link[] {
   const links: Link[] = [];
-  prose(readFileSync(join(root, page), 'utf8')).forEach((text, index) => {
+  outsideFences(page).forEach((line, index) => {
+    // Inline code is an example too: `[x](y)` there is not a link.
+    const text = line.replace(/`[^`]*`/g, '``');
     for (const match of text.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
       const target = match[1];
       if (!/^[a-z][a-z0-9+.-]*:/i.test(target)) links.push({ page, line: index + 1, target });
