@@ -1,5 +1,5 @@
 import { parseDuration } from '../domain/duration.js';
-import { LIMITS } from '../domain/schemas.js';
+import { LIMITS } from '../domain/schemas/vm.js';
 import { RegistryConfigError, RegistryError, RegistryUnreachableError } from './errors.js';
 import { startKeepAlive, type KeepAlive, type KeepAliveOptions } from './keep-alive.js';
 import { readSse } from './sse.js';

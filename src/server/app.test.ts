@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { ManualClock } from '../domain/clock.js';
-import { LIMITS } from '../domain/schemas.js';
+import { LIMITS } from '../domain/schemas/vm.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { tempDir } from '../../test/support/server-process.js';
 import { buildApp } from './app.js';

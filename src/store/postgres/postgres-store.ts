@@ -1,20 +1,19 @@
 import pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
-import type { Vm, VmUpdate } from '../../domain/schemas.js';
+import type { Vm, VmUpdate } from '../../domain/schemas/vm.js';
 import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import type {
-  EventType,
   Heartbeat,
   ImportedVm,
   ImportResult,
   ListFilter,
   Listing,
-  RegistryEvent,
   RegistryStore,
   SweepOptions,
   WriteOptions,
 } from '../store.js';
+import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
 import { ChangeListener } from './change-listener.js';
 import { redactDatabaseUrl } from './database-url.js';
 import { migrate } from './migrate.js';
