@@ -17,13 +17,8 @@ import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
 import { ChangeListener } from './change-listener.js';
 import { redactDatabaseUrl } from './database-url.js';
 import { migrate } from './migrate.js';
+import type { StoreLog } from './store-log.js';
 import { isUnavailable, unavailableOr } from './unavailable.js';
-
-/** What the store tells the operator about its connections; pino's logger fits. */
-export interface StoreLog {
-  warn(details: object, message: string): void;
-  info(details: object, message: string): void;
-}
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
