@@ -14,7 +14,7 @@ import { FleetCensus } from './feed/fleet-census.js';
 import { instrumentStore } from './ops/instrumented-store.js';
 import { RegistryMetrics } from './ops/metrics.js';
 import { openapiOptions } from './http/openapi.js';
-import { refuseUnknownQueryParameters } from './http/validation-errors.js';
+import { refuseUnknownQueryParameters } from './http/unknown-query.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { mcpRoutes } from './routes/mcp.js';
