@@ -125,7 +125,7 @@ export interface RegistryStore {
 }
 
 /**
- * The seed's rule: asking for running VMs means live ones, so status=running leaves stale
+ * agent-services' rule: asking for running VMs means live ones, so status=running leaves stale
  * VMs out unless the caller asks about staleness explicitly.
  */
 export function listFilter(query: ListFilter): ListFilter {

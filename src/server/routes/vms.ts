@@ -39,7 +39,7 @@ const write = { scope: 'write' as const };
 const sendPrepared = (reply: FastifyReply, body: Buffer) => reply.type('application/json; charset=utf-8').send(body);
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) });
 
-/** The seed's /registry endpoints plus PUT. Mounted under /registry. */
+/** agent-services' /registry endpoints, plus PUT. Mounted under /registry. */
 export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed, maxWaiting }) => {
   const revision = () => store.revision();
   const blocking = { feed, waiting: new CallerQuota(maxWaiting) };
