@@ -6,7 +6,8 @@
 export * from './client/index.js';
 export type { Clock } from './domain/clock.js';
 export { systemClock } from './domain/clock.js';
-export type { EventType, ListFilter, RegistryEvent, RegistryStore } from './store/store.js';
+export type { EventType, RegistryEvent } from './domain/schemas/events.js';
+export type { ListFilter, RegistryStore } from './store/store.js';
 export { openSqliteStore, type SqliteStoreOptions } from './store/sqlite/sqlite-store.js';
 export { openPostgresStore, type PostgresStoreOptions } from './store/postgres/postgres-store.js';
 export { buildApp, type AppOptions } from './server/app.js';

@@ -3,7 +3,7 @@ import { maxHeaderSize } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LIMITS } from '../src/domain/schemas.js';
+import { LIMITS } from '../src/domain/schemas/vm.js';
 import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
 
 const registration = { name: 'n', role: 'worker', address: 'a.vm.vers.sh', registeredBy: 'http-errors-test' };

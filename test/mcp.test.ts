@@ -157,7 +157,7 @@ describe('MCP server, with the SDK\'s own Client', () => {
         await client.close();
       });
 
-      it('a bad argument is an isError result naming the field, not a protocol error', async () => {
+      it('a bad argument is an isError result naming the field and the rule as the HTTP API does, not a protocol error', async () => {
         const client = await connect();
         const unknownRole = await call(client, 'registry_discover', { role: 'captain' });
         assert.equal(unknownRole.isError, true);
@@ -167,7 +167,7 @@ describe('MCP server, with the SDK\'s own Client', () => {
         assert.match(text(missingId), /id is required/);
         const badPort = await call(client, 'registry_register', { ...registration(`${prefix}-bad`), services: [{ name: 'x', port: 70000 }] });
         assert.equal(badPort.isError, true);
-        assert.match(text(badPort), /services\[0\]\.port must be <= 65535/);
+        assert.match(text(badPort), /services\[0\]\.port must be at most 65535/);
         const notThere = await call(client, 'registry_get', { id: 'no-such-vm' });
         assert.equal(notThere.isError, true);
         assert.match(text(notThere), /^Registry answered 404: .*Call registry_list to see what is registered/);

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import type { FastifyInstance } from 'fastify';
 import { systemClock } from '../src/domain/clock.js';
-import { ID_PATTERN, LIMITS, RegistrationSchema } from '../src/domain/schemas.js';
+import { ID_PATTERN, LIMITS, RegistrationSchema } from '../src/domain/schemas/vm.js';
 import { buildApp } from '../src/server/app.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { launchBrowser, pageErrors } from './support/browser.js';

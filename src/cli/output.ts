@@ -1,5 +1,6 @@
 import type { RegistryEvent, Vm } from '../client/index.js';
 import { ago } from '../domain/duration.js';
+import { servicesText } from '../tools/format.js';
 
 /** ANSI styles, or plain identity functions when the stream is not a terminal or NO_COLOR is set. */
 export interface Styles {
@@ -43,10 +44,6 @@ function statusCell(vm: Vm, styles: Styles): string {
   if (vm.status === 'running') return styles.green(vm.status);
   return vm.status === 'paused' ? styles.yellow(vm.status) : styles.dim(vm.status);
 }
-
-/** Services as `--service` takes them: `[protocol://]name:port[/path]`, comma-separated. */
-export const servicesText = (vm: Vm) =>
-  (vm.services ?? []).map((s) => `${s.protocol ? `${s.protocol}://` : ''}${s.name}:${s.port}${s.healthPath ?? ''}`).join(',');
 
 /** The list view: one VM per row, lastSeen relative, stale VMs marked. */
 export function vmTable(vms: Vm[], styles: Styles, now = Date.now()): string {

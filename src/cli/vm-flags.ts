@@ -1,5 +1,5 @@
 import type { Metadata, Registration, Service, VmUpdate } from '../client/index.js';
-import { ROLES, STATUSES } from '../domain/schemas.js';
+import { ROLES, STATUSES } from '../domain/schemas/vm.js';
 import { listOption, stringOption, UsageError, type Context, type OptionSpec } from './command.js';
 
 /** The fields a person can set on update; register and put add id, role and registeredBy. */

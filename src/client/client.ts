@@ -1,22 +1,19 @@
 import { parseDuration } from '../domain/duration.js';
-import { LIMITS } from '../domain/schemas.js';
+import { LIMITS } from '../domain/schemas/vm.js';
 import { RegistryConfigError, RegistryError, RegistryUnreachableError } from './errors.js';
 import { startKeepAlive, type KeepAlive, type KeepAliveOptions } from './keep-alive.js';
 import { readSse } from './sse.js';
 import type {
-  Deleted,
-  HeartbeatResult,
-  ImportedVm,
-  ImportSummary,
-  ListQuery,
-  Registration,
-  RegistryEvent,
-  RegistryReset,
-  Role,
-  Vm,
-  VmList,
-  VmUpdate,
-} from './types.js';
+  BlockingOptions,
+  ConditionalOptions,
+  EventsOptions,
+  EventStream,
+  ListOptions,
+  RegistryCalls,
+  RequestOptions,
+  VersionedVm,
+} from './calls.js';
+import type { Deleted, HeartbeatResult, ImportedVm, ImportSummary, Registration, RegistryEvent, RegistryReset, Role, Vm, VmList, VmUpdate } from './types.js';
 import { watchEvents, type WatchItem, type WatchOptions } from './watch.js';
 
 export interface RegistryClientOptions {
@@ -28,53 +25,6 @@ export interface RegistryClientOptions {
   fetch?: typeof globalThis.fetch;
   /** Milliseconds to wait for a response (for event streams: for the headers). Default 15 s. */
   timeout?: number;
-}
-
-export interface RequestOptions {
-  signal?: AbortSignal;
-}
-
-export interface ConditionalOptions extends RequestOptions {
-  /** Only write if the VM is still at this revision (its ETag); otherwise a 412 RegistryError. */
-  ifMatch?: number;
-}
-
-/**
- * A blocking query: answer once the registry revision passes `index` (the `revision` of an
- * earlier answer), or with the unchanged answer when `wait` is over (ms, or "30s", "5m";
- * default 60 s, at most 10 min). The request's own timeout is stretched to cover the wait.
- */
-export interface BlockingOptions {
-  index?: number;
-  wait?: number | string;
-}
-
-export interface ListOptions extends Omit<ListQuery, 'stale' | 'index' | 'wait'>, RequestOptions, BlockingOptions {
-  /** true: only stale VMs; false: leave them out. */
-  stale?: boolean;
-}
-
-export interface EventsOptions extends RequestOptions {
-  /** Deliver events with a revision greater than this one (a 410 RegistryError if it has left the log). */
-  since?: number;
-  role?: Role;
-  id?: string;
-  /** A stream silent for this long (no event, no keep-alive comment) counts as dead. Default 45 s. */
-  idleTimeout?: number;
-}
-
-/**
- * An open event stream. Iterate it; `close()` (or leaving the loop) ends the connection. A
- * `reset` item means changes were missed: list again (`watch` does so by itself).
- */
-export interface EventStream extends AsyncIterable<RegistryEvent | RegistryReset> {
-  close(): void;
-}
-
-/** A VM with the revision of its last change: pass it as `ifMatch` for a safe read-modify-write. */
-export interface VersionedVm {
-  vm: Vm;
-  revision: number;
 }
 
 interface Call extends RequestOptions {
@@ -109,7 +59,7 @@ function baseUrl(url: string | undefined): string {
 const revisionOf = (response: Response) => Number(/\d+/.exec(response.headers.get('etag') ?? '')?.[0] ?? NaN);
 
 /** A typed client for every registry endpoint. */
-export class RegistryClient {
+export class RegistryClient implements RegistryCalls {
   readonly url: string;
   private readonly token?: string;
   private readonly fetch: typeof globalThis.fetch;

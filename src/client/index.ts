@@ -1,13 +1,5 @@
-export {
-  RegistryClient,
-  type ConditionalOptions,
-  type EventsOptions,
-  type EventStream,
-  type ListOptions,
-  type RegistryClientOptions,
-  type RequestOptions,
-  type VersionedVm,
-} from './client.js';
+export { RegistryClient, type RegistryClientOptions } from './client.js';
+export type { ConditionalOptions, EventsOptions, EventStream, ListOptions, RequestOptions, VersionedVm } from './calls.js';
 export { isTransient, RegistryConfigError, RegistryError, RegistryUnreachableError } from './errors.js';
 export type { KeepAlive, KeepAliveOptions, KeepAliveState, KeepAliveStateChange } from './keep-alive.js';
 export type { Resync, WatchItem, WatchOptions, WatchStateChange } from './watch.js';

@@ -1,5 +1,5 @@
 import { parseDuration } from '../domain/duration.js';
-import type { RegistryClient } from './client.js';
+import type { RegistryCalls } from './calls.js';
 import { isTransient, RegistryError } from './errors.js';
 import { backoffDelay, jittered, sleep, type Backoff } from './timing.js';
 import type { Registration, Vm } from './types.js';
@@ -56,7 +56,7 @@ function intervalMs(value: number | string | undefined): number {
   return ms;
 }
 
-export function startKeepAlive(client: RegistryClient, registration: Registration, options: KeepAliveOptions = {}): KeepAlive {
+export function startKeepAlive(client: RegistryCalls, registration: Registration, options: KeepAliveOptions = {}): KeepAlive {
   const interval = intervalMs(options.interval);
   const jitter = options.jitter ?? 0.1;
   const backoff: Backoff = {

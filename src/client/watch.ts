@@ -1,4 +1,4 @@
-import type { EventsOptions, RegistryClient } from './client.js';
+import type { EventsOptions, RegistryCalls } from './calls.js';
 import { isTransient, RegistryError } from './errors.js';
 import { backoffDelay, sleep, type Backoff } from './timing.js';
 import type { RegistryEvent, Role, Vm } from './types.js';
@@ -41,7 +41,7 @@ export interface Resync {
 
 export type WatchItem = RegistryEvent | Resync;
 
-export async function* watchEvents(client: RegistryClient, options: WatchOptions = {}): AsyncGenerator<WatchItem> {
+export async function* watchEvents(client: RegistryCalls, options: WatchOptions = {}): AsyncGenerator<WatchItem> {
   const { role, id, signal, idleTimeout, onStateChange } = options;
   const backoff: Backoff = { min: options.backoff?.min ?? 250, max: options.backoff?.max ?? 10_000 };
   const snapshot = async (): Promise<Resync> => {

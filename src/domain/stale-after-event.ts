@@ -1,5 +1,5 @@
-import type { EventType } from '../store/store.js';
-import type { Vm } from './schemas.js';
+import type { EventType } from './schemas/events.js';
+import type { Vm } from './schemas/vm.js';
 
 /** What a watcher knew of a VM before an event: enough to carry its stale marker across. */
 export interface StaleStanding {

@@ -1,4 +1,4 @@
-import type { Service } from './schemas.js';
+import type { Service } from './schemas/vm.js';
 
 /**
  * A VM's JSON exactly as the API answers it (fast-json-stringify over VmSchema: required

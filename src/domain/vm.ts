@@ -1,5 +1,5 @@
 import { InvalidInputError } from './errors.js';
-import { LIMITS, type Metadata, type Registration, type Role, type Service, type Status, type VmUpdate } from './schemas.js';
+import { LIMITS, type Metadata, type Registration, type Role, type Service, type Status, type VmUpdate } from './schemas/vm.js';
 
 /** A registration after validation and normalisation: what the store writes. */
 export interface VmFields {

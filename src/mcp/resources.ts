@@ -1,4 +1,4 @@
-import { ROLES, type Role } from '../domain/schemas.js';
+import { ROLES, type Role } from '../domain/schemas/vm.js';
 
 /** The registry as MCP resources: one VM, and the running set of a role as discover answers it. */
 export type RegistryResource = { kind: 'vm'; id: string } | { kind: 'discover'; role: Role };

@@ -18,8 +18,8 @@ import {
   type ServerRequest,
 } from '@modelcontextprotocol/sdk/types.js';
 import { RegistryError, type RegistryClient } from '../client/index.js';
-import { ROLES } from '../domain/schemas.js';
-import { VERSION } from '../server/version.js';
+import { ROLES } from '../domain/schemas/vm.js';
+import { VERSION } from '../domain/version.js';
 import { agentError, REGISTRY_TOOLS, type Self } from '../tools/index.js';
 import { argumentProblem } from './arguments.js';
 import { parseResourceUri, RESOURCE_TEMPLATES, resourceUri, touches, type RegistryResource } from './resources.js';

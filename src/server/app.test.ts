@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { ManualClock } from '../domain/clock.js';
-import { LIMITS } from '../domain/schemas.js';
+import { LIMITS } from '../domain/schemas/vm.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite/sqlite-store.js';
-import { tempDir } from '../../test/support/server-process.js';
 import { buildApp } from './app.js';
 
 const STALE_AFTER_MS = 5 * 60_000;
-const dir = tempDir();
-after(() => dir.remove());
+// Test code in src stays out of test/ (which is not published), so the directory is made here.
+const dir = mkdtempSync(join(tmpdir(), 'vm-registry-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 let databases = 0;
 
 const billing = {
@@ -34,7 +36,7 @@ interface Harness {
 
 async function harness(options: { authToken?: string } = {}): Promise<Harness> {
   const clock = new ManualClock(Date.parse('2026-11-27T12:00:00.000Z'));
-  const store = openSqliteStore({ file: join(dir.path, `app-${databases++}.db`), clock, staleAfterMs: STALE_AFTER_MS });
+  const store = openSqliteStore({ file: join(dir, `app-${databases++}.db`), clock, staleAfterMs: STALE_AFTER_MS });
   const app = await buildApp({ store, clock, authToken: options.authToken });
   const request = async (inject: InjectOptions) => {
     const response = await app.inject(inject);
@@ -565,7 +567,7 @@ describe('?stale on list', () => {
 describe('event stream keep-alive', () => {
   it('sends a comment line on an idle stream at the keep-alive interval', async () => {
     const clock = new ManualClock();
-    const store = openSqliteStore({ file: join(dir.path, `keepalive.db`), clock, staleAfterMs: STALE_AFTER_MS });
+    const store = openSqliteStore({ file: join(dir, `keepalive.db`), clock, staleAfterMs: STALE_AFTER_MS });
     const app = await buildApp({ store, clock, keepAliveMs: 50 });
     await app.listen({ port: 0, host: '127.0.0.1' });
     try {
@@ -591,7 +593,7 @@ describe('event stream keep-alive', () => {
 describe('slow clients', () => {
   it('a client that never finishes its headers is disconnected', async () => {
     const clock = new ManualClock();
-    const store = openSqliteStore({ file: join(dir.path, 'slow.db'), clock, staleAfterMs: STALE_AFTER_MS });
+    const store = openSqliteStore({ file: join(dir, 'slow.db'), clock, staleAfterMs: STALE_AFTER_MS });
     const app = await buildApp({ store, clock, timeouts: { headersMs: 300, requestMs: 600 } });
     await app.listen({ port: 0, host: '127.0.0.1' });
     try {

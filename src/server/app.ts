@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Clock } from '../domain/clock.js';
-import { LIMITS } from '../domain/schemas.js';
+import { LIMITS } from '../domain/schemas/vm.js';
 import type { RegistryStore } from '../store/store.js';
 import rateLimit from '@fastify/rate-limit';
 import { addAuthorization } from './http/auth.js';
@@ -14,7 +14,7 @@ import { FleetCensus } from './feed/fleet-census.js';
 import { instrumentStore } from './ops/instrumented-store.js';
 import { RegistryMetrics } from './ops/metrics.js';
 import { openapiOptions } from './http/openapi.js';
-import { refuseUnknownQueryParameters } from './http/validation-errors.js';
+import { refuseUnknownQueryParameters } from './http/unknown-query.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { mcpRoutes } from './routes/mcp.js';
@@ -26,7 +26,7 @@ import { TokenRegistry } from './http/tokens.js';
 import { startSweeper, type SweeperOptions } from './feed/sweeper.js';
 import { importRoutes } from './routes/import.js';
 import { vmRoutes } from './routes/vms.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../domain/version.js';
 
 /** Logger levels at which a 2xx request line is written. */
 const LOGS_DEBUG = new Set(['debug', 'trace']);

@@ -1,7 +1,7 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { hostname } from 'node:os';
 import { parseDuration } from '../domain/duration.js';
-import { ID_PATTERN, LIMITS } from '../domain/schemas.js';
+import { ID_PATTERN, LIMITS } from '../domain/schemas/vm.js';
 import { isPostgresUrl, redactDatabaseUrl } from '../store/postgres/database-url.js';
 
 export interface SelfRegistrationConfig {

@@ -9,7 +9,7 @@ import { buildApp } from './app.js';
 import { refuseOpenExposure, type ServerConfig } from './config.js';
 import { startSelfRegistration } from './ops/self-registration.js';
 import { readTokensFile, TokenRegistry } from './http/tokens.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../domain/version.js';
 
 /** DATABASE_URL selects PostgreSQL, shared by every replica; otherwise the embedded SQLite file. */
 async function openStore(config: ServerConfig, log: pino.Logger): Promise<RegistryStore> {

@@ -1,4 +1,5 @@
-import { ROLES, STATUSES, type Role, type Status, type Vm, type VmUpdate } from '../domain/schemas.js';
+import { ROLES, STATUSES, type Role, type Status, type VmUpdate } from '../domain/schemas/vm.js';
+import type { RegistryEvent } from '../domain/schemas/events.js';
 import type { VmFields, VmRecord } from '../domain/vm.js';
 
 export interface ListFilter {
@@ -44,17 +45,6 @@ export interface ImportResult {
   replaced: number;
   /** Registry revision after the import. */
   revision: number;
-}
-
-export const EVENT_TYPES = ['registered', 'updated', 'deregistered', 'stale', 'recovered', 'reaped'] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
-
-/** One entry of the event log: a change, its revision, and the VM as it stood after it (before it, for removals). */
-export interface RegistryEvent {
-  type: EventType;
-  revision: number;
-  at: string;
-  vm: Vm;
 }
 
 export interface SweepOptions {
@@ -135,7 +125,7 @@ export interface RegistryStore {
 }
 
 /**
- * The seed's rule: asking for running VMs means live ones, so status=running leaves stale
+ * agent-services' rule: asking for running VMs means live ones, so status=running leaves stale
  * VMs out unless the caller asks about staleness explicitly.
  */
 export function listFilter(query: ListFilter): ListFilter {

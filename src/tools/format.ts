@@ -1,6 +1,9 @@
 import type { Vm } from '../client/index.js';
 import { ago } from '../domain/duration.js';
-import { servicesText } from '../cli/output.js';
+
+/** Services as the CLI's `--service` flag takes them: `[protocol://]name:port[/path]`, comma-separated. */
+export const servicesText = (vm: Vm) =>
+  (vm.services ?? []).map((s) => `${s.protocol ? `${s.protocol}://` : ''}${s.name}:${s.port}${s.healthPath ?? ''}`).join(',');
 
 /** One VM on one line, in the words an agent needs to use it. */
 export function vmLine(vm: Vm, now = Date.now()): string {

@@ -1,14 +1,7 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
 import type { RegistryClient, Vm } from '../client/index.js';
-import {
-  ListQuerySchema,
-  RegistrationSchema,
-  RoleParamsSchema,
-  RoleSchema,
-  VmIdParamsSchema,
-  VmIdSchema,
-  VmUpdateSchema,
-} from '../domain/schemas.js';
+import { RegistrationSchema, RoleSchema, VmIdSchema, VmUpdateSchema } from '../domain/schemas/vm.js';
+import { ListQuerySchema, RoleParamsSchema, VmIdParamsSchema } from '../domain/schemas/query.js';
 import { vmLines, vmText } from './format.js';
 
 /** Where this agent runs, when it was started on a Vers VM. */

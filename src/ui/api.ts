@@ -1,4 +1,4 @@
-import type { Vm } from '../domain/schemas.js';
+import type { Vm } from '../domain/schemas/vm.js';
 
 const TOKEN_KEY = 'vm-registry.token';
 

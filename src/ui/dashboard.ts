@@ -1,4 +1,4 @@
-import { ROLES, STATUSES, type Role } from '../domain/schemas.js';
+import { ROLES, STATUSES, type Role } from '../domain/schemas/vm.js';
 import { Api, Unauthorized } from './api.js';
 import { DetailsPanel } from './details.js';
 import { Fleet, type Filter } from './fleet.js';

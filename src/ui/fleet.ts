@@ -1,5 +1,5 @@
-import type { Role, Status, Vm } from '../domain/schemas.js';
-import type { EventType } from '../store/store.js';
+import type { Role, Status, Vm } from '../domain/schemas/vm.js';
+import type { EventType } from '../domain/schemas/events.js';
 
 export interface Entry {
   vm: Vm;

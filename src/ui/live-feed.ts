@@ -1,6 +1,6 @@
 import { readSse } from '../client/sse.js';
-import type { Vm } from '../domain/schemas.js';
-import type { EventType } from '../store/store.js';
+import type { Vm } from '../domain/schemas/vm.js';
+import type { EventType } from '../domain/schemas/events.js';
 import { Unauthorized, type Api, type Listing } from './api.js';
 
 export interface ChangeEvent {

@@ -5,7 +5,7 @@ import build from 'fast-json-stringify';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ManualClock } from '../../src/domain/clock.js';
-import { VmListSchema, VmSchema } from '../../src/domain/schemas.js';
+import { VmListSchema, VmSchema } from '../../src/domain/schemas/vm.js';
 import { discoverFilter } from '../../src/store/store.js';
 import { tempDir } from '../support/server-process.js';
 import { aVm, registryStoreConformance } from './conformance.js';

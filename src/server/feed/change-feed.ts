@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { GoneError } from '../../domain/errors.js';
-import type { RegistryEvent, RegistryStore } from '../../store/store.js';
+import type { RegistryEvent, RegistryReset } from '../../domain/schemas/events.js';
+import type { RegistryStore } from '../../store/store.js';
 
 /** An event with its Server-Sent Events frame, encoded once however many watchers get it. */
 export interface FeedEvent extends RegistryEvent {
@@ -11,13 +12,6 @@ export interface FeedEvent extends RegistryEvent {
  * The feed could not read the changes it had not yet delivered (they left the event log, or
  * the store is behind it): every watcher must list again, and changes go on after `revision`.
  */
-/** The data of a reset as the stream sends it (event `reset`, no `id:`). */
-export interface ResetData {
-  type: 'reset';
-  /** List again: changes go on after this revision. */
-  revision: number;
-}
-
 export interface FeedReset {
   readonly type: 'reset';
   readonly revision: number;
@@ -39,7 +33,7 @@ export function sseFrame(event: RegistryEvent): string {
  * holds gets 410 and lists again, instead of silently carrying on past the changes it missed.
  */
 export function feedReset(revision: number): FeedReset {
-  const data = JSON.stringify({ type: 'reset', revision } satisfies ResetData);
+  const data = JSON.stringify({ type: 'reset', revision } satisfies RegistryReset);
   return { type: 'reset', revision, frame: `event: reset\ndata: ${data}\n\n` };
 }
 

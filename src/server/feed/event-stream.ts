@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { GoneError } from '../../domain/errors.js';
-import type { RegistryEvent, RegistryStore } from '../../store/store.js';
+import type { RegistryStore } from '../../store/store.js';
+import type { RegistryEvent } from '../../domain/schemas/events.js';
 import { feedReset, sseFrame, type ChangeFeed, type FeedChange } from './change-feed.js';
 
 export interface StreamFilter {

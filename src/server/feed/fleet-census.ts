@@ -1,6 +1,7 @@
-import type { Role, Status } from '../../domain/schemas.js';
+import type { Role, Status } from '../../domain/schemas/vm.js';
 import { staleAfterEvent, type StaleStanding } from '../../domain/stale-after-event.js';
-import { censusLines, type CensusLine, type RegistryEvent, type RegistryStore } from '../../store/store.js';
+import { censusLines, type CensusLine, type RegistryStore } from '../../store/store.js';
+import { type RegistryEvent } from '../../domain/schemas/events.js';
 import type { ChangeFeed, FeedEvent } from './change-feed.js';
 
 interface Standing extends StaleStanding {

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
 import { ManualClock } from '../../domain/clock.js';
 import { openSqliteStore } from '../../store/sqlite/sqlite-store.js';
-import { tempDir } from '../../../test/support/server-process.js';
 import { buildApp } from '../app.js';
 import { sha256Hex, TokenRegistry, type Scope } from './tokens.js';
 
-const dir = tempDir();
-after(() => dir.remove());
+// Test code in src stays out of test/ (which is not published), so the directory is made here.
+const dir = mkdtempSync(join(tmpdir(), 'vm-registry-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 let databases = 0;
 
 const SECRETS: Record<string, string> = {
@@ -32,7 +34,7 @@ const vm = (id: string) => ({ id, name: id, role: 'worker', address: `${id}.vm.v
 /** A fresh registry where writerA registered vm-a, writerB vm-b, and VERS_AUTH_TOKEN vm-root. */
 async function registry() {
   const clock = new ManualClock();
-  const store = openSqliteStore({ file: join(dir.path, `auth-${databases++}.db`), clock, staleAfterMs: 300_000 });
+  const store = openSqliteStore({ file: join(dir, `auth-${databases++}.db`), clock, staleAfterMs: 300_000 });
   const tokens = new TokenRegistry(
     'the-full-token',
     Object.entries(SECRETS).map(([name, secret]) => ({ name, sha256: sha256Hex(secret), scopes: SCOPES_OF[name] })),
@@ -134,7 +136,7 @@ describe('rate limiting', () => {
   /** An app allowing `perMinute` requests per caller, with read tokens named `<name>` whose secret is `<name>-secret`. */
   async function limited(perMinute: number, readers: string[]) {
     const clock = new ManualClock();
-    const store = openSqliteStore({ file: join(dir.path, `rate-${databases++}.db`), clock, staleAfterMs: 300_000 });
+    const store = openSqliteStore({ file: join(dir, `rate-${databases++}.db`), clock, staleAfterMs: 300_000 });
     const tokens = new TokenRegistry(
       undefined,
       readers.map((name) => ({ name, sha256: sha256Hex(`${name}-secret`), scopes: ['read' as const] })),

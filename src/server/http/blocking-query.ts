@@ -1,20 +1,9 @@
-import { Type } from '@sinclair/typebox';
 import { parseDuration } from '../../domain/duration.js';
-import { LIMITS } from '../../domain/schemas.js';
+import { LIMITS } from '../../domain/schemas/vm.js';
 import type { FastifyReply } from 'fastify';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import type { CallerQuota } from './caller-quota.js';
 import { BadRequestError } from './errors.js';
-
-export const REVISION_PATTERN = '^\\d{1,15}$';
-export const RevisionSchema = Type.String({ pattern: REVISION_PATTERN, description: 'A registry revision.' });
-
-
-/** `?index=N&wait=30s`: the Consul-style blocking query parameters of list and discover. */
-export const BlockingQuerySchema = {
-  index: Type.Optional(Type.String({ pattern: REVISION_PATTERN, description: 'Answer once the registry revision exceeds this.' })),
-  wait: Type.Optional(Type.String({ description: 'Longest wait, such as 30s or 5m (default 60s, at most 10m).' })),
-};
 
 /**
  * Holds a list or discover until the registry moves past `index`, or until the wait is

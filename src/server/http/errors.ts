@@ -3,8 +3,8 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import FindMyWay from 'find-my-way';
 import { RegistryError } from '../../domain/errors.js';
-import { trimBodyStrings } from '../../domain/schemas.js';
-import { describeValidationError } from './validation-errors.js';
+import { trimBodyStrings } from '../../domain/schemas/vm.js';
+import { describeSchemaViolation } from '../../domain/schema-messages.js';
 
 /** A client-side failure raised while reading the request, before any route runs. */
 export class BadRequestError extends RegistryError {
@@ -21,7 +21,7 @@ export class BadRequestError extends RegistryError {
 export function installErrorHandling(app: FastifyInstance, bodyLimit: number): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) {
-      return reply.code(400).send({ error: describeValidationError(error.validationContext ?? 'body', error.validation) });
+      return reply.code(400).send({ error: describeSchemaViolation(error.validationContext ?? 'body', error.validation[0]) });
     }
     if (error instanceof RegistryError) {
       // One line, no stack: during a database outage every request lands here.

@@ -1,4 +1,7 @@
+import { REVISION_DIGITS } from '../../domain/schemas/query.js';
 import { BadRequestError } from './errors.js';
+
+const ETAG = new RegExp(`^(?:W/)?"?(${REVISION_DIGITS})"?$`);
 
 /**
  * Reads an If-Match header as the revision it names. Our ETags are the quoted revision
@@ -9,7 +12,7 @@ export function parseIfMatch(header: string | string[] | undefined): number | un
   if (header === undefined) return undefined;
   const value = (Array.isArray(header) ? header.join(',') : header).trim();
   if (value === '*') return undefined;
-  const match = /^(?:W\/)?"?(\d{1,15})"?$/.exec(value);
+  const match = ETAG.exec(value);
   if (!match) {
     throw new BadRequestError(`If-Match must be one ETag as this server sends it, such as "12" (got ${JSON.stringify(value)})`);
   }

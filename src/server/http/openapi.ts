@@ -1,7 +1,8 @@
 import type { SwaggerOptions } from '@fastify/swagger';
 import type { RouteOptions } from 'fastify';
-import { ErrorSchema, LIMITS } from '../../domain/schemas.js';
-import { VERSION } from '../version.js';
+import { LIMITS } from '../../domain/schemas/vm.js';
+import { ErrorSchema } from '../../domain/schemas/error.js';
+import { VERSION } from '../../domain/version.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

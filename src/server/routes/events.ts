@@ -1,12 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ErrorSchema, RoleSchema, VmIdSchema } from '../../domain/schemas.js';
+import { ErrorSchema } from '../../domain/schemas/error.js';
+import { EventsQuerySchema } from '../../domain/schemas/events.js';
+import { isRevisionText } from '../../domain/schemas/query.js';
 import type { RegistryStore } from '../../store/store.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { EventStream } from '../feed/event-stream.js';
 import { CallerQuota } from '../http/caller-quota.js';
 import { BadRequestError } from '../http/errors.js';
-import { RevisionSchema } from '../http/blocking-query.js';
 
 export interface EventRoutesOptions {
   store: RegistryStore;
@@ -17,19 +18,10 @@ export interface EventRoutesOptions {
   maxWatchers: number;
 }
 
-export const EventsQuerySchema = Type.Object(
-  {
-    since: Type.Optional(RevisionSchema),
-    role: Type.Optional(RoleSchema),
-    id: Type.Optional(VmIdSchema),
-  },
-  { additionalProperties: false },
-);
-
 function resumeFrom(since: string | undefined, lastEventId: string | string[] | undefined): number | undefined {
   if (lastEventId !== undefined) {
     const value = String(lastEventId).trim();
-    if (!/^\d{1,15}$/.test(value)) {
+    if (!isRevisionText(value)) {
       throw new BadRequestError(`Last-Event-ID must be a revision number as sent in "id:" lines (got ${JSON.stringify(value)})`);
     }
     return Number(value);

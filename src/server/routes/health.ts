@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Clock } from '../../domain/clock.js';
-import { HealthSchema } from '../../domain/schemas.js';
+import { HealthSchema } from '../../domain/schemas/health.js';
 import type { RegistryStore } from '../../store/store.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 

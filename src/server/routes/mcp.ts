@@ -3,7 +3,7 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { RegistryClient } from '../../client/index.js';
-import { ErrorSchema } from '../../domain/schemas.js';
+import { ErrorSchema } from '../../domain/schemas/error.js';
 import { McpHttpSessions } from '../../mcp/http.js';
 import { createRegistryMcpServer, type ChangeSource } from '../../mcp/server.js';
 import { bearerSecret } from '../http/auth.js';

@@ -1,19 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
+import { ErrorSchema } from '../../domain/schemas/error.js';
+import { DiscoverQuerySchema, ListWithIndexSchema, RoleParamsSchema, VmIdParamsSchema } from '../../domain/schemas/query.js';
 import {
   DeletedSchema,
-  ErrorSchema,
   HeartbeatSchema,
-  ListQuerySchema,
   RegistrationSchema,
   ReplacementSchema,
-  RoleParamsSchema,
-  VmIdParamsSchema,
   VmListSchema,
   VmSchema,
   VmUpdateSchema,
-} from '../../domain/schemas.js';
+} from '../../domain/schemas/vm.js';
 import { NotFoundError } from '../../domain/errors.js';
 import { normaliseRegistration, normaliseUpdate } from '../../domain/vm.js';
 import { discoverFilter, listFilter, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
@@ -22,7 +20,7 @@ import { CallerQuota } from '../http/caller-quota.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { BadRequestError } from '../http/errors.js';
 import { etag, parseIfMatch } from '../http/if-match.js';
-import { BlockingQuerySchema, waitForIndex } from '../http/blocking-query.js';
+import { waitForIndex } from '../http/blocking-query.js';
 
 export interface VmRoutesOptions {
   store: RegistryStore;
@@ -30,9 +28,6 @@ export interface VmRoutesOptions {
   /** Blocking queries (?index=) each caller may have waiting at once. */
   maxWaiting: number;
 }
-
-const ListWithIndexSchema = Type.Object({ ...ListQuerySchema.properties, ...BlockingQuerySchema }, { additionalProperties: false });
-const DiscoverQuerySchema = Type.Object(BlockingQuerySchema, { additionalProperties: false });
 
 const blockingQueryLimit = { ...ErrorSchema, description: 'The caller already has REGISTRY_MAX_WATCHERS blocking queries waiting.' };
 const read = { scope: 'read' as const };
@@ -44,7 +39,7 @@ const write = { scope: 'write' as const };
 const sendPrepared = (reply: FastifyReply, body: Buffer) => reply.type('application/json; charset=utf-8').send(body);
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) });
 
-/** The seed's /registry endpoints plus PUT. Mounted under /registry. */
+/** agent-services' /registry endpoints, plus PUT. Mounted under /registry. */
 export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed, maxWaiting }) => {
   const revision = () => store.revision();
   const blocking = { feed, waiting: new CallerQuota(maxWaiting) };

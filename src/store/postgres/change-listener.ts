@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { StoreLog } from './postgres-store.js';
+import type { StoreLog } from './store-log.js';
 
 /** The channel registry_log() notifies (see the migrations). */
 export const CHANGE_CHANNEL = 'vm_registry_changes';

@@ -1,30 +1,24 @@
 import pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
-import type { Vm, VmUpdate } from '../../domain/schemas.js';
+import type { Vm, VmUpdate } from '../../domain/schemas/vm.js';
 import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import type {
-  EventType,
   Heartbeat,
   ImportedVm,
   ImportResult,
   ListFilter,
   Listing,
-  RegistryEvent,
   RegistryStore,
   SweepOptions,
   WriteOptions,
 } from '../store.js';
+import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
 import { ChangeListener } from './change-listener.js';
 import { redactDatabaseUrl } from './database-url.js';
 import { migrate } from './migrate.js';
+import type { StoreLog } from './store-log.js';
 import { isUnavailable, unavailableOr } from './unavailable.js';
-
-/** What the store tells the operator about its connections; pino's logger fits. */
-export interface StoreLog {
-  warn(details: object, message: string): void;
-  info(details: object, message: string): void;
-}
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */

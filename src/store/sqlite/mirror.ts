@@ -1,4 +1,4 @@
-import { ROLES, STATUSES, type Role, type Status } from '../../domain/schemas.js';
+import { ROLES, STATUSES, type Role, type Status } from '../../domain/schemas/vm.js';
 import { vmJsonSize, vmJsonString, writeVmJson, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
 import { censusLines, type CensusLine, type ListFilter } from '../store.js';
 

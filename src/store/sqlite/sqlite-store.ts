@@ -3,12 +3,11 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
-import type { Vm, VmUpdate } from '../../domain/schemas.js';
+import type { Vm, VmUpdate } from '../../domain/schemas/vm.js';
 import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import { isoTimestamp, servicesJson, vmJson, vmJsonParts, vmJsonString, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
 import type {
   CensusLine,
-  EventType,
   Heartbeat,
   ImportedVm,
   ImportResult,
@@ -16,11 +15,11 @@ import type {
   JsonVm,
   ListFilter,
   Listing,
-  RegistryEvent,
   RegistryStore,
   SweepOptions,
   WriteOptions,
 } from '../store.js';
+import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
 import { HeartbeatBatch } from './heartbeat-batch.js';
 import { ListingCache } from './listing-cache.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 
-/** The package version, read once from package.json two levels above dist/src/server. */
+/** The package version, read once from package.json two levels above dist/src/domain. */
 export const VERSION: string = (() => {
   try {
     const url = new URL('../../../package.json', import.meta.url);

@@ -1,8 +1,5 @@
-import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
-import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
-import { ABSOLUTE_PATH, ID_PATTERN, PROTOCOL_PATTERN } from '../../domain/schemas.js';
-import { REVISION_PATTERN } from './blocking-query.js';
+import { ABSOLUTE_PATH, ID_PATTERN, PROTOCOL_PATTERN } from './schemas/vm.js';
+import { REVISION_PATTERN } from './schemas/query.js';
 
 const PATTERN_RULES: Record<string, string> = {
   [ID_PATTERN]: 'may only contain letters, digits, ".", "_", ":" and "-"',
@@ -29,23 +26,37 @@ function fieldPath(instancePath: string): string {
     .reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path ? `${path}.${part}` : part), '');
 }
 
+/** What a request body or a tool's arguments are called as a whole; their fields go by their own names. */
+const WHOLES: Record<string, string> = { body: 'request body', arguments: 'arguments' };
+const PLACES: Record<string, string> = { querystring: 'query parameter', params: 'path parameter' };
+
 function subject(context: string, field: string): string {
-  if (context === 'body') return field || 'request body';
-  const where = context === 'querystring' ? 'query parameter' : context === 'params' ? 'path parameter' : context;
+  if (context in WHOLES) return field || WHOLES[context];
+  const where = PLACES[context] ?? context;
   return field ? `${where} ${field}` : where;
 }
 
 const allowedKeys = (schema: unknown) =>
   Object.keys((schema as { properties?: object } | undefined)?.properties ?? {}).join(', ');
 
+/** A schema violation as Ajv reports it (Fastify validates with Ajv), made with `verbose` for data and parentSchema. */
+export interface SchemaViolation {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
+  parentSchema?: unknown;
+  data?: unknown;
+}
+
 /**
- * Turns the first schema violation into one sentence that names the field and the rule,
- * such as `services[0].port must be at most 65535` or `role must be one of infra, …`.
+ * One sentence that names the field and the rule, such as `services[0].port must be at most
+ * 65535` or `role must be one of infra, …`, the same over HTTP and MCP. `context` says where
+ * the value was: body, querystring, params or headers (Fastify's names), or arguments (a tool's).
  */
-export function describeValidationError(context: string, errors: FastifySchemaValidationError[]): string {
-  const error = errors[0] as FastifySchemaValidationError & { parentSchema?: unknown; data?: unknown };
+export function describeSchemaViolation(context: string, error: SchemaViolation): string {
   const field = fieldPath(error.instancePath);
-  const params = error.params as Record<string, unknown>;
+  const { params } = error;
   const what = subject(context, field);
   switch (error.keyword) {
     case 'required':
@@ -55,7 +66,7 @@ export function describeValidationError(context: string, errors: FastifySchemaVa
         const accepted = allowedKeys(error.parentSchema);
         return `unknown query parameter "${params.additionalProperty}"; ${accepted ? `accepted: ${accepted}` : 'this route takes none'}`;
       }
-      const where = field ? ` in ${field}` : context === 'body' ? '' : ` in ${subject(context, '')}`;
+      const where = field ? ` in ${field}` : context in WHOLES ? '' : ` in ${subject(context, '')}`;
       return `unknown field "${params.additionalProperty}"${where}; allowed fields: ${allowedKeys(error.parentSchema)}`;
     }
     case 'minProperties':
@@ -81,18 +92,4 @@ export function describeValidationError(context: string, errors: FastifySchemaVa
     default:
       return `${what} ${error.message ?? 'is invalid'}`;
   }
-}
-
-const NoQuerySchema = Type.Object({}, { additionalProperties: false });
-
-/**
- * A query parameter a route does not know is refused rather than ignored, so that a typo such
- * as ?roles=infra never silently widens an answer: routes that take none get a schema saying
- * so. The pages (/ui, /docs), hidden from the API document, keep accepting whatever a browser adds.
- */
-export function refuseUnknownQueryParameters(app: FastifyInstance): void {
-  app.addHook('onRoute', (route) => {
-    if (route.schema?.hide || route.schema?.querystring) return;
-    route.schema = { ...route.schema, querystring: NoQuerySchema };
-  });
 }

@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 
 /** Every size limit in one place: the schemas, the README and the error messages read them from here. */
 export const LIMITS = {
@@ -145,7 +145,7 @@ export const VmUpdateSchema = Type.Object(
 );
 export type VmUpdate = Static<typeof VmUpdateSchema>;
 
-/** A registry entry as every endpoint returns it: the seed's RegisteredVM. */
+/** A registry entry as every endpoint returns it: agent-services' RegisteredVM. */
 export const VmSchema = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -170,45 +170,9 @@ export const VmListSchema = Type.Object({
   revision: Type.Integer({ description: 'Registry revision the list reflects.' }),
 });
 
-export const ListQuerySchema = Type.Object({
-  role: Type.Optional(RoleSchema),
-  status: Type.Optional(StatusSchema),
-  stale: Type.Optional(
-    Type.Unsafe<'true' | 'false'>({
-      type: 'string',
-      enum: ['true', 'false'],
-      description: 'true: only stale VMs; false: none. Default: status=running implies false.',
-    }),
-  ),
-});
-export type ListQuery = Static<typeof ListQuerySchema>;
-
-export const VmIdParamsSchema = Type.Object({ id: VmIdSchema });
-export const RoleParamsSchema = Type.Object({ role: RoleSchema });
-
 export const HeartbeatSchema = Type.Object({
   id: Type.String(),
   lastSeen: Type.String({ format: 'date-time' }),
 });
 
 export const DeletedSchema = Type.Object({ deleted: Type.Literal(true), id: Type.String() });
-
-export const ErrorSchema = Type.Object({ error: Type.String() });
-
-export const HealthSchema = Type.Object({
-  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
-  uptime: Type.Number({ description: 'Seconds since the server started.' }),
-  store: Type.Object({
-    kind: Type.String(),
-    ok: Type.Boolean(),
-    error: Type.Optional(Type.String()),
-  }),
-  vms: Type.Optional(Type.Integer()),
-  staleAfterMs: Type.Integer(),
-  revision: Type.Integer({ description: 'Newest registry revision this server has seen.' }),
-  watchers: Type.Integer({ description: 'Open event streams on this server.' }),
-  waiting: Type.Integer({ description: 'Blocking queries waiting on this server.' }),
-  version: Type.String(),
-});
-
-export type { Static, TSchema };

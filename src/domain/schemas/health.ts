@@ -1,0 +1,19 @@
+import { Type } from '@sinclair/typebox';
+
+/** GET /health: whether this server and its store answer, and what this server sees. */
+export const HealthSchema = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+  uptime: Type.Number({ description: 'Seconds since the server started.' }),
+  store: Type.Object({
+    kind: Type.String(),
+    ok: Type.Boolean(),
+    error: Type.Optional(Type.String()),
+  }),
+  vms: Type.Optional(Type.Integer()),
+  staleAfterMs: Type.Integer(),
+  revision: Type.Integer({ description: 'Newest registry revision this server has seen.' }),
+  watchers: Type.Integer({ description: 'Open event streams on this server.' }),
+  waiting: Type.Integer({ description: 'Blocking queries waiting on this server.' }),
+  version: Type.String(),
+});
+

@@ -1,0 +1,41 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { RoleSchema, StatusSchema, VmIdSchema } from './vm.js';
+
+/**
+ * A registry revision as text: digits only, and at most 15 of them, so that it stays an
+ * exact JavaScript number. Query parameters, If-Match and Last-Event-ID all read it this way.
+ */
+export const REVISION_DIGITS = '\\d{1,15}';
+export const REVISION_PATTERN = `^${REVISION_DIGITS}$`;
+export const RevisionSchema = Type.String({ pattern: REVISION_PATTERN, description: 'A registry revision.' });
+
+const revisionText = new RegExp(REVISION_PATTERN);
+/** Whether a header names a revision, as the pattern above says (Last-Event-ID, for one). */
+export const isRevisionText = (text: string) => revisionText.test(text);
+
+export const VmIdParamsSchema = Type.Object({ id: VmIdSchema });
+export const RoleParamsSchema = Type.Object({ role: RoleSchema });
+
+export const ListQuerySchema = Type.Object({
+  role: Type.Optional(RoleSchema),
+  status: Type.Optional(StatusSchema),
+  stale: Type.Optional(
+    Type.Unsafe<'true' | 'false'>({
+      type: 'string',
+      enum: ['true', 'false'],
+      description: 'true: only stale VMs; false: none. Default: status=running implies false.',
+    }),
+  ),
+});
+export type ListQuery = Static<typeof ListQuerySchema>;
+
+/** `?index=N&wait=30s`: the Consul-style blocking query parameters of list and discover. */
+const blockingQuery = {
+  index: Type.Optional(Type.String({ pattern: REVISION_PATTERN, description: 'Answer once the registry revision exceeds this.' })),
+  wait: Type.Optional(Type.String({ description: 'Longest wait, such as 30s or 5m (default 60s, at most 10m).' })),
+};
+
+/** GET /registry/vms: the filters, and a blocking query. */
+export const ListWithIndexSchema = Type.Object({ ...ListQuerySchema.properties, ...blockingQuery }, { additionalProperties: false });
+/** GET /registry/discover/:role: a blocking query only. */
+export const DiscoverQuerySchema = Type.Object(blockingQuery, { additionalProperties: false });
