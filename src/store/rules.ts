@@ -16,10 +16,15 @@ export interface WriteTarget {
 
 /** A write to an existing VM: only by its owner (when the caller is write-scoped), and only at the revision If-Match named. */
 export function checkWrite(id: string, current: WriteTarget, options: WriteOptions): void {
-  if (options.owner !== undefined && current.owner !== options.owner) throw new ForbiddenError(id, options.owner);
+  checkOwner(id, current.owner, options);
   if (options.ifRevision !== undefined && options.ifRevision !== current.revision) {
     throw new PreconditionFailedError(id, options.ifRevision, current.revision);
   }
+}
+
+/** A write-scoped caller (options.owner set) changes only the VMs its token registered. */
+export function checkOwner(id: string, owner: string | null, options: Pick<WriteOptions, 'owner'>): void {
+  if (options.owner !== undefined && owner !== options.owner) throw new ForbiddenError(id, options.owner);
 }
 
 /** A PUT that would create: If-Match names a revision a missing VM cannot have (0 says "none"), so it creates nothing. */
