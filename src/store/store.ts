@@ -73,7 +73,7 @@ export interface Heartbeat {
  * The registry's storage. Every change runs in one transaction, which also takes the next
  * registry revision, so that a 2xx always means committed and revisions never tear.
  * Implementations: SQLite (embedded default) and PostgreSQL (several replicas); both must
- * pass the conformance suite in ./conformance.ts.
+ * pass the conformance suite in test/store/conformance.ts.
  */
 export interface RegistryStore {
   readonly kind: string;
@@ -135,8 +135,8 @@ export interface RegistryStore {
 }
 
 /**
- * The seed's rule: asking for running VMs means live ones, so status=running leaves stale
- * VMs out unless the caller asks about staleness explicitly.
+ * Asking for running VMs means asking for live ones, as scripts written against the original
+ * API expect: status=running leaves stale VMs out unless the caller asks about staleness explicitly.
  */
 export function listFilter(query: ListFilter): ListFilter {
   const stale = query.stale ?? (query.status === 'running' ? false : undefined);
