@@ -63,7 +63,7 @@ export interface Heartbeat {
  * The registry's storage. Every change runs in one transaction, which also takes the next
  * registry revision, so that a 2xx always means committed and revisions never tear.
  * Implementations: SQLite (embedded default) and PostgreSQL (several replicas); both must
- * pass the conformance suite in ./conformance.ts.
+ * pass the conformance suite in test/store/conformance.ts.
  */
 export interface RegistryStore {
   readonly kind: string;

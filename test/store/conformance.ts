@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ManualClock } from '../../src/domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../src/domain/errors.js';
+import { staleAfterEvent } from '../../src/domain/stale-after-event.js';
 import type { VmFields } from '../../src/domain/vm.js';
 import { discoverFilter, listFilter, type RegistryStore } from '../../src/store/store.js';
 
@@ -376,6 +377,53 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         await store.update('quiet', { status: 'running' });
         await store.heartbeat('quiet');
         assert.deepEqual(await types(start), ['updated:quiet', 'updated:quiet'], 'a PATCH to running is the recovery itself');
+      });
+
+      // The one rule (domain/stale-after-event.ts): an update keeps the announcement only while the
+      // VM still runs and its lastSeen did not move. Watchers apply it to the event stream, so the
+      // store must apply the very same rule, or a watcher would wait for a recovery never announced.
+      it('an update to running in the same millisecond as the last heartbeat moves no lastSeen, so the VM stays announced stale', async () => {
+        const registered = await store.register(aVm({ id: 'quiet' }));
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep();
+        const [announced] = await store.eventsSince((await store.revision()) - 1);
+        await advance(-(STALE_AFTER_MS + 1));
+        const start = await store.revision();
+        const updated = await store.update('quiet', { status: 'running' });
+        assert.equal(updated.lastSeen, registered.lastSeen, 'the clock reads the instant of the last heartbeat');
+        const [event] = await store.eventsSince(start);
+        assert.equal(staleAfterEvent(event, announced.vm), true, 'a watcher keeps the stale mark');
+        await store.heartbeat('quiet');
+        assert.deepEqual(await types(start), ['updated:quiet', 'recovered:quiet'], 'so the next heartbeat announces the recovery');
+      });
+
+      it('an update to running with the clock stepped back behind the last heartbeat moves lastSeen back and ends the announcement', async () => {
+        const registered = await store.register(aVm({ id: 'quiet' }));
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep();
+        const [announced] = await store.eventsSince((await store.revision()) - 1);
+        await advance(-(STALE_AFTER_MS + 2));
+        const start = await store.revision();
+        const updated = await store.update('quiet', { status: 'running' });
+        assert.equal(Date.parse(updated.lastSeen), Date.parse(registered.lastSeen) - 1);
+        const [event] = await store.eventsSince(start);
+        assert.equal(staleAfterEvent(event, announced.vm), false, 'a watcher drops the stale mark');
+        await store.heartbeat('quiet');
+        assert.deepEqual(await types(start), ['updated:quiet'], 'the update was the recovery; the heartbeat announces nothing');
+      });
+
+      it('a rename with the clock stepped back leaves lastSeen where it was, so the VM stays announced stale', async () => {
+        await store.register(aVm({ id: 'quiet' }));
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep();
+        const [announced] = await store.eventsSince((await store.revision()) - 1);
+        await advance(-(STALE_AFTER_MS + 2));
+        const start = await store.revision();
+        await store.update('quiet', { name: 'renamed' });
+        const [event] = await store.eventsSince(start);
+        assert.equal(staleAfterEvent(event, announced.vm), true);
+        await store.heartbeat('quiet');
+        assert.deepEqual(await types(start), ['updated:quiet', 'recovered:quiet']);
       });
 
       it("each event's VM is stale or not as of that event", async () => {

@@ -1,8 +1,6 @@
 import pg from 'pg';
 import type { StoreLog } from './store-log.js';
-
-/** The channel registry_log() notifies (see the migrations). */
-export const CHANGE_CHANNEL = 'vm_registry_changes';
+import { CHANGE_CHANNEL } from './statements.js';
 
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 2000;

@@ -1,3 +1,5 @@
+import { CHANGE_CHANNEL } from './statements.js';
+
 /**
  * Schema versions, applied in order and recorded in registry_migrations. Append only:
  * a released migration is never edited.
@@ -83,7 +85,7 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     BEGIN
       INSERT INTO events (revision, type, at, vm_id, vm) VALUES (rev, kind, at, v.id, document);
       DELETE FROM events WHERE revision <= rev - retention;
-      PERFORM pg_notify('vm_registry_changes', '');
+      PERFORM pg_notify('${CHANGE_CHANNEL}', '');
       RETURN json_build_object('revision', rev, 'vm', document, 'owner', v.owner);
     END $$;
 
@@ -130,7 +132,7 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
       END IF;
       INSERT INTO events (revision, type, at, vm_id, vm) VALUES (rev, kind, at, v.id, document);
       DELETE FROM events WHERE revision <= least(rev - retention, first - 1);
-      PERFORM pg_notify('vm_registry_changes', '');
+      PERFORM pg_notify('${CHANGE_CHANNEL}', '');
       RETURN json_build_object('revision', rev, 'vm', document, 'owner', v.owner);
     END $$;
   `,

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
-import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
+import { ConflictError, ForbiddenError, NotFoundError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas/vm.js';
 import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import type {
@@ -13,11 +13,23 @@ import type {
   SweepOptions,
   WriteOptions,
 } from '../store.js';
-import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
+import {
+  ChangeListeners,
+  checkCreate,
+  checkNotAhead,
+  checkRetained,
+  checkWrite,
+  DEFAULT_EVENT_RETENTION,
+  DEFAULT_PAGE,
+  recordOf,
+  type WriteTarget,
+} from '../rules.js';
 import { ChangeListener } from './change-listener.js';
 import { redactDatabaseUrl } from './database-url.js';
 import { migrate } from './migrate.js';
+import { SQL, SWEEP_LOCK, type LoggedRow, type StoredVm, type VmRow } from './statements.js';
 import type { StoreLog } from './store-log.js';
+import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
 import { isUnavailable, unavailableOr } from './unavailable.js';
 
 export interface PostgresStoreOptions {
@@ -36,130 +48,14 @@ export interface PostgresStoreOptions {
   clock?: Clock;
 }
 
-// Any fixed number, the same in every replica: whoever holds it this tick is the sweeper.
-const SWEEP_LOCK = 0x76_6d_72_02;
-
 // Revisions are bigint; as JavaScript numbers they stay exact up to 2^53.
 const types = {
   getTypeParser: (oid: number, format?: 'text' | 'binary') =>
     oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format),
 } as pg.CustomTypesConfig;
 
-/** The VM as registry_vm() builds it: the API's fields but stale, which depends on when it is asked. */
-type StoredVm = Omit<Vm, 'stale'>;
-
-/** A change as registry_log answers it (its revision, the VM as the event log holds it, and its owner), and when it happened. */
-interface LoggedRow {
-  event: { revision: number; vm: StoredVm; owner: string | null };
-  at: Date;
-}
-
-/** A VM row as reads answer it, judged stale or not by the database clock. */
-interface VmRow {
-  vm: StoredVm;
-  owner: string | null;
-  revision: number;
-  stale: boolean;
-}
-
-/** A locked row: what write preconditions check. */
-interface Locked {
-  revision: number;
-  owner: string | null;
-}
-
-const toRecord = ({ vm, owner, revision, stale }: VmRow): VmRecord => ({ ...vm, stale, ...(owner !== null && { owner }), revision });
+const toRecord = ({ vm, owner, revision, stale }: VmRow): VmRecord => recordOf({ ...vm, stale }, owner, revision);
 const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
-
-// Every write statement takes the same first parameters: $1 the fixed time (NULL: the
-// database's), $2 the event retention.
-const NOW = 'registry_now($1::timestamptz)';
-const milliseconds = (parameter: string) => `${parameter}::double precision * interval '1 millisecond'`;
-/** The stale rule in SQL, for the row v, at `now`, with the threshold in ms in `staleAfter`. */
-const staleSql = (now: string, staleAfter: string) => `(v.status = 'running' AND v.last_seen < ${now} - ${milliseconds(staleAfter)})`;
-/** What every write answers: its logged change and the time the change took (see recordOf). */
-const LOGGED = (kind: string, revision: string) => `registry_log(v, ${kind}, ${revision}, ${NOW}, $2) AS event, ${NOW} AS at`;
-
-const SQL = {
-  // Every change locks its row before it takes a revision: an UPDATE that ran into a concurrent
-  // change of its row would evaluate its SET list again, and take a second revision.
-  lock: 'SELECT revision, owner FROM vms WHERE id = $1 FOR UPDATE',
-  insert: `
-    INSERT INTO vms AS v (id, name, role, status, address, registered_by, services, metadata, owner, registered_at, last_seen, revision)
-    SELECT $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, coalesce($12, t.now), coalesce($13, t.now), registry_next_revision()
-    FROM (SELECT ${NOW} AS now) t
-    ON CONFLICT (id) DO NOTHING
-    RETURNING ${LOGGED('$14', 'v.revision')}`,
-  replace: `
-    UPDATE vms AS v SET name = $4, role = $5, status = $6, address = $7, registered_by = $8, services = $9::json,
-      metadata = $10::json, last_seen = ${NOW}, revision = registry_next_revision(), stale_announced = false
-    WHERE id = $3
-    RETURNING ${LOGGED("'updated'", 'v.revision')}`,
-  update: `
-    UPDATE vms AS v SET
-      name = coalesce($4::text, name),
-      status = coalesce($5::text, status),
-      address = coalesce($6::text, address),
-      services = coalesce($7::json, services),
-      metadata = coalesce($8::json, metadata),
-      -- Only a move to running says the VM is alive; pausing or renaming a dead VM must not revive it.
-      last_seen = CASE WHEN $5::text = 'running' THEN ${NOW} ELSE last_seen END,
-      -- Still announced stale only while nothing made it running afresh.
-      stale_announced = stale_announced AND $5::text IS NULL,
-      revision = registry_next_revision()
-    WHERE id = $3
-    RETURNING ${LOGGED("'updated'", 'v.revision')}`,
-  remove: `
-    DELETE FROM vms AS v WHERE id = $3
-    RETURNING ${LOGGED("'deregistered'", 'registry_next_revision()')}`,
-  removeForImport: 'DELETE FROM vms WHERE id = $1',
-  heartbeat: 'SELECT registry_heartbeat($3, $1::timestamptz, $2, $4) AS last_seen',
-  sweeper: 'SELECT pg_try_advisory_xact_lock($1) AS sweeper',
-  // The due rows are locked first, skipping any a writer holds, so that the counter's lock is
-  // always taken after the rows' as in every other write: no deadlock.
-  announceStale: `
-    WITH due AS MATERIALIZED (
-      SELECT id FROM vms
-      WHERE status = 'running' AND NOT stale_announced AND last_seen < ${NOW} - ${milliseconds('$3')}
-      ORDER BY last_seen LIMIT $4
-      FOR UPDATE SKIP LOCKED
-    )
-    UPDATE vms AS v SET stale_announced = true, revision = registry_next_revision() FROM due WHERE v.id = due.id
-    RETURNING registry_log(v, 'stale', v.revision, ${NOW}, $2) AS event`,
-  reap: `
-    WITH due AS MATERIALIZED (
-      SELECT id FROM vms
-      WHERE stale_announced AND last_seen < ${NOW} - ${milliseconds('$3')}
-      ORDER BY last_seen LIMIT $4
-      FOR UPDATE SKIP LOCKED
-    )
-    DELETE FROM vms AS v USING due WHERE v.id = due.id
-    RETURNING registry_log(v, 'reaped', registry_next_revision(), ${NOW}, $2) AS event`,
-  get: `SELECT registry_vm(v) AS vm, v.owner, v.revision, ${staleSql(NOW, '$2')} AS stale FROM vms v WHERE v.id = $3`,
-  // One statement, so the VMs and the revision come from one snapshot: a client can watch
-  // from that revision and miss nothing.
-  list: `
-    SELECT s.value AS registry_revision, l.vm, l.owner, l.revision, l.stale
-    FROM registry_state s
-    LEFT JOIN LATERAL (
-      SELECT registry_vm(v) AS vm, v.owner, v.revision, v.registered_at, v.id, ${staleSql(NOW, '$5')} AS stale
-      FROM vms v
-      WHERE ($2::text IS NULL OR v.role = $2)
-        AND ($3::text IS NULL OR v.status = $3)
-        AND ($4::boolean IS NULL OR ${staleSql(NOW, '$5')} = $4)
-    ) l ON true
-    WHERE s.key = 'revision'
-    ORDER BY l.registered_at DESC, l.id`,
-  events: `
-    SELECT s.value AS registry_revision, (SELECT min(revision) FROM events) AS oldest,
-      e.revision, e.type, registry_iso(e.at) AS at, e.vm
-    FROM registry_state s
-    LEFT JOIN LATERAL (SELECT * FROM events WHERE revision > $1 ORDER BY revision LIMIT $2) e ON true
-    WHERE s.key = 'revision'
-    ORDER BY e.revision`,
-  revision: `SELECT value FROM registry_state WHERE key = 'revision'`,
-  count: 'SELECT count(*)::integer AS n FROM vms',
-};
 
 /**
  * Connects, brings the schema up to date and starts listening for changes. Fails with a
@@ -172,7 +68,7 @@ export class PostgresStore implements RegistryStore {
   readonly staleAfterMs: number;
   private readonly eventRetention: number;
   private readonly clock: Clock | undefined;
-  private readonly changeListeners = new Set<() => void>();
+  private readonly changeListeners = new ChangeListeners();
   private listener: ChangeListener | undefined;
   private closed = false;
 
@@ -181,7 +77,7 @@ export class PostgresStore implements RegistryStore {
     options: PostgresStoreOptions,
   ) {
     this.staleAfterMs = options.staleAfterMs;
-    this.eventRetention = options.eventRetention ?? 10_000;
+    this.eventRetention = options.eventRetention ?? DEFAULT_EVENT_RETENTION;
     this.clock = options.clock;
   }
 
@@ -213,9 +109,7 @@ export class PostgresStore implements RegistryStore {
         client.release();
       }
       const store = new PostgresStore(pool, options);
-      const notify = () => {
-        for (const listener of store.changeListeners) listener();
-      };
+      const notify = () => store.changeListeners.notify();
       store.listener = await ChangeListener.start({ ...connection, connectionTimeoutMillis: 5000 }, notify, options.log);
       return store;
     } catch (error) {
@@ -235,10 +129,10 @@ export class PostgresStore implements RegistryStore {
         return await this.transaction(async (client) => {
           const current = await this.lock(client, vm.id);
           if (!current) {
-            if (options.ifRevision !== undefined) throw new PreconditionFailedError(vm.id, options.ifRevision, 0);
+            checkCreate(vm.id, options);
             return { vm: await this.insert(client, vm), created: true };
           }
-          this.checkPrecondition(vm.id, current, options);
+          checkWrite(vm.id, current, options);
           // A replacement keeps the owner: an admin's PUT must not take a VM from its token.
           const { rows } = await client.query<LoggedRow>(SQL.replace, this.vmParameters(vm));
           return { vm: this.recordOf(rows[0]), created: false };
@@ -320,7 +214,7 @@ export class PostgresStore implements RegistryStore {
   }
 
   async sweep(options: SweepOptions = {}): Promise<number> {
-    const limit = options.limit ?? 1000;
+    const limit = options.limit ?? DEFAULT_PAGE;
     return this.transaction(async (client) => {
       // The lock ends with this transaction: whichever replica gets it sweeps this tick, so a
       // replica that dies simply stops competing, and the others carry on at their next tick.
@@ -336,7 +230,7 @@ export class PostgresStore implements RegistryStore {
     });
   }
 
-  async eventsSince(since: number, limit = 1000): Promise<RegistryEvent[]> {
+  async eventsSince(since: number, limit = DEFAULT_PAGE): Promise<RegistryEvent[]> {
     const { rows } = await this.query<{
       registry_revision: number;
       oldest: number | null;
@@ -346,23 +240,15 @@ export class PostgresStore implements RegistryStore {
       vm: StoredVm;
     }>(SQL.events, [since, limit]);
     const current = rows[0].registry_revision;
-    if (since > current) {
-      throw new GoneError(`revision ${since} is ahead of this registry (at ${current}); list again, then watch from its revision`);
-    }
-    const oldest = rows[0].oldest ?? current + 1;
-    if (since < oldest - 1) {
-      throw new GoneError(
-        `revision ${since} is older than the event log keeps (it starts after ${oldest - 1}); list again, then watch from its revision`,
-      );
-    }
+    checkNotAhead(since, current);
+    checkRetained(since, rows[0].oldest, current);
     return rows
       .filter((row) => row.revision !== null)
       .map((row) => ({ type: row.type, revision: row.revision!, at: row.at, vm: this.asOf(row.vm, Date.parse(row.at)) }));
   }
 
   onChange(listener: () => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
+    return this.changeListeners.add(listener);
   }
 
   async revision(): Promise<number> {
@@ -422,22 +308,15 @@ export class PostgresStore implements RegistryStore {
   }
 
   /** Locks the VM's row for the rest of the transaction; answers what preconditions need, if it exists. */
-  private async lock(client: pg.PoolClient, id: string): Promise<Locked | undefined> {
-    const { rows } = await client.query<Locked>(SQL.lock, [id]);
+  private async lock(client: pg.PoolClient, id: string): Promise<WriteTarget | undefined> {
+    const { rows } = await client.query<WriteTarget>(SQL.lock, [id]);
     return rows[0];
   }
 
   private async lockExisting(client: pg.PoolClient, id: string, options: WriteOptions): Promise<void> {
     const current = await this.lock(client, id);
     if (!current) throw new NotFoundError(id);
-    this.checkPrecondition(id, current, options);
-  }
-
-  private checkPrecondition(id: string, current: Locked, options: WriteOptions): void {
-    if (options.owner !== undefined && current.owner !== options.owner) throw new ForbiddenError(id, options.owner);
-    if (options.ifRevision !== undefined && options.ifRevision !== current.revision) {
-      throw new PreconditionFailedError(id, options.ifRevision, current.revision);
-    }
+    checkWrite(id, current, options);
   }
 
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = [], name?: string): Promise<pg.QueryResult<R>> {

@@ -1,0 +1,121 @@
+import type { Vm } from '../../domain/schemas/vm.js';
+
+/**
+ * The statements the PostgreSQL store runs, and the shapes of their answers. The functions they
+ * call (registry_log, registry_vm, registry_now, ...) are defined by ./migrations.ts.
+ */
+
+/** The channel registry_log() notifies after every change, and every replica LISTENs on. */
+export const CHANGE_CHANNEL = 'vm_registry_changes';
+
+// Any fixed number, the same in every replica: whoever holds it this tick is the sweeper.
+export const SWEEP_LOCK = 0x76_6d_72_02;
+
+/** The VM as registry_vm() builds it: the API's fields but stale, which depends on when it is asked. */
+export type StoredVm = Omit<Vm, 'stale'>;
+
+/** A change as registry_log answers it (its revision, the VM as the event log holds it, and its owner), and when it happened. */
+export interface LoggedRow {
+  event: { revision: number; vm: StoredVm; owner: string | null };
+  at: Date;
+}
+
+/** A VM row as reads answer it, judged stale or not by the database clock. */
+export interface VmRow {
+  vm: StoredVm;
+  owner: string | null;
+  revision: number;
+  stale: boolean;
+}
+
+// Every write statement takes the same first parameters: $1 the fixed time (NULL: the
+// database's), $2 the event retention.
+const NOW = 'registry_now($1::timestamptz)';
+const milliseconds = (parameter: string) => `${parameter}::double precision * interval '1 millisecond'`;
+/** The stale rule in SQL, for the row v, at `now`, with the threshold in ms in `staleAfter`. */
+const staleSql = (now: string, staleAfter: string) => `(v.status = 'running' AND v.last_seen < ${now} - ${milliseconds(staleAfter)})`;
+/** What every write answers: its logged change and the time the change took (see recordOf). */
+const LOGGED = (kind: string, revision: string) => `registry_log(v, ${kind}, ${revision}, ${NOW}, $2) AS event, ${NOW} AS at`;
+
+/** An update's lastSeen: only a move to running says the VM is alive; pausing or renaming a dead VM must not revive it. */
+const UPDATED_LAST_SEEN = `CASE WHEN $5::text = 'running' THEN ${NOW} ELSE last_seen END`;
+
+export const SQL = {
+  // Every change locks its row before it takes a revision: an UPDATE that ran into a concurrent
+  // change of its row would evaluate its SET list again, and take a second revision.
+  lock: 'SELECT revision, owner FROM vms WHERE id = $1 FOR UPDATE',
+  insert: `
+    INSERT INTO vms AS v (id, name, role, status, address, registered_by, services, metadata, owner, registered_at, last_seen, revision)
+    SELECT $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, coalesce($12, t.now), coalesce($13, t.now), registry_next_revision()
+    FROM (SELECT ${NOW} AS now) t
+    ON CONFLICT (id) DO NOTHING
+    RETURNING ${LOGGED('$14', 'v.revision')}`,
+  replace: `
+    UPDATE vms AS v SET name = $4, role = $5, status = $6, address = $7, registered_by = $8, services = $9::json,
+      metadata = $10::json, last_seen = ${NOW}, revision = registry_next_revision(), stale_announced = false
+    WHERE id = $3
+    RETURNING ${LOGGED("'updated'", 'v.revision')}`,
+  update: `
+    UPDATE vms AS v SET
+      name = coalesce($4::text, name),
+      status = coalesce($5::text, status),
+      address = coalesce($6::text, address),
+      services = coalesce($7::json, services),
+      metadata = coalesce($8::json, metadata),
+      last_seen = ${UPDATED_LAST_SEEN},
+      -- staysStaleAfterUpdate (domain/stale-after-event.ts); the right-hand side reads the row before the update.
+      stale_announced = stale_announced AND coalesce($5::text, status) = 'running' AND ${UPDATED_LAST_SEEN} = last_seen,
+      revision = registry_next_revision()
+    WHERE id = $3
+    RETURNING ${LOGGED("'updated'", 'v.revision')}`,
+  remove: `
+    DELETE FROM vms AS v WHERE id = $3
+    RETURNING ${LOGGED("'deregistered'", 'registry_next_revision()')}`,
+  removeForImport: 'DELETE FROM vms WHERE id = $1',
+  heartbeat: 'SELECT registry_heartbeat($3, $1::timestamptz, $2, $4) AS last_seen',
+  sweeper: 'SELECT pg_try_advisory_xact_lock($1) AS sweeper',
+  // The due rows are locked first, skipping any a writer holds, so that the counter's lock is
+  // always taken after the rows' as in every other write: no deadlock.
+  announceStale: `
+    WITH due AS MATERIALIZED (
+      SELECT id FROM vms
+      WHERE status = 'running' AND NOT stale_announced AND last_seen < ${NOW} - ${milliseconds('$3')}
+      ORDER BY last_seen LIMIT $4
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE vms AS v SET stale_announced = true, revision = registry_next_revision() FROM due WHERE v.id = due.id
+    RETURNING registry_log(v, 'stale', v.revision, ${NOW}, $2) AS event`,
+  reap: `
+    WITH due AS MATERIALIZED (
+      SELECT id FROM vms
+      WHERE stale_announced AND last_seen < ${NOW} - ${milliseconds('$3')}
+      ORDER BY last_seen LIMIT $4
+      FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM vms AS v USING due WHERE v.id = due.id
+    RETURNING registry_log(v, 'reaped', registry_next_revision(), ${NOW}, $2) AS event`,
+  get: `SELECT registry_vm(v) AS vm, v.owner, v.revision, ${staleSql(NOW, '$2')} AS stale FROM vms v WHERE v.id = $3`,
+  // One statement, so the VMs and the revision come from one snapshot: a client can watch
+  // from that revision and miss nothing.
+  list: `
+    SELECT s.value AS registry_revision, l.vm, l.owner, l.revision, l.stale
+    FROM registry_state s
+    LEFT JOIN LATERAL (
+      SELECT registry_vm(v) AS vm, v.owner, v.revision, v.registered_at, v.id, ${staleSql(NOW, '$5')} AS stale
+      FROM vms v
+      WHERE ($2::text IS NULL OR v.role = $2)
+        AND ($3::text IS NULL OR v.status = $3)
+        AND ($4::boolean IS NULL OR ${staleSql(NOW, '$5')} = $4)
+    ) l ON true
+    WHERE s.key = 'revision'
+    ORDER BY l.registered_at DESC, l.id`,
+  events: `
+    SELECT s.value AS registry_revision, (SELECT min(revision) FROM events) AS oldest,
+      e.revision, e.type, registry_iso(e.at) AS at, e.vm
+    FROM registry_state s
+    LEFT JOIN LATERAL (SELECT * FROM events WHERE revision > $1 ORDER BY revision LIMIT $2) e ON true
+    WHERE s.key = 'revision'
+    ORDER BY e.revision`,
+  revision: `SELECT value FROM registry_state WHERE key = 'revision'`,
+  count: 'SELECT count(*)::integer AS n FROM vms',
+};
