@@ -229,7 +229,7 @@ const START = '<!-- settings:start -->';
 const END = '<!-- settings:end -->';
 
 /** The configuration page's table of server settings. */
-export function settingsTable(): string {
+function settingsTable(): string {
   return [
     '| environment | flag | meaning | default |',
     '|---|---|---|---|',
