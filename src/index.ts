@@ -11,6 +11,7 @@ export type { ListFilter, RegistryStore } from './store/store.js';
 export { openSqliteStore, type SqliteStoreOptions } from './store/sqlite/sqlite-store.js';
 export { openPostgresStore, type PostgresStoreOptions } from './store/postgres/postgres-store.js';
 export { buildApp, type AppOptions } from './server/app.js';
-export { loadConfig, ConfigError, type ServerConfig, type Settings } from './server/config.js';
+export { loadConfig, type ServerConfig } from './server/config.js';
+export { ConfigError, type Settings } from './server/settings.js';
 export { serve } from './server/serve.js';
 export { TokenRegistry } from './server/http/tokens.js';

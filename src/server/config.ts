@@ -1,8 +1,5 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import { hostname } from 'node:os';
-import { parseDuration } from '../domain/duration.js';
-import { ID_PATTERN, LIMITS } from '../domain/schemas/vm.js';
-import { isPostgresUrl, redactDatabaseUrl } from '../store/postgres/database-url.js';
+import { ConfigError, parseSettings, type SettingValues, type Settings } from './settings.js';
 
 export interface SelfRegistrationConfig {
   id: string;
@@ -10,103 +7,16 @@ export interface SelfRegistrationConfig {
   address: string;
 }
 
-export interface ServerConfig {
-  port: number;
+/**
+ * The settings as the server uses them: each parsed by its row in SETTINGS, and the few that
+ * depend on one another (the host, self-registration) resolved together.
+ */
+export type ServerConfig = Omit<SettingValues, 'host' | 'selfId' | 'selfName' | 'selfAddress'> & {
   host: string;
   /** Why the host is what it is, when the operator did not choose it. */
   hostReason?: string;
-  authToken?: string;
-  /** REGISTRY_AUTH=off: the operator means to serve without any token, even beyond this machine. */
-  authOff: boolean;
-  /** REGISTRY_TOKENS_FILE: named, scoped tokens, re-read on SIGHUP. */
-  tokensFile?: string;
-  /** REGISTRY_METRICS_PUBLIC=1: /metrics needs no token, for scrapers inside a trusted network. */
-  metricsPublic: boolean;
-  /** Requests per minute per caller (see callerKey); undefined: no limit. */
-  rateLimitPerMinute?: number;
-  /** Open event streams per caller, and blocking queries waiting per caller (see callerKey). */
-  maxWatchers: number;
-  /** SQLite file; unused when databaseUrl selects PostgreSQL. */
-  db: string;
-  /** postgres://… : several replicas share this PostgreSQL database instead of a SQLite file. */
-  databaseUrl?: string;
-  /** Connections each replica's PostgreSQL pool may open. */
-  pgPoolMax: number;
-  staleAfterMs: number;
-  /** Stale this long = deregistered by the sweeper; undefined: never. */
-  reapAfterMs?: number;
-  /** Events the log keeps for watchers to resume from. */
-  eventRetention: number;
-  logLevel: string;
   self?: SelfRegistrationConfig;
-}
-
-/** A setting the operator got wrong; the message names the setting and what it accepts. */
-export class ConfigError extends Error {}
-
-/** Settings by their environment name; the `serve` flags map onto the same names. */
-export type Settings = Partial<Record<SettingName, string>>;
-export type SettingName =
-  | 'PORT'
-  | 'HOST'
-  | 'VERS_AUTH_TOKEN'
-  | 'REGISTRY_AUTH'
-  | 'REGISTRY_TOKENS_FILE'
-  | 'REGISTRY_METRICS_PUBLIC'
-  | 'REGISTRY_RATE_LIMIT'
-  | 'REGISTRY_MAX_WATCHERS'
-  | 'REGISTRY_DB'
-  | 'DATABASE_URL'
-  | 'REGISTRY_PG_POOL_MAX'
-  | 'REGISTRY_STALE_AFTER'
-  | 'REGISTRY_REAP_AFTER'
-  | 'REGISTRY_EVENT_RETENTION'
-  | 'LOG_LEVEL'
-  | 'VERS_VM_ID'
-  | 'REGISTRY_SELF_NAME'
-  | 'REGISTRY_SELF_ADDRESS';
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-function port(text: string | undefined): number {
-  if (text === undefined || text === '') return 3000;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 0 || value > 65535) {
-    throw new ConfigError(`PORT must be a whole number from 0 to 65535 (got "${text}")`);
-  }
-  return value;
-}
-
-function duration(name: SettingName, text: string | undefined, fallback: number): number {
-  if (text === undefined || text === '') return fallback;
-  const value = parseDuration(text);
-  if (value === undefined || value <= 0) {
-    throw new ConfigError(`${name} must be a positive duration such as 90s, 5m or 300000 (got "${text}")`);
-  }
-  return value;
-}
-
-function count(name: SettingName, text: string | undefined, fallback: number): number {
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new ConfigError(`${name} must be a whole number, 1 or more (got "${text}")`);
-  return value;
-}
-
-function databaseUrl(text: string | undefined): string | undefined {
-  if (text === undefined || text.trim() === '') return undefined;
-  if (!isPostgresUrl(text.trim())) {
-    throw new ConfigError(`DATABASE_URL must be a postgres:// or postgresql:// URL (got "${redactDatabaseUrl(text)}"); unset it to use SQLite`);
-  }
-  return text.trim();
-}
-
-function authOff(text: string | undefined): boolean {
-  const value = text?.trim();
-  if (value === undefined || value === '') return false;
-  if (value !== 'off') throw new ConfigError(`REGISTRY_AUTH must be "off" or unset (got "${text}")`);
-  return true;
-}
+};
 
 const LOOPBACK = new BlockList();
 LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
@@ -135,65 +45,23 @@ export function refuseOpenExposure(config: ServerConfig, anyToken: boolean): voi
   );
 }
 
-function selfRegistration(settings: Settings): SelfRegistrationConfig | undefined {
-  const id = settings.VERS_VM_ID?.trim();
-  if (!id) return undefined;
-  if (id.length > LIMITS.idLength || !new RegExp(ID_PATTERN).test(id)) {
-    throw new ConfigError(`VERS_VM_ID "${id}" is not a valid VM id (1-${LIMITS.idLength} of letters, digits, ".", "_", ":", "-")`);
-  }
-  const host = hostname();
-  return {
-    id,
-    name: settings.REGISTRY_SELF_NAME?.trim() || host,
-    address: settings.REGISTRY_SELF_ADDRESS?.trim() || host,
-  };
-}
-
 export function loadConfig(settings: Settings): ServerConfig {
-  const authToken = settings.VERS_AUTH_TOKEN || undefined;
-  const tokensFile = settings.REGISTRY_TOKENS_FILE?.trim() || undefined;
-  const authConfigured = Boolean(authToken || tokensFile);
-  const noAuth = authOff(settings.REGISTRY_AUTH);
-  if (noAuth && authConfigured) {
+  const { host, selfId, selfName, selfAddress, ...parsed } = parseSettings(settings);
+  const authConfigured = Boolean(parsed.authToken || parsed.tokensFile);
+  if (parsed.authOff && authConfigured) {
     throw new ConfigError(
-      `REGISTRY_AUTH=off switches authentication off, but ${authToken ? 'VERS_AUTH_TOKEN' : 'REGISTRY_TOKENS_FILE'} is set; unset one of them`,
+      `REGISTRY_AUTH=off switches authentication off, but ${parsed.authToken ? 'VERS_AUTH_TOKEN' : 'REGISTRY_TOKENS_FILE'} is set; unset one of them`,
     );
   }
-  const rateLimit = settings.REGISTRY_RATE_LIMIT?.trim();
-  const logLevel = settings.LOG_LEVEL || 'info';
-  if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
-  }
-  const listenPort = port(settings.PORT);
-  const chosenHost = settings.HOST?.trim() || undefined;
   return {
-    port: listenPort,
-    host: chosenHost ?? (authConfigured ? '::' : '127.0.0.1'),
-    ...(chosenHost === undefined &&
+    ...parsed,
+    host: host ?? (authConfigured ? '::' : '127.0.0.1'),
+    ...(host === undefined &&
       !authConfigured && {
         hostReason:
           'no VERS_AUTH_TOKEN is set, so the registry listens on 127.0.0.1 only; ' +
           'set VERS_AUTH_TOKEN (and HOST=:: or HOST=0.0.0.0) to serve other machines',
       }),
-    authToken,
-    authOff: noAuth,
-    tokensFile,
-    metricsPublic: ['1', 'true', 'yes'].includes(settings.REGISTRY_METRICS_PUBLIC?.trim().toLowerCase() ?? ''),
-    // Generous by default: budgets are per token and address, and one orchestrator registering
-    // or listing a whole swarm from one address must not be held back.
-    ...(rateLimit !== 'off' && rateLimit !== '0' && {
-      rateLimitPerMinute: count('REGISTRY_RATE_LIMIT', rateLimit, 120_000),
-    }),
-    maxWatchers: count('REGISTRY_MAX_WATCHERS', settings.REGISTRY_MAX_WATCHERS, 2_000),
-    db: settings.REGISTRY_DB || './data/registry.db',
-    databaseUrl: databaseUrl(settings.DATABASE_URL),
-    pgPoolMax: count('REGISTRY_PG_POOL_MAX', settings.REGISTRY_PG_POOL_MAX, 10),
-    staleAfterMs: duration('REGISTRY_STALE_AFTER', settings.REGISTRY_STALE_AFTER, 5 * 60_000),
-    ...(settings.REGISTRY_REAP_AFTER && settings.REGISTRY_REAP_AFTER !== 'never' && {
-      reapAfterMs: duration('REGISTRY_REAP_AFTER', settings.REGISTRY_REAP_AFTER, 0),
-    }),
-    eventRetention: count('REGISTRY_EVENT_RETENTION', settings.REGISTRY_EVENT_RETENTION, 10_000),
-    logLevel,
-    self: selfRegistration(settings),
+    self: selfId === undefined ? undefined : { id: selfId, name: selfName, address: selfAddress },
   };
 }
