@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { aRegistration } from '../src/testing/fixtures.js';
 import { runCli, startServer, tempDir, type RunOptions, type ServerProcess } from './support/server-process.js';
 
 const dir = tempDir();
@@ -176,14 +177,8 @@ describe('vm-registry CLI against a real server', () => {
 
   it('imports agent-services\' registry.json keeping timestamps, and exports the same format', async () => {
     const entry = {
-      id: 'legacy-lt',
-      name: 'billing',
-      role: 'lieutenant',
+      ...aRegistration({ id: 'legacy-lt', name: 'billing' }),
       status: 'running',
-      address: 'legacy-lt.vm.vers.sh',
-      services: [{ name: 'pi-rpc', port: 3001 }],
-      metadata: { task: 'process invoices' },
-      registeredBy: 'orchestrator',
       registeredAt: '2026-01-02T03:04:05.000Z',
       lastSeen: '2026-01-02T03:09:05.000Z',
     };

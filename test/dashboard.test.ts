@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
+import { aRegistration } from '../src/testing/fixtures.js';
 import { launchBrowser, pageErrors, type Browser } from './support/browser.js';
 import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
 
@@ -111,15 +112,13 @@ describe('the dashboard in headless Chromium', () => {
   });
 
   it('shows a new registration live, newest first, without a reload', async () => {
-    await api('POST', '/registry/vms', {
+    await api('POST', '/registry/vms', aRegistration({
       id: 'vm-worker-b1',
       name: 'worker-b1',
       role: 'worker',
-      address: 'vm-worker-b1.vm.vers.sh',
       registeredBy: 'billing-lt',
-      services: [{ name: 'pi-rpc', port: 3001 }],
       metadata: { task: 'reconcile ledger' },
-    });
+    }));
     await row('vm-worker-b1').waitFor();
     assert.equal(await topRow().getAttribute('data-vm-id'), 'vm-worker-b1');
     assert.equal(await page.locator('.role-chip[data-role="worker"] .chip-count').textContent(), '12');

@@ -2,6 +2,10 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Role } from '../src/domain/schemas/vm.js';
+import { aRegistration } from '../src/testing/fixtures.js';
+import { json } from './support/http.js';
 import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
 import { Watcher } from './support/watch.js';
 
@@ -10,13 +14,7 @@ after(() => dir.remove());
 let databases = 0;
 const freshDb = () => join(dir.path, `registry-${databases++}.db`);
 
-const vm = (id: string, role = 'worker') => ({ id, name: id, role, address: `${id}.vm.vers.sh`, registeredBy: 'events-test' });
-const json = (method: string, body?: unknown, headers: Record<string, string> = {}) => ({
-  method,
-  ...(body !== undefined && { body: JSON.stringify(body) }),
-  headers: { 'content-type': 'application/json', ...headers },
-});
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const vm = (id: string, role: Role = 'worker') => aRegistration({ id, role });
 
 describe('the event stream of a real server', () => {
   let server: ServerProcess;

@@ -15,6 +15,7 @@ import {
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { RegistryClient, RegistryError } from '../src/client/index.js';
+import { aRegistration } from '../src/testing/fixtures.js';
 import { CLI, startServer, tempDir, type ServerProcess } from './support/server-process.js';
 
 /** The package root: pi installs it from here as it would from npm, reading package.json's "pi" manifest. */
@@ -115,16 +116,11 @@ describe('pi extension, loaded by pi-coding-agent from the package manifest', ()
   it('an agent registers a lieutenant, then discovers it', async () => {
     process.env.VERS_INFRA_URL = server.url;
     delete process.env.VERS_VM_ID;
+    // Without registeredBy, which the extension fills in.
+    const { registeredBy: _, ...lieutenant } = aRegistration({ id: 'lt-billing-1', name: 'billing' });
     faux.setResponses([
       fauxAssistantMessage(
-        fauxToolCall('registry_register', {
-          id: 'lt-billing-1',
-          name: 'billing',
-          role: 'lieutenant',
-          address: 'lt-billing-1.vm.vers.sh',
-          services: [{ name: 'pi-rpc', port: 3001 }],
-          metadata: { task: 'process invoices' },
-        }),
+        fauxToolCall('registry_register', lieutenant),
         { stopReason: 'toolUse' },
       ),
       fauxAssistantMessage(fauxToolCall('registry_discover', { role: 'lieutenant' }), { stopReason: 'toolUse' }),
@@ -157,17 +153,15 @@ describe('pi extension, loaded by pi-coding-agent from the package manifest', ()
     delete process.env.VERS_VM_ID;
     faux.setResponses([
       fauxAssistantMessage(
-        fauxToolCall('registry_register', {
-          id: 'infra-proto-1',
-          name: 'infra',
-          role: 'infra',
-          address: 'infra-proto-1.vm.vers.sh',
-          registeredBy: 'orchestrator',
-          services: [
-            { name: 'board', port: 3000, protocol: 'HTTP' },
-            { name: 'rpc', port: 50051, protocol: 'grpc' },
-          ],
-        }),
+        fauxToolCall(
+          'registry_register',
+          aRegistration({
+            id: 'infra-proto-1',
+            name: 'infra',
+            role: 'infra',
+            services: [{ name: 'board', port: 3000, protocol: 'HTTP' }, { name: 'rpc', port: 50051, protocol: 'grpc' }],
+          }),
+        ),
         { stopReason: 'toolUse' },
       ),
       fauxAssistantMessage(fauxToolCall('registry_get', { id: 'infra-proto-1' }), { stopReason: 'toolUse' }),

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Role } from '../src/domain/schemas/vm.js';
+import { aRegistration } from '../src/testing/fixtures.js';
+import { json } from './support/http.js';
 import { startPostgres, type PostgresCluster } from './support/postgres.js';
 import { runCli, startServer, type ServerProcess } from './support/server-process.js';
 import { Watcher } from './support/watch.js';
@@ -9,13 +13,7 @@ let cluster: PostgresCluster;
 before(async () => (cluster = await startPostgres()));
 after(() => cluster?.destroy());
 
-const vm = (id: string, role = 'worker') => ({ id, name: id, role, address: `${id}.vm.vers.sh`, registeredBy: 'replica-test' });
-const json = (method: string, body?: unknown, headers: Record<string, string> = {}) => ({
-  method,
-  ...(body !== undefined && { body: JSON.stringify(body) }),
-  headers: { 'content-type': 'application/json', ...headers },
-});
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const vm = (id: string, role: Role = 'worker') => aRegistration({ id, role });
 const index = async (server: ServerProcess) => Number((await fetch(`${server.url}/registry/vms`)).headers.get('x-registry-index'));
 
 /** Two `vm-registry serve` processes on one fresh database, stopped by the caller's after hook. */

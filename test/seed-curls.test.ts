@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { aRegistration } from '../src/testing/fixtures.js';
 import { parseJsonStream } from './support/json-stream.js';
 import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
 
@@ -69,19 +70,7 @@ describe('every curl of the seed, verbatim, against a real server', () => {
     assert.equal(created.status, 201);
     assert.deepEqual(
       { ...created.body, registeredAt: 'set', lastSeen: 'set' },
-      {
-        id: 'abc-123-def',
-        name: 'billing-lt',
-        role: 'lieutenant',
-        status: 'running',
-        address: 'abc-123-def.vm.vers.sh',
-        registeredBy: 'orchestrator',
-        services: [{ name: 'pi-rpc', port: 3001 }],
-        metadata: { task: 'process invoices' },
-        stale: false,
-        registeredAt: 'set',
-        lastSeen: 'set',
-      },
+      { ...aRegistration(), status: 'running', stale: false, registeredAt: 'set', lastSeen: 'set' },
     );
     assert.equal(created.body.registeredAt, created.body.lastSeen);
     const [again] = await curl(blockUnder('Register a VM'));

@@ -3,10 +3,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ManualClock } from '../../src/domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../src/domain/errors.js';
 import { staleAfterEvent } from '../../src/domain/stale-after-event.js';
-import type { VmFields } from '../../src/domain/vm.js';
 import { discoverFilter, listFilter, type RegistryStore } from '../../src/store/store.js';
-
-export const STALE_AFTER_MS = 5 * 60_000;
+import { aVm, STALE_AFTER_MS } from '../../src/testing/fixtures.js';
 
 export interface StoreFixture {
   store: RegistryStore;
@@ -19,18 +17,6 @@ export interface StoreFixture {
 export type StoreFactory = (options: { staleAfterMs: number; clock: ManualClock; eventRetention: number }) => Promise<StoreFixture>;
 
 export const EVENT_RETENTION = 50;
-
-export const aVm = (overrides: Partial<VmFields> = {}): VmFields => ({
-  id: 'vm-1',
-  name: 'billing-lt',
-  role: 'lieutenant',
-  status: 'running',
-  address: 'vm-1.vm.vers.sh',
-  registeredBy: 'orchestrator',
-  services: [{ name: 'pi-rpc', port: 3001 }],
-  metadata: { task: 'process invoices' },
-  ...overrides,
-});
 
 /**
  * The behaviour every RegistryStore must have. The SQLite and PostgreSQL stores run this

@@ -3,7 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { UnavailableError } from '../../src/domain/errors.js';
 import { startPostgres, type PostgresCluster } from '../support/postgres.js';
-import { aVm, registryStoreConformance } from './conformance.js';
+import { aVm } from '../../src/testing/fixtures.js';
+import { registryStoreConformance } from './conformance.js';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 

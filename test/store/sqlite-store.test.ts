@@ -8,7 +8,8 @@ import { ManualClock } from '../../src/domain/clock.js';
 import { VmListSchema, VmSchema } from '../../src/domain/schemas/vm.js';
 import { discoverFilter } from '../../src/store/store.js';
 import { tempDir } from '../support/server-process.js';
-import { aVm, registryStoreConformance } from './conformance.js';
+import { aVm } from '../../src/testing/fixtures.js';
+import { registryStoreConformance } from './conformance.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { openSqliteStore, StoreOpenError } from '../../src/store/sqlite/sqlite-store.js';
 

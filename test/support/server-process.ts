@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+export { tempDir } from '../../src/testing/fixtures.js';
 
 /** The compiled CLI, as `vm-registry` runs it once installed. */
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -28,11 +27,6 @@ export interface StartOptions {
   timeout?: number;
   /** Another build of the CLI to start, such as the one an installed package ships. */
   cli?: string;
-}
-
-export function tempDir(prefix = 'vm-registry-test-'): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
 /** Runs the CLI to completion: for commands that exit, and servers that refuse to start. */

@@ -1,18 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
-import { ManualClock } from '../../domain/clock.js';
-import { openSqliteStore } from '../../store/sqlite/sqlite-store.js';
-import { buildApp } from '../app.js';
+import { testApp, type TestApp } from '../../testing/app.js';
+import { aRegistration } from '../../testing/fixtures.js';
 import { sha256Hex, TokenRegistry, type Scope } from './tokens.js';
-
-// Test code in src stays out of test/ (which is not published), so the directory is made here.
-const dir = mkdtempSync(join(tmpdir(), 'vm-registry-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let databases = 0;
 
 const SECRETS: Record<string, string> = {
   reader: 'secret-reader',
@@ -29,17 +20,15 @@ const SCOPES_OF: Record<string, Scope[]> = {
   admin: ['admin'],
 };
 
-const vm = (id: string) => ({ id, name: id, role: 'worker', address: `${id}.vm.vers.sh`, registeredBy: 'auth-test' });
+const vm = (id: string) => aRegistration({ id, role: 'worker' });
 
 /** A fresh registry where writerA registered vm-a, writerB vm-b, and VERS_AUTH_TOKEN vm-root. */
 async function registry() {
-  const clock = new ManualClock();
-  const store = openSqliteStore({ file: join(dir, `auth-${databases++}.db`), clock, staleAfterMs: 300_000 });
   const tokens = new TokenRegistry(
     'the-full-token',
     Object.entries(SECRETS).map(([name, secret]) => ({ name, sha256: sha256Hex(secret), scopes: SCOPES_OF[name] })),
   );
-  const app = await buildApp({ store, clock, tokens });
+  const { app, store, close } = await testApp({ tokens });
   const as = (who: string | undefined, options: InjectOptions) =>
     app.inject({
       ...options,
@@ -49,7 +38,7 @@ async function registry() {
     const response = await as(who, { method: 'POST', url: '/registry/vms', payload: vm(id) });
     assert.equal(response.statusCode, 201);
   }
-  return { app, store, as };
+  return { store, as, close };
 }
 
 type Case = [route: string, request: InjectOptions];
@@ -89,7 +78,7 @@ describe('the token matrix: every scope, every route, own VM and another\'s', ()
       if (own && who !== 'writerA') continue;
       it(`${who ?? 'no token'} on ${own ? 'its own VM' : "another's VM"}`, async () => {
         for (const [route, request] of ROUTES(own ? 'vm-a' : 'vm-b')) {
-          const { app, store, as } = await registry();
+          const { store, as, close } = await registry();
           const before = await store.list();
           const response = await as(who, request);
           assert.ok(
@@ -100,8 +89,7 @@ describe('the token matrix: every scope, every route, own VM and another\'s', ()
             assert.match(JSON.parse(response.body).error, /\S/);
             assert.deepEqual(await store.list(), before, `${who} ${route}: a refused request changed nothing`);
           }
-          await app.close();
-          await store.close();
+          await close();
         }
       });
     }
@@ -135,18 +123,12 @@ describe('the token matrix: every scope, every route, own VM and another\'s', ()
 describe('rate limiting', () => {
   /** An app allowing `perMinute` requests per caller, with read tokens named `<name>` whose secret is `<name>-secret`. */
   async function limited(perMinute: number, readers: string[]) {
-    const clock = new ManualClock();
-    const store = openSqliteStore({ file: join(dir, `rate-${databases++}.db`), clock, staleAfterMs: 300_000 });
     const tokens = new TokenRegistry(
       undefined,
       readers.map((name) => ({ name, sha256: sha256Hex(`${name}-secret`), scopes: ['read' as const] })),
     );
-    const app = await buildApp({ store, clock, tokens, rateLimitPerMinute: perMinute });
+    const { app, close } = await testApp({ tokens, rateLimitPerMinute: perMinute });
     const list = (secret: string) => app.inject({ method: 'GET', url: '/registry/vms', headers: { authorization: `Bearer ${secret}` } });
-    const close = async () => {
-      await app.close();
-      await store.close();
-    };
     return { app, list, close };
   }
 
@@ -175,5 +157,46 @@ describe('rate limiting', () => {
     assert.deepEqual(forbidden, [403, 403, 403, 429]);
     assert.equal((await list('other-secret')).statusCode, 200, 'a valid token has a budget of its own');
     await close();
+  });
+});
+
+describe('authentication with VERS_AUTH_TOKEN', () => {
+  let h: TestApp;
+  before(async () => (h = await testApp({ authToken: 's3cret-token' })));
+  const routes: InjectOptions[] = [
+    { method: 'POST', url: '/registry/vms', payload: aRegistration() },
+    { method: 'GET', url: '/registry/vms' },
+    { method: 'GET', url: '/registry/vms/abc-123-def' },
+    { method: 'PUT', url: '/registry/vms/abc-123-def', payload: aRegistration() },
+    { method: 'PATCH', url: '/registry/vms/abc-123-def', payload: { name: 'x' } },
+    { method: 'POST', url: '/registry/vms/abc-123-def/heartbeat' },
+    { method: 'DELETE', url: '/registry/vms/abc-123-def' },
+    { method: 'GET', url: '/registry/discover/infra' },
+  ];
+
+  for (const route of routes) {
+    it(`${route.method} ${route.url} without a token or with a wrong one answers 401 and changes nothing`, async () => {
+      const missing = await h.request(route);
+      assert.equal(missing.status, 401);
+      assert.match(missing.body.error, /Authorization: Bearer/);
+      assert.equal(missing.headers['www-authenticate'], 'Bearer realm="vm-registry"');
+      const wrong = await h.request({ ...route, headers: { authorization: 'Bearer s3cret-tokeN' } });
+      assert.equal(wrong.status, 401);
+      assert.match(wrong.body.error, /not valid/);
+      assert.equal(await h.store.count(), 0);
+    });
+  }
+
+  it('admits the token whatever the case of the scheme', async () => {
+    for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
+      const response = await h.request({ method: 'GET', url: '/registry/vms', headers: { authorization: `${scheme} s3cret-token` } });
+      assert.equal(response.status, 200);
+    }
+  });
+
+  it('refuses other schemes and a bare token', async () => {
+    for (const authorization of ['Basic czNjcmV0LXRva2Vu', 's3cret-token', 'Bearer', 'Bearer s3cret-token extra']) {
+      assert.equal((await h.request({ method: 'GET', url: '/registry/vms', headers: { authorization } })).status, 401);
+    }
   });
 });
