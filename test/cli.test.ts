@@ -38,7 +38,7 @@ describe('vm-registry CLI against a real server', () => {
     assert.match(created.stdout, /^services\s+board:3000\/health$/m);
 
     const duplicate = await register('infra-1', 'infra');
-    assertOneLineError(duplicate, 1, /^vm-registry register: VM "infra-1" is already registered.*\(HTTP 409\)$/);
+    assertOneLineError(duplicate, 1, /^vm-registry register: VM "infra-1" is already registered; to replace it, run vm-registry put infra-1 .*\(HTTP 409\)$/);
 
     const table = await cli(['ls']);
     assert.equal(table.code, 0);
@@ -65,7 +65,7 @@ describe('vm-registry CLI against a real server', () => {
     const all = await cli(['discover', 'infra', '--field', 'id']);
     assert.equal(all.stdout, 'infra-2\ninfra-1\n');
     const port = await cli(['discover', 'infra', '--first', '--field', 'services.0.port', '--json']);
-    assert.equal(port.code, 1, 'infra-2 has no services');
+    assert.equal(port.stdout, '3000\n', 'infra-2 has no services: the newest VM with one is infra-1');
     const none = await cli(['discover', 'golden', '--first', '--field', 'address']);
     assertOneLineError(none, 1, /no running, non-stale VM has role golden/);
     assert.equal(none.stdout, '');
@@ -173,10 +173,10 @@ describe('vm-registry CLI against a real server', () => {
     const closed = await closedPort();
     assertOneLineError(
       await cli(['ls'], { env: { VERS_INFRA_URL: `http://127.0.0.1:${closed}` } }),
-      1,
+      3,
       new RegExp(`cannot reach the registry at http://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\)`),
     );
-    assertOneLineError(await cli(['ls', '--role', 'boss']), 1, /role must be one of infra, lieutenant, worker, golden, custom/);
+    assertOneLineError(await cli(['ls', '--role', 'boss']), 2, /role must be one of infra, lieutenant, worker, golden, custom/);
     assertOneLineError(await cli(['ls', '--colour']), 2, /Unknown option '--colour'/);
     assertOneLineError(await cli(['get']), 2, /get expects ID/);
     assertOneLineError(await cli(['frobnicate']), 2, /unknown command "frobnicate"/);
@@ -198,7 +198,7 @@ describe('vm-registry CLI against a real server', () => {
     const top = await cli(['--help']);
     assert.equal(top.code, 0);
     const commands = [...top.stdout.matchAll(/^ {2}([a-z]+) {2,}/gm)].map((match) => match[1]);
-    assert.deepEqual(commands, ['serve', 'register', 'put', 'ls', 'get', 'update', 'rm', 'heartbeat', 'discover', 'watch', 'import', 'export', 'backup', 'token']);
+    assert.deepEqual(commands, ['serve', 'register', 'put', 'ls', 'get', 'update', 'rm', 'heartbeat', 'discover', 'watch', 'import', 'export', 'backup', 'token', 'mcp']);
     for (const command of commands) {
       const help = await cli([command, '--help'], { env: { VERS_INFRA_URL: undefined } });
       assert.equal(help.code, 0, command);

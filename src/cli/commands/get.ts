@@ -10,9 +10,9 @@ export const get: Command = {
   connects: true,
   async run(context) {
     const client = context.client();
-    const vm = await client.get(argument(context), { signal: context.signal });
+    const { vm, revision } = await client.getVersioned(argument(context), { signal: context.signal });
     if (context.json) return context.print(jsonText(vm));
     const stale = vm.status === 'running' && (await staleIds(client, { role: vm.role, signal: context.signal })).has(vm.id);
-    context.print(vmDetail(vm, stale, context.styles));
+    context.print(vmDetail(vm, stale, context.styles, { revision }));
   },
 };

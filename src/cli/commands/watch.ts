@@ -1,6 +1,6 @@
-import { integerOption, stringOption, type Command } from '../command.js';
+import { choiceOption, integerOption, stringOption, type Command } from '../command.js';
+import { ROLES } from '../../domain/schemas.js';
 import { eventLine } from '../output.js';
-import type { Role } from '../../client/index.js';
 
 export const watch: Command = {
   name: 'watch',
@@ -16,7 +16,7 @@ export const watch: Command = {
   },
   connects: true,
   async run(context) {
-    const role = stringOption(context, 'role') as Role | undefined;
+    const role = choiceOption(context, 'role', ROLES);
     const id = stringOption(context, 'id');
     const since = integerOption(context, 'since');
     for await (const item of context.client().watch({ since, role, id, signal: context.signal })) {
