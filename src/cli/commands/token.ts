@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { readTokensFile, SCOPES, sha256Hex, TokensFileError, type Scope, type TokenEntry } from '../../server/tokens.js';
+import { readTokensFile, SCOPES, sha256Hex, TokensFileError, type Scope, type TokenEntry } from '../../server/http/tokens.js';
 import { listOption, stringOption, UsageError, type Command } from '../command.js';
 import { jsonText } from '../output.js';
 

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
-import { ManualClock } from '../domain/clock.js';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
-import { tempDir } from '../../test/support/server-process.js';
-import { buildApp } from './app.js';
+import { ManualClock } from '../../domain/clock.js';
+import { openSqliteStore } from '../../store/sqlite/sqlite-store.js';
+import { tempDir } from '../../../test/support/server-process.js';
+import { buildApp } from '../app.js';
 import { sha256Hex, TokenRegistry, type Scope } from './tokens.js';
 
 const dir = tempDir();
@@ -154,7 +154,7 @@ describe('rate limiting', () => {
     const refused = await list('busy-secret');
     assert.equal(refused.statusCode, 429);
     assert.ok(Number(refused.headers['retry-after']) > 0);
-    assert.match(JSON.parse(refused.body).error, /token "busy" sent more than 5 requests in a minute/);
+    assert.match(JSON.parse(refused.body).error, /token "busy" from 127\.0\.0\.1 sent more than 5 requests in a minute/);
     assert.equal((await list('calm-secret')).statusCode, 200, 'another token has its own budget');
     assert.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200, '/health is never limited');
     await close();
