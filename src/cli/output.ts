@@ -90,18 +90,21 @@ export function table<T>(columns: Column<T>[], rows: T[], styles: Styles, width?
 
 export const STALE_MARK = 'stale';
 
-const statusText = (vm: Vm, stale: boolean) => (stale ? `${vm.status} (${STALE_MARK})` : vm.status);
+const statusText = (vm: Vm) => (vm.stale ? `${vm.status} (${STALE_MARK})` : vm.status);
 
-function statusStyle(vm: Vm, stale: boolean, styles: Styles): (text: string) => string {
-  if (stale) return styles.yellow;
+/** The colour of a status: stale VMs stand out whatever their status says. */
+function statusStyle(vm: Vm, styles: Styles): (text: string) => string {
+  if (vm.stale) return styles.yellow;
   if (vm.status === 'running') return styles.green;
   return vm.status === 'paused' ? styles.yellow : styles.dim;
 }
 
-const statusCell = (vm: Vm, stale: boolean, styles: Styles) => statusStyle(vm, stale, styles)(statusText(vm, stale));
+/** The status, marked "(stale)" when the registry judged the VM stale. */
+const statusCell = (vm: Vm, styles: Styles) => statusStyle(vm, styles)(statusText(vm));
 
+/** Services as `--service` takes them: `[protocol://]name:port[/path]`, comma-separated. */
 export const servicesText = (vm: Vm) =>
-  (vm.services ?? []).map((s) => `${s.name}:${s.port}${s.healthPath ?? ''}`).join(',');
+  (vm.services ?? []).map((s) => `${s.protocol ? `${s.protocol}://` : ''}${s.name}:${s.port}${s.healthPath ?? ''}`).join(',');
 
 /** How a list of VMs meets the screen: a terminal's width to fit, and whether to show every column. */
 export interface Layout {
@@ -116,16 +119,15 @@ export interface Layout {
  * ids, names, addresses and services are cut (they are long and free-form); role, status
  * and last seen never are, so a marker such as "(stale)" always shows.
  */
-export function vmTable(vms: Vm[], staleIds: ReadonlySet<string>, styles: Styles, layout: Layout, now = Date.now()): string {
-  const stale = (vm: Vm) => staleIds.has(vm.id);
+export function vmTable(vms: Vm[], styles: Styles, layout: Layout, now = Date.now()): string {
   const columns: Column<Vm>[] = [
     { header: 'ID', text: (vm) => vm.id, min: 10 },
     { header: 'NAME', text: (vm) => vm.name, min: 6 },
     { header: 'ROLE', text: (vm) => vm.role },
-    { header: 'STATUS', text: (vm) => statusText(vm, stale(vm)), style: (vm) => statusStyle(vm, stale(vm), styles) },
+    { header: 'STATUS', text: statusText, style: (vm) => statusStyle(vm, styles) },
     { header: 'ADDRESS', text: (vm) => vm.address, min: 10 },
     { header: 'SERVICES', text: servicesText, min: 6 },
-    { header: 'LAST SEEN', text: (vm) => ago(vm.lastSeen, now), style: (vm) => (stale(vm) ? styles.yellow : (text) => text) },
+    { header: 'LAST SEEN', text: (vm) => ago(vm.lastSeen, now), style: (vm) => (vm.stale ? styles.yellow : (text) => text) },
     ...(layout.wide
       ? [
           { header: 'REGISTERED BY', text: (vm: Vm) => vm.registeredBy },
@@ -138,12 +140,12 @@ export function vmTable(vms: Vm[], staleIds: ReadonlySet<string>, styles: Styles
 }
 
 /** The single-VM view: one field per line; the revision, when known, is what --if-match takes. */
-export function vmDetail(vm: Vm, stale: boolean, styles: Styles, { revision, now = Date.now() }: { revision?: number; now?: number } = {}): string {
+export function vmDetail(vm: Vm, styles: Styles, { revision, now = Date.now() }: { revision?: number; now?: number } = {}): string {
   const rows: [string, string][] = [
     ['id', vm.id],
     ['name', vm.name],
     ['role', vm.role],
-    ['status', statusCell(vm, stale, styles)],
+    ['status', statusCell(vm, styles)],
     ['address', vm.address],
     ['services', servicesText(vm) || styles.dim('none')],
     ['metadata', vm.metadata ? JSON.stringify(vm.metadata) : styles.dim('none')],
@@ -169,7 +171,8 @@ const EVENT_STYLE: Record<RegistryEvent['type'], keyof Styles> = {
 export function eventLine(event: RegistryEvent, styles: Styles): string {
   const { vm } = event;
   const type = styles[EVENT_STYLE[event.type] ?? 'bold'](event.type.padEnd(12));
-  return `${styles.dim(`#${event.revision}`)} ${event.at} ${type} ${vm.id} ${styles.dim(`${vm.role} ${vm.status} ${vm.address}`)}`;
+  const status = vm.stale ? `${vm.status} (${STALE_MARK})` : vm.status;
+  return `${styles.dim(`#${event.revision}`)} ${event.at} ${type} ${vm.id} ${styles.dim(`${vm.role} ${status} ${vm.address}`)}`;
 }
 
 /** A field of a VM by dotted path ("address", "services.0.port"); objects print as JSON. */
