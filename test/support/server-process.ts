@@ -44,6 +44,8 @@ export interface RunOptions {
   onStdout?: (stdout: string, child: ChildProcess) => void;
   /** Run this instead of node and the CLI, such as the CLI wrapped in a pseudo-terminal. */
   command?: string[];
+  /** The same for stderr, where notes such as retries go. */
+  onStderr?: (stderr: string, child: ChildProcess) => void;
 }
 
 export function runCli(args: string[], options: RunOptions = {}) {
@@ -59,7 +61,10 @@ export function runCli(args: string[], options: RunOptions = {}) {
       stdout += chunk;
       options.onStdout?.(stdout, child);
     });
-    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      options.onStderr?.(stderr, child);
+    });
     child.stdin.end(options.input ?? '');
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
