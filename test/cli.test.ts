@@ -50,7 +50,7 @@ describe('vm-registry CLI against a real server', () => {
     assert.match(created.stdout, /^services\s+board:3000\/health,https:\/\/api:443$/m);
 
     const duplicate = await register('infra-1', 'infra');
-    assertOneLineError(duplicate, 1, /^vm-registry register: VM "infra-1" is already registered.*\(HTTP 409\)$/);
+    assertOneLineError(duplicate, 1, /^vm-registry register: VM "infra-1" is already registered; to replace it, run vm-registry put infra-1 .*\(HTTP 409\)$/);
 
     const table = await cli(['ls']);
     assert.equal(table.code, 0);
@@ -79,7 +79,7 @@ describe('vm-registry CLI against a real server', () => {
     const all = await cli(['discover', 'infra', '--field', 'id']);
     assert.equal(all.stdout, 'infra-2\ninfra-1\n');
     const port = await cli(['discover', 'infra', '--first', '--field', 'services.0.port', '--json']);
-    assert.equal(port.code, 1, 'infra-2 has no services');
+    assert.equal(port.stdout, '3000\n', 'infra-2 has no services: the newest VM with one is infra-1');
     const none = await cli(['discover', 'golden', '--first', '--field', 'address']);
     assertOneLineError(none, 1, /no running, non-stale VM has role golden/);
     assert.equal(none.stdout, '');
@@ -151,11 +151,11 @@ describe('vm-registry CLI against a real server', () => {
     assert.deepEqual(events.slice(-1).map((event) => event.type), ['deregistered']);
   });
 
-  it('watch against a registry that is down says so, retries with backoff, and exits 1 after --timeout', async () => {
+  it('watch against a registry that is down says so, retries with backoff, and exits 3 (unreachable) after --timeout', async () => {
     const closed = await closedPort();
     const down = new RegExp(`^vm-registry watch: cannot reach the registry at http://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\); retrying in \\d+m?s$`);
     const result = await cli(['watch', '--timeout', '2s'], { env: { VERS_INFRA_URL: `http://127.0.0.1:${closed}` } });
-    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.code, 3, result.stderr);
     assert.equal(result.stdout, '');
     const lines = result.stderr.trim().split('\n');
     const retries = lines.slice(0, -1);
@@ -207,10 +207,10 @@ describe('vm-registry CLI against a real server', () => {
     const closed = await closedPort();
     assertOneLineError(
       await cli(['ls'], { env: { VERS_INFRA_URL: `http://127.0.0.1:${closed}` } }),
-      1,
+      3,
       new RegExp(`cannot reach the registry at http://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\)`),
     );
-    assertOneLineError(await cli(['ls', '--role', 'boss']), 1, /role must be one of infra, lieutenant, worker, golden, custom/);
+    assertOneLineError(await cli(['ls', '--role', 'boss']), 2, /role must be one of infra, lieutenant, worker, golden, custom/);
     assertOneLineError(await cli(['ls', '--colour']), 2, /Unknown option '--colour'/);
     assertOneLineError(await cli(['get']), 2, /get expects ID/);
     assertOneLineError(await cli(['frobnicate']), 2, /unknown command "frobnicate"/);

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { RegistryClient, RegistryConfigError, RegistryError, RegistryUnreachableError } from '../client/index.js';
-import { stylesFor, type Styles } from './output.js';
+import { stylesFor, type Layout, type Styles } from './output.js';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -20,6 +20,8 @@ export interface Context {
   client(): RegistryClient;
   json: boolean;
   styles: Styles;
+  /** How tables meet stdout: fitted to a terminal, plain on a pipe, everything with --wide. */
+  layout: Layout;
   /** Aborted by SIGINT or SIGTERM: long-running commands end cleanly on it. */
   signal: AbortSignal;
   print(text: string): void;
@@ -41,17 +43,28 @@ export interface Command {
   connects?: boolean;
   /** Returns the exit code; nothing means success. */
   run(context: Context): Promise<number | void>;
+  /**
+   * Says in this command's terms what the registry refused, such as "use vm-registry put"
+   * for a 409, where the server's own message speaks HTTP; undefined keeps the server's.
+   */
+  explain?(error: RegistryError, context: Context): string | undefined;
 }
 
 /** The user typed something the command cannot take; exit code 2. */
 export class UsageError extends Error {}
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+/** Exit codes, as the README documents them: scripts tell a refusal from a registry they cannot reach. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, unreachable: 3, interrupted: 130 } as const;
 
 const CONNECTION_OPTIONS: Record<string, OptionSpec> = {
   url: { type: 'string', value: 'URL', help: 'registry base URL (default: $VERS_INFRA_URL)' },
   token: { type: 'string', value: 'TOKEN', help: 'bearer token (default: $VERS_AUTH_TOKEN)' },
   json: { type: 'boolean', help: 'print JSON instead of a table' },
+};
+
+/** For commands that print a table of VMs. */
+export const WIDE_OPTION: Record<string, OptionSpec> = {
+  wide: { type: 'boolean', help: 'every column, nothing cut to fit the terminal' },
 };
 const HELP_OPTION: Record<string, OptionSpec> = { help: { type: 'boolean', short: 'h', help: 'show this help' } };
 
@@ -76,10 +89,12 @@ export function helpText(command: Command): string {
 }
 
 /** One line a person can act on; never a stack trace. */
-export function describeError(error: unknown): { message: string; code: number } {
+export function describeError(error: unknown, explain?: (error: RegistryError) => string | undefined): { message: string; code: number } {
   if (error instanceof UsageError) return { message: error.message, code: EXIT.usage };
   if (error instanceof RegistryConfigError) return { message: error.message, code: EXIT.usage };
   if (error instanceof RegistryError) {
+    const explained = explain?.(error);
+    if (explained !== undefined) return { message: `${explained} (HTTP ${error.statusCode})`, code: EXIT.failure };
     const hint =
       error.statusCode === 401
         ? '; set VERS_AUTH_TOKEN or pass --token'
@@ -88,9 +103,21 @@ export function describeError(error: unknown): { message: string; code: number }
           : '';
     return { message: `${error.message} (HTTP ${error.statusCode})${hint}`, code: EXIT.failure };
   }
-  if (error instanceof RegistryUnreachableError) return { message: error.message, code: EXIT.failure };
+  if (error instanceof RegistryUnreachableError) return { message: error.message, code: EXIT.unreachable };
   if ((error as Error)?.name === 'AbortError') return { message: 'interrupted', code: EXIT.interrupted };
   return { message: (error as Error)?.message ?? String(error), code: EXIT.failure };
+}
+
+/**
+ * The width to fit tables to, or undefined when stdout is not a terminal: piped output is
+ * never cut. COLUMNS, when set, wins over the terminal's own size (as in most tools), so a
+ * person can ask for a narrower or wider table.
+ */
+function terminalWidth(stream: NodeJS.WriteStream): number | undefined {
+  if (!stream.isTTY) return undefined;
+  const columns = Number(process.env.COLUMNS);
+  if (Number.isInteger(columns) && columns > 0) return columns;
+  return stream.columns > 0 ? stream.columns : 80;
 }
 
 /** Parses the arguments, handles --help, runs the command and turns any failure into an exit code. */
@@ -140,6 +167,7 @@ export async function runCommand(command: Command, args: string[]): Promise<numb
       })),
     json: values.json === true,
     styles: stylesFor(stdout),
+    layout: { width: values.wide === true ? undefined : terminalWidth(stdout), wide: values.wide === true },
     signal: interrupt.signal,
     print: (text) => {
       stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -152,7 +180,7 @@ export async function runCommand(command: Command, args: string[]): Promise<numb
     return (await command.run(context)) ?? EXIT.ok;
   } catch (error) {
     if (process.env.VM_REGISTRY_DEBUG) stderr.write(`${(error as Error)?.stack ?? error}\n`);
-    const { message, code } = describeError(error);
+    const { message, code } = describeError(error, command.explain && ((refusal) => command.explain!(refusal, context)));
     return fail(message, code);
   } finally {
     process.off('SIGINT', onSignal);
@@ -171,6 +199,24 @@ export function stringOption(context: Context, name: string): string | undefined
 export function listOption(context: Context, name: string): string[] {
   const value = context.values[name];
   return Array.isArray(value) ? (value as string[]) : [];
+}
+
+/** A value from a fixed list, such as a role: a typo is a usage error that names the list. */
+export function choice<T extends string>(value: string, allowed: readonly T[], what: string): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`${what} must be one of ${allowed.join(', ')} (got "${value}")`);
+}
+
+export function choiceOption<T extends string>(context: Context, name: string, allowed: readonly T[]): T | undefined {
+  const text = stringOption(context, name);
+  return text === undefined ? undefined : choice(text, allowed, `--${name}`);
+}
+
+/** A 412 in the terms of --if-match, for the commands that take it with the VM's id first. */
+export function explainIfMatch(error: RegistryError, context: Context): string | undefined {
+  if (error.statusCode !== 412) return undefined;
+  const id = argument(context);
+  return `VM "${id}" has changed since revision ${stringOption(context, 'if-match')} (--if-match), so nothing was written; see its revision with vm-registry get ${id}`;
 }
 
 /** A non-negative whole number option such as --since or --if-match. */

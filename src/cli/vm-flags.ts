@@ -1,6 +1,6 @@
 import type { Metadata, Registration, Service, VmUpdate } from '../client/index.js';
 import { ROLES, STATUSES } from '../domain/schemas/vm.js';
-import { listOption, stringOption, UsageError, type Context, type OptionSpec } from './command.js';
+import { choiceOption, listOption, stringOption, UsageError, type Context, type OptionSpec } from './command.js';
 
 /** The fields a person can set on update; register and put add id, role and registeredBy. */
 export const UPDATE_FLAGS: Record<string, OptionSpec> = {
@@ -69,12 +69,12 @@ export function metaPairs(context: Context): Metadata | undefined {
 
 /** The changes the update flags ask for; `--meta` is merged by the caller, which knows the current metadata. */
 export function updateFrom(context: Context): VmUpdate {
-  const status = stringOption(context, 'status');
+  const status = choiceOption(context, 'status', STATUSES);
   const services = listOption(context, 'service');
   const metadata = stringOption(context, 'metadata');
   const changes: VmUpdate = {
     ...(stringOption(context, 'name') !== undefined && { name: stringOption(context, 'name') }),
-    ...(status !== undefined && { status: status as VmUpdate['status'] }),
+    ...(status !== undefined && { status }),
     ...(stringOption(context, 'address') !== undefined && { address: stringOption(context, 'address') }),
     ...(services.length > 0 && { services: services.map(service) }),
     ...(metadata !== undefined && { metadata: metadataObject(metadata) }),
@@ -85,6 +85,7 @@ export function updateFrom(context: Context): VmUpdate {
 /** A full registration from ID and flags; the server validates the values and names any that are wrong. */
 export function registrationFrom(context: Context): Registration {
   const { metadata, ...fields } = updateFrom(context);
+  const role = choiceOption(context, 'role', ROLES);
   const meta = metaPairs(context);
   const missing = ['name', 'role', 'address'].filter((flag) => stringOption(context, flag) === undefined);
   if (missing.length > 0) throw new UsageError(`missing ${missing.map((flag) => `--${flag}`).join(', ')}`);
@@ -92,7 +93,7 @@ export function registrationFrom(context: Context): Registration {
     id: context.positionals[0],
     ...fields,
     name: fields.name!,
-    role: stringOption(context, 'role') as Registration['role'],
+    role: role!,
     address: fields.address!,
     registeredBy: stringOption(context, 'registered-by') ?? (process.env.USER || 'cli'),
     ...((metadata || meta) && { metadata: { ...metadata, ...meta } }),

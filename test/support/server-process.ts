@@ -36,13 +36,16 @@ export interface RunOptions {
   input?: string;
   /** Sees stdout so far after each chunk: lets a test interrupt a command that runs until signalled. */
   onStdout?: (stdout: string, child: ChildProcess) => void;
+  /** Run this instead of node and the CLI, such as the CLI wrapped in a pseudo-terminal. */
+  command?: string[];
   /** The same for stderr, where notes such as retries go. */
   onStderr?: (stderr: string, child: ChildProcess) => void;
 }
 
 export function runCli(args: string[], options: RunOptions = {}) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const [file, ...fileArgs] = options.command ?? [process.execPath, CLI, ...args];
+    const child = spawn(file, fileArgs, {
       env: { ...process.env, LOG_LEVEL: 'warn', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -1,6 +1,6 @@
-import { argument, EXIT, stringOption, type Command } from '../command.js';
+import { argument, choice, EXIT, stringOption, WIDE_OPTION, type Command } from '../command.js';
 import { fieldText, jsonText, vmDetail, vmTable } from '../output.js';
-import type { Role } from '../../client/index.js';
+import { ROLES } from '../../domain/schemas/vm.js';
 
 export const discover: Command = {
   name: 'discover',
@@ -9,34 +9,36 @@ export const discover: Command = {
   details:
     'For scripts: --first --field address prints just the address of the newest live VM, and\n' +
     'exits 1 when there is none. --field alone prints that field of every VM, one per line.\n' +
-    'Fields may be dotted paths, such as services.0.port or metadata.task.',
+    'Fields may be dotted paths, such as services.0.port or metadata.task. VMs without the field\n' +
+    'are skipped (no line, not an empty one), so --first --field gives the newest VM that has it.',
   positionals: { min: 1, max: 1 },
   options: {
     first: { type: 'boolean', help: 'only the newest VM; exit 1 if there is none' },
-    field: { type: 'string', value: 'FIELD', help: 'print only this field' },
+    field: { type: 'string', value: 'FIELD', help: 'print only this field, of the VMs that have it' },
+    ...WIDE_OPTION,
   },
   connects: true,
   async run(context) {
-    const role = argument(context) as Role;
+    const role = choice(argument(context), ROLES, 'ROLE');
     const { vms, ...listing } = await context.client().discover(role, { signal: context.signal });
-    const field = stringOption(context, 'field');
-    const chosen = context.values.first ? vms.slice(0, 1) : vms;
-    if (context.values.first && chosen.length === 0) {
+    if (context.values.first && vms.length === 0) {
       context.note(`vm-registry discover: no running, non-stale VM has role ${role}`);
       return EXIT.failure;
     }
+    const field = stringOption(context, 'field');
     if (field !== undefined) {
-      const values = chosen.map((vm) => fieldText(vm, field));
-      if (values.some((value) => value === undefined)) {
-        context.note(`vm-registry discover: field "${field}" is not set on ${chosen.filter((_, i) => values[i] === undefined).map((vm) => vm.id).join(', ')}`);
+      const values = vms.map((vm) => fieldText(vm, field)).filter((value) => value !== undefined);
+      const chosen = context.values.first ? values.slice(0, 1) : values;
+      if (context.values.first && chosen.length === 0) {
+        context.note(`vm-registry discover: no running, non-stale VM of role ${role} has ${field}`);
         return EXIT.failure;
       }
-      if (values.length > 0) context.print(values.join('\n'));
+      if (chosen.length > 0) context.print(chosen.join('\n'));
       return;
     }
-    if (context.json) return context.print(jsonText(context.values.first ? chosen[0] : { vms, ...listing }));
-    if (context.values.first) return context.print(vmDetail(chosen[0], context.styles));
+    if (context.json) return context.print(jsonText(context.values.first ? vms[0] : { vms, ...listing }));
+    if (context.values.first) return context.print(vmDetail(vms[0], context.styles));
     if (vms.length === 0) return context.note(`No running, non-stale VMs with role ${role}.`);
-    context.print(vmTable(vms, context.styles));
+    context.print(vmTable(vms, context.styles, context.layout));
   },
 };

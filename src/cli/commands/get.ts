@@ -8,7 +8,7 @@ export const get: Command = {
   positionals: { min: 1, max: 1 },
   connects: true,
   async run(context) {
-    const vm = await context.client().get(argument(context), { signal: context.signal });
-    context.print(context.json ? jsonText(vm) : vmDetail(vm, context.styles));
+    const { vm, revision } = await context.client().getVersioned(argument(context), { signal: context.signal });
+    context.print(context.json ? jsonText(vm) : vmDetail(vm, context.styles, { revision }));
   },
 };

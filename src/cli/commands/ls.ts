@@ -1,23 +1,30 @@
-import { stringOption, UsageError, type Command } from '../command.js';
+import { choiceOption, UsageError, WIDE_OPTION, type Command } from '../command.js';
+import { ROLES, STATUSES } from '../../domain/schemas/vm.js';
 import { jsonText, vmTable } from '../output.js';
 import type { ListOptions } from '../../client/index.js';
 
 export const ls: Command = {
   name: 'ls',
   summary: 'List registered VMs, newest registration first.',
-  details: 'Stale VMs (running, but no heartbeat within the stale window) are marked "(stale)".',
+  details:
+    'Stale VMs (running, but no heartbeat within the stale window) are marked "(stale)". On a terminal\n' +
+    'the table fits its width, cutting long ids, names, addresses and services with "…"; piped, nothing\n' +
+    'is cut. --wide shows everything, with who registered each VM, when, and its metadata.',
   options: {
     role: { type: 'string', value: 'ROLE', help: 'only this role' },
     status: { type: 'string', value: 'STATUS', help: 'only this status (running leaves stale VMs out, as in the API)' },
     stale: { type: 'boolean', help: 'only stale VMs' },
     fresh: { type: 'boolean', help: 'leave stale VMs out' },
+    ...WIDE_OPTION,
   },
   connects: true,
   async run(context) {
     if (context.values.stale && context.values.fresh) throw new UsageError('--stale and --fresh exclude each other');
+    const role = choiceOption(context, 'role', ROLES);
+    const status = choiceOption(context, 'status', STATUSES);
     const filter: ListOptions = {
-      ...(stringOption(context, 'role') !== undefined && { role: stringOption(context, 'role') as ListOptions['role'] }),
-      ...(stringOption(context, 'status') !== undefined && { status: stringOption(context, 'status') as ListOptions['status'] }),
+      ...(role !== undefined && { role }),
+      ...(status !== undefined && { status }),
       ...(context.values.stale === true && { stale: true }),
       ...(context.values.fresh === true && { stale: false }),
       signal: context.signal,
@@ -25,6 +32,6 @@ export const ls: Command = {
     const listing = await context.client().list(filter);
     if (context.json) return context.print(jsonText(listing));
     if (listing.vms.length === 0) return context.note('No VMs match.');
-    context.print(vmTable(listing.vms, context.styles));
+    context.print(vmTable(listing.vms, context.styles, context.layout));
   },
 };

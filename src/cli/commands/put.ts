@@ -1,4 +1,4 @@
-import { integerOption, type Command } from '../command.js';
+import { explainIfMatch, integerOption, type Command } from '../command.js';
 import { jsonText, vmDetail } from '../output.js';
 import { REGISTRATION_ARGS, REGISTRATION_FLAGS, registrationFrom } from '../vm-flags.js';
 
@@ -19,4 +19,5 @@ export const put: Command = {
     context.note(created ? `registered ${vm.id}` : `replaced ${vm.id}`);
     context.print(vmDetail(vm, context.styles));
   },
+  explain: explainIfMatch,
 };

@@ -1,4 +1,4 @@
-import { integerOption, UsageError, type Command } from '../command.js';
+import { explainIfMatch, integerOption, UsageError, type Command } from '../command.js';
 import { jsonText } from '../output.js';
 
 export const rm: Command = {
@@ -20,4 +20,5 @@ export const rm: Command = {
       context.print(context.json ? jsonText(deleted).trimEnd() : `deregistered ${deleted.id}`);
     }
   },
+  explain: explainIfMatch,
 };

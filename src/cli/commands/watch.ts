@@ -1,6 +1,7 @@
-import { RegistryUnreachableError, type Role, type WatchStateChange } from '../../client/index.js';
+import { RegistryUnreachableError, type WatchStateChange } from '../../client/index.js';
 import { formatDuration, parseDuration } from '../../domain/duration.js';
-import { describeError, integerOption, stringOption, UsageError, type Command } from '../command.js';
+import { ROLES } from '../../domain/schemas/vm.js';
+import { choiceOption, describeError, integerOption, stringOption, UsageError, type Command } from '../command.js';
 import { eventLine } from '../output.js';
 
 export const watch: Command = {
@@ -10,7 +11,7 @@ export const watch: Command = {
     'Reconnects by itself and resumes after the last change it printed. If the registry no longer\n' +
     'holds that far back, it prints the current VMs ("resync") and carries on. With --json, one\n' +
     'JSON object per line. A registry that cannot be reached is reported on stderr and retried\n' +
-    'with backoff; with --timeout, an outage that long ends the watch with exit code 1.',
+    'with backoff; with --timeout, an outage that long ends the watch with exit code 3 (unreachable).',
   options: {
     since: { type: 'string', value: 'REVISION', help: 'start after this revision (default: from now)' },
     role: { type: 'string', value: 'ROLE', help: 'only VMs of this role' },
@@ -19,7 +20,7 @@ export const watch: Command = {
   },
   connects: true,
   async run(context) {
-    const role = stringOption(context, 'role') as Role | undefined;
+    const role = choiceOption(context, 'role', ROLES);
     const id = stringOption(context, 'id');
     const since = integerOption(context, 'since');
     const timeoutText = stringOption(context, 'timeout');
