@@ -14,6 +14,7 @@ import { FleetCensus } from './fleet-census.js';
 import { instrumentStore } from './instrumented-store.js';
 import { RegistryMetrics } from './metrics.js';
 import { openapiOptions } from './openapi.js';
+import { docsRoutes } from './routes/docs.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { mcpRoutes } from './routes/mcp.js';
@@ -164,5 +165,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(openapiRoutes, { prefix: '/registry' });
   await app.register(metricsRoutes, { metrics, tokens: metricsTokens });
   await app.register(uiRoutes);
+  await app.register(docsRoutes);
   return app;
 }

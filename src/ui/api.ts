@@ -1,6 +1,6 @@
 import type { Vm } from '../domain/schemas.js';
 
-const TOKEN_KEY = 'vm-registry.token';
+export const TOKEN_KEY = 'vm-registry.token';
 
 /** The server refused the token, or wants one: the page asks for it. */
 export class Unauthorized extends Error {}
