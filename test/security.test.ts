@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { sha256Hex } from '../src/server/tokens.js';
@@ -14,6 +15,25 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const vm = (id: string) => ({ id, name: id, role: 'worker', address: `${id}.vm.vers.sh`, registeredBy: 'security-test' });
 const bearer = (secret: string) => ({ authorization: `Bearer ${secret}` });
+/**
+ * A GET sent from one loopback address (127.0.0.1, 127.0.0.2 …): resolves once the answer's
+ * headers arrive, so that an event stream can be held open and closed later.
+ */
+const getFrom = (localAddress: string, url: string, headers: Record<string, string> = {}) =>
+  new Promise<{ status: number; text(): Promise<string>; close(): void }>((resolve, reject) => {
+    const sent = httpRequest(url, { localAddress, headers, agent: false }, (answer: IncomingMessage) =>
+      resolve({
+        status: answer.statusCode!,
+        text: async () => {
+          let body = '';
+          for await (const chunk of answer) body += chunk;
+          return body;
+        },
+        close: () => answer.destroy(),
+      }),
+    );
+    sent.on('error', reject).end();
+  });
 const writeTokens = (path: string, tokens: Array<[name: string, secret: string, scopes: string[]]>) =>
   writeFileSync(path, JSON.stringify({ tokens: tokens.map(([name, secret, scopes]) => ({ name, sha256: sha256Hex(secret), scopes })) }));
 
@@ -129,6 +149,45 @@ describe('limits on a real server', () => {
       for (let i = 0; i < 4; i++) statuses.push((await fetch(`${server.url}/registry/vms`)).status);
       assert.deepEqual(statuses, [200, 200, 200, 429]);
       assert.equal((await fetch(`${server.url}/health`)).status, 200);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('a swarm sharing one token (every VM with the same VERS_AUTH_TOKEN)', () => {
+  const TOKEN = 'swarm-wide-token';
+
+  it('gives each address its own request budget: a runaway VM gets 429 and the VM beside it does not', async () => {
+    const server = await startServer({ env: { REGISTRY_DB: fresh('r.db'), VERS_AUTH_TOKEN: TOKEN, REGISTRY_RATE_LIMIT: '3' } });
+    try {
+      const list = (from: string) => getFrom(from, `${server.url}/registry/vms`, bearer(TOKEN));
+      const runaway = [];
+      for (let i = 0; i < 4; i++) runaway.push((await list('127.0.0.1')).status);
+      assert.deepEqual(runaway, [200, 200, 200, 429]);
+      assert.equal((await list('127.0.0.2')).status, 200, 'the same token from another address has a budget of its own');
+      const refused = await list('127.0.0.1');
+      assert.match(JSON.parse(await refused.text()).error, /^token "VERS_AUTH_TOKEN" from \S*127\.0\.0\.1 sent more than 3 requests in a minute/);
+      const anonymous = await getFrom('127.0.0.2', `${server.url}/registry/vms`);
+      assert.equal(anonymous.status, 401, 'no token: counted against the address, which has budget left');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('gives each address its own watcher quota: one VM at its limit does not stop another watching', async () => {
+    const server = await startServer({ env: { REGISTRY_DB: fresh('r.db'), VERS_AUTH_TOKEN: TOKEN, REGISTRY_MAX_WATCHERS: '1' } });
+    const watch = (from: string) => getFrom(from, `${server.url}/registry/events`, bearer(TOKEN));
+    try {
+      const first = await watch('127.0.0.1');
+      assert.equal(first.status, 200);
+      const second = await watch('127.0.0.1');
+      assert.equal(second.status, 429);
+      const beside = await watch('127.0.0.2');
+      assert.equal(beside.status, 200, 'the same token from another address may watch');
+      assert.match(JSON.parse(await second.text()).error, /^token "VERS_AUTH_TOKEN" from \S*127\.0\.0\.1 already holds 1 open event streams/);
+      first.close();
+      beside.close();
     } finally {
       await server.stop();
     }

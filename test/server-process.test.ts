@@ -44,6 +44,52 @@ describe('vm-registry serve', () => {
     }
   });
 
+  const OPEN = { VERS_AUTH_TOKEN: undefined, REGISTRY_TOKENS_FILE: undefined, REGISTRY_AUTH: undefined };
+
+  it('refuses a non-loopback HOST without any token, naming the token settings and the opt-out, before touching the database', async () => {
+    const emptyTokens = join(dir.path, 'no-tokens.json');
+    writeFileSync(emptyTokens, '{"tokens": []}');
+    for (const [env, args, host] of [
+      [{ HOST: '0.0.0.0' }, [], '0.0.0.0'],
+      [{ HOST: '::' }, [], '::'],
+      [{}, ['--host', '10.1.2.3'], '10.1.2.3'],
+      // A tokens file makes :: the default host, but one holding no token guards nothing.
+      [{ HOST: undefined, REGISTRY_TOKENS_FILE: emptyTokens }, [], '::'],
+    ] as const) {
+      const db = freshDb();
+      const result = await runCli(['serve', ...args], { env: { ...OPEN, REGISTRY_DB: db, PORT: '0', ...env } });
+      assert.equal(result.code, 2, `HOST ${host}: ${result.stderr}`);
+      assert.ok(result.stderr.includes(`HOST ${host} is not a loopback address`), result.stderr);
+      assert.match(result.stderr, /VERS_AUTH_TOKEN/);
+      assert.match(result.stderr, /REGISTRY_TOKENS_FILE/);
+      assert.match(result.stderr, /REGISTRY_AUTH=off/);
+      assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+      assert.equal(existsSync(db), false, 'refused before the database was opened');
+    }
+  });
+
+  it('serves any loopback HOST without a token', async () => {
+    const server = await startServer({ env: { ...OPEN, REGISTRY_DB: freshDb(), HOST: '127.0.0.2' } });
+    try {
+      assert.equal((await post(`http://127.0.0.2:${server.port}/registry/vms`, lieutenant('on-loopback'))).status, 201);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('REGISTRY_AUTH=off serves a non-loopback HOST open on purpose, with a loud warning', async () => {
+    const server = await startServer({ env: { ...OPEN, REGISTRY_DB: freshDb(), HOST: '0.0.0.0', REGISTRY_AUTH: 'off' } });
+    try {
+      const warning = server.output().split('\n').find((line) => line.includes('REGISTRY_AUTH=off'));
+      assert.ok(warning, server.output());
+      assert.equal(JSON.parse(warning).level, 40, 'logged as a warning');
+      assert.match(warning, /0\.0\.0\.0/);
+      assert.equal((await post(`${server.url}/registry/vms`, lieutenant('open-on-purpose'))).status, 201);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('flags override the environment', async () => {
     const db = freshDb();
     const server = await startServer({ env: { REGISTRY_DB: '/nonexistent/ignored.db' }, args: ['--db', db, '--stale-after', '90s'] });
@@ -62,6 +108,8 @@ describe('vm-registry serve', () => {
       [{ REGISTRY_STALE_AFTER: 'soon' }, /REGISTRY_STALE_AFTER must be a positive duration/],
       [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
       [{ VERS_VM_ID: 'has space' }, /VERS_VM_ID "has space" is not a valid VM id/],
+      [{ REGISTRY_AUTH: 'on' }, /REGISTRY_AUTH must be "off" or unset \(got "on"\)/],
+      [{ REGISTRY_AUTH: 'off', VERS_AUTH_TOKEN: 'tok' }, /REGISTRY_AUTH=off switches authentication off, but VERS_AUTH_TOKEN is set/],
     ] as const) {
       const result = await runCli(['serve'], { env: { REGISTRY_DB: freshDb(), ...env } });
       assert.equal(result.code, 2);
@@ -138,7 +186,7 @@ describe('vm-registry serve', () => {
   it('serve --help lists every setting with its environment name', async () => {
     const result = await runCli(['serve', '--help']);
     assert.equal(result.code, 0);
-    for (const name of ['PORT', 'HOST', 'VERS_AUTH_TOKEN', 'REGISTRY_DB', 'REGISTRY_STALE_AFTER', 'LOG_LEVEL', 'VERS_VM_ID']) {
+    for (const name of ['PORT', 'HOST', 'VERS_AUTH_TOKEN', 'REGISTRY_AUTH', 'REGISTRY_DB', 'REGISTRY_STALE_AFTER', 'LOG_LEVEL', 'VERS_VM_ID']) {
       assert.match(result.stdout, new RegExp(name));
     }
   });

@@ -23,9 +23,32 @@ export type Role = (typeof ROLES)[number];
 export type Status = (typeof STATUSES)[number];
 
 export const ID_PATTERN = '^[A-Za-z0-9._:-]+$';
-/** At least one character that is not white space: strings are trimmed, so blank means empty. */
-export const NOT_BLANK = '\\S';
 export const ABSOLUTE_PATH = '^/';
+
+/**
+ * The one trimming rule: every string in a request body loses its surrounding white space
+ * before the body is checked, so the schemas' lengths and patterns judge what is stored, a
+ * blank string is an empty one, and " t1 " is the id t1. The exception is metadata, the
+ * caller's own JSON, stored exactly as sent. Trims in place; a walk with a stack of its own,
+ * because a body is checked (and its nesting refused) only after this.
+ */
+export function trimBodyStrings(body: unknown): unknown {
+  if (typeof body === 'string') return body.trim();
+  const pending: unknown[] = [body];
+  while (pending.length > 0) {
+    const holder = pending.pop();
+    if (holder === null || typeof holder !== 'object') continue;
+    const fields = holder as Record<string, unknown>;
+    const isArray = Array.isArray(holder);
+    for (const key of Object.keys(fields)) {
+      if (!isArray && key === 'metadata') continue;
+      const value = fields[key];
+      if (typeof value === 'string') fields[key] = value.trim();
+      else if (value !== null && typeof value === 'object') pending.push(value);
+    }
+  }
+  return body;
+}
 
 // A plain `enum` keeps the validation message short ("must be one of …") where a union of literals would not.
 const oneOf = <T extends readonly string[]>(values: T, description: string) =>
@@ -34,8 +57,8 @@ const oneOf = <T extends readonly string[]>(values: T, description: string) =>
 export const RoleSchema = oneOf(ROLES, 'What the VM is for; discovery is by role.');
 export const StatusSchema = oneOf(STATUSES, 'Lifecycle state; only running VMs are discovered.');
 
-const text = (maxLength: number, description: string) =>
-  Type.String({ minLength: 1, maxLength, pattern: NOT_BLANK, description });
+// Not blank: bodies are trimmed before they are checked (trimBodyStrings).
+const text = (maxLength: number, description: string) => Type.String({ minLength: 1, maxLength, description });
 
 export const VmIdSchema = Type.String({
   minLength: 1,

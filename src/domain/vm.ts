@@ -50,31 +50,23 @@ export function checkMetadata(metadata: Metadata | undefined): void {
   }
 }
 
-const trimServices = (services: Service[] | undefined) =>
-  services?.map((s) => ({ ...s, name: s.name.trim(), ...(s.healthPath !== undefined && { healthPath: s.healthPath.trim() }) }));
-
-/** Trims the strings a person may have padded and checks metadata; the schema has already checked types. */
+/** Checks metadata and fills in defaults; the schema has already checked the (trimmed) body. */
 export function normaliseRegistration(body: Registration): VmFields {
   checkMetadata(body.metadata);
   return {
     id: body.id,
-    name: body.name.trim(),
+    name: body.name,
     role: body.role,
     status: body.status ?? 'running',
-    address: body.address.trim(),
-    registeredBy: body.registeredBy.trim(),
-    ...(body.services !== undefined && { services: trimServices(body.services) }),
+    address: body.address,
+    registeredBy: body.registeredBy,
+    ...(body.services !== undefined && { services: body.services }),
     ...(body.metadata !== undefined && { metadata: body.metadata }),
   };
 }
 
+/** Checks what the schema cannot: metadata's size and depth. */
 export function normaliseUpdate(body: VmUpdate): VmUpdate {
   checkMetadata(body.metadata);
-  return {
-    ...(body.name !== undefined && { name: body.name.trim() }),
-    ...(body.status !== undefined && { status: body.status }),
-    ...(body.address !== undefined && { address: body.address.trim() }),
-    ...(body.services !== undefined && { services: trimServices(body.services) }),
-    ...(body.metadata !== undefined && { metadata: body.metadata }),
-  };
+  return body;
 }

@@ -345,11 +345,36 @@ describe('what real clients send', () => {
     assert.equal((await h.request({ method: 'DELETE', url: '/registry/vms/abc-123-def', headers })).status, 200);
   });
 
-  it('trims padded strings', async () => {
-    const vm = await h.register({ name: '  billing  ', address: ' a.vm.vers.sh\n', services: [{ name: ' rpc ', port: 1 }] });
-    assert.equal(vm.name, 'billing');
+  it('trims every string of a body before checking it, the id and role included; metadata is stored as sent', async () => {
+    const vm = await h.register({
+      id: '  t1  ',
+      name: `  ${'n'.repeat(LIMITS.nameLength)}  `,
+      role: ' lieutenant ',
+      address: ' a.vm.vers.sh\n',
+      services: [{ name: ' rpc ', port: 1, healthPath: ' /health ' }],
+      metadata: { note: '  as sent  ' },
+    });
+    assert.equal(vm.id, 't1');
+    assert.equal(vm.name, 'n'.repeat(LIMITS.nameLength), 'the limit applies to the trimmed name');
+    assert.equal(vm.role, 'lieutenant');
     assert.equal(vm.address, 'a.vm.vers.sh');
-    assert.equal(vm.services[0].name, 'rpc');
+    assert.deepEqual(vm.services, [{ name: 'rpc', port: 1, healthPath: '/health' }]);
+    assert.deepEqual(vm.metadata, { note: '  as sent  ' });
+    assert.equal((await h.request({ method: 'GET', url: '/registry/vms/t1' })).status, 200);
+
+    const put = await h.request({ method: 'PUT', url: '/registry/vms/t2', payload: { ...billing, id: ' t2 ' } });
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    const patched = await h.request({ method: 'PATCH', url: '/registry/vms/t2', payload: { status: ' paused ', name: ' renamed ' } });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal(patched.body.status, 'paused');
+    assert.equal(patched.body.name, 'renamed');
+    const imported = await h.request({
+      method: 'POST',
+      url: '/registry/import',
+      payload: { vms: [{ ...billing, id: ' t3 ', registeredAt: ' 2026-11-27T11:00:00.000Z ', lastSeen: '2026-11-27T11:30:00.000Z' }] },
+    });
+    assert.equal(imported.status, 200, JSON.stringify(imported.body));
+    assert.equal((await h.request({ method: 'GET', url: '/registry/vms/t3' })).body.registeredAt, '2026-11-27T11:00:00.000Z');
   });
 
   it('echoes the caller x-request-id', async () => {
@@ -376,7 +401,8 @@ describe('bad input: a 400 naming the problem, and nothing stored', () => {
     ['an id with spaces', { ...billing, id: 'a b' }, /^id may only contain/],
     ['an id too long', { ...billing, id: 'x'.repeat(LIMITS.idLength + 1) }, /^id must be at most 128 characters/],
     ['an empty name', { ...billing, name: '' }, /^name must not be empty/],
-    ['a blank name', { ...billing, name: '   ' }, /^name must not be blank/],
+    ['a blank name', { ...billing, name: '   ' }, /^name must not be empty or blank/],
+    ['a blank id', { ...billing, id: ' \t ' }, /^id must not be empty or blank/],
     ['a name too long', { ...billing, name: 'n'.repeat(LIMITS.nameLength + 1) }, /^name must be at most/],
     ['a numeric name', { ...billing, name: 42 }, /^name must be a string/],
     ['services not an array', { ...billing, services: { name: 'x', port: 1 } }, /^services must be an array/],
@@ -408,6 +434,15 @@ describe('bad input: a 400 naming the problem, and nothing stored', () => {
       assert.equal(await h.store.count(), 0);
     });
   }
+
+  it('a field nested thousands of levels deep (trimmed before it is checked) is a 400, not a crash', async () => {
+    const deep = '['.repeat(30_000) + '" x "' + ']'.repeat(30_000);
+    const payload = JSON.stringify(billing).replace('"billing-lt"', deep);
+    const response = await h.request({ method: 'POST', url: '/registry/vms', payload, headers: { 'content-type': 'application/json' } });
+    assert.equal(response.status, 400, JSON.stringify(response.body));
+    assert.match(response.body.error, /^name must be a string/);
+    assert.equal(await h.store.count(), 0);
+  });
 
   it('malformed JSON', async () => {
     const response = await h.request({ method: 'POST', url: '/registry/vms', payload: '{"id": "a",', headers: { 'content-type': 'application/json' } });
@@ -530,6 +565,7 @@ describe('slow clients', () => {
       await new Promise((resolve) => socket.on('close', resolve));
       assert.ok(Date.now() - started < 5000, 'the server closed the connection');
       assert.match(answer, /^HTTP\/1\.1 408/);
+      assert.match(answer, /\{"error":"the request was not received in time: headers within 0\.3 s, the whole request within 0\.6 s"\}$/);
     } finally {
       await app.close();
       await store.close();

@@ -8,12 +8,13 @@ import type { RegistryStore } from '../store/store.js';
 import rateLimit from '@fastify/rate-limit';
 import { addAuthorization } from './auth.js';
 import { rateLimitOptions } from './rate-limit.js';
-import { answerClientError, installErrorHandling, installJsonBodyParser } from './http-errors.js';
+import { answerFrameworkError, clientErrorAnswerer, installErrorHandling, installJsonBodyParser, MAX_PARAM_LENGTH } from './http-errors.js';
 import { ChangeFeed } from './change-feed.js';
 import { FleetCensus } from './fleet-census.js';
 import { instrumentStore } from './instrumented-store.js';
 import { RegistryMetrics } from './metrics.js';
 import { openapiOptions } from './openapi.js';
+import { refuseUnknownQueryParameters } from './validation-errors.js';
 import { docsRoutes } from './routes/docs.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -75,7 +76,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // blocking queries (up to 10 min) and quiet event streams.
     http: { headersTimeout: timeouts.headersMs, connectionsCheckingInterval: Math.min(2_000, timeouts.headersMs) },
     requestTimeout: timeouts.requestMs,
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: clientErrorAnswerer(timeouts),
+    frameworkErrors: answerFrameworkError,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Closes the connections idle when closing begins; see the preClose hook for the rest.
     forceCloseConnections: 'idle',
     // One line per request at info would be 800 lines a second from 100k heartbeating VMs.
@@ -94,6 +97,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   installJsonBodyParser(app, LIMITS.bodyBytes);
   installErrorHandling(app, LIMITS.bodyBytes);
+  refuseUnknownQueryParameters(app);
   // The hooks every request runs are synchronous (done callbacks rather than async functions,
   // which cost a promise each) and build a log line only when the level will write it.
   app.addHook('onRequest', (request, reply, done) => {
@@ -135,32 +139,35 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const metricsTokens = options.metricsPublic ? undefined : tokens;
   // Registered before the routes: it learns them as they are added.
+  // /registry and /mcp share the tokens and the rate limit (the guarded scope below).
+  const guarded = (url: string) => url.startsWith('/registry/') || url === '/mcp';
   await app.register(
     swagger,
-    openapiOptions((url) => tokens.enabled && (url.startsWith('/registry/') || url === '/mcp' || (url === '/metrics' && Boolean(metricsTokens)))),
+    openapiOptions({
+      needsToken: (url) => tokens.enabled && (guarded(url) || (url === '/metrics' && Boolean(metricsTokens))),
+      rateLimited: (url) => options.rateLimitPerMinute !== undefined && guarded(url),
+      storeCanFail: store.kind === 'postgres',
+    }),
   );
 
   await app.register(healthRoutes, { store, clock, feed, startedAt: clock.now(), version: VERSION });
-  /** Tokens and the per-caller rate limit, for /registry and /mcp alike. */
-  const guard = async (scope: FastifyInstance) => {
-    addAuthorization(scope, tokens);
+  // /registry and /mcp behind one set of tokens and one rate limit: a caller's budget is
+  // shared between them (each registration of the limiter would count apart).
+  await app.register(async (guardedScope) => {
+    addAuthorization(guardedScope, tokens);
     // Its hooks go on each route, after the caller is identified and before a refusal is sent.
-    if (options.rateLimitPerMinute !== undefined) await scope.register(rateLimit, rateLimitOptions(options.rateLimitPerMinute));
-  };
-  await app.register(
-    async (registry) => {
-      await guard(registry);
-      const maxWatchers = options.maxWatchers ?? 2_000;
-      await registry.register(vmRoutes, { store, feed, maxWaiting: maxWatchers });
-      await registry.register(eventRoutes, { store, feed, keepAliveMs: options.keepAliveMs ?? 15_000, maxWatchers });
-      await registry.register(importRoutes, { store, clock });
-      await registry.register(whoamiRoutes);
-    },
-    { prefix: '/registry' },
-  );
-  await app.register(async (mcp) => {
-    await guard(mcp);
-    await mcp.register(mcpRoutes, { feed, keepAliveMs: options.keepAliveMs ?? 15_000 });
+    if (options.rateLimitPerMinute !== undefined) await guardedScope.register(rateLimit, rateLimitOptions(options.rateLimitPerMinute));
+    await guardedScope.register(
+      async (registry) => {
+        const maxWatchers = options.maxWatchers ?? 2_000;
+        await registry.register(vmRoutes, { store, feed, maxWaiting: maxWatchers });
+        await registry.register(eventRoutes, { store, feed, keepAliveMs: options.keepAliveMs ?? 15_000, maxWatchers });
+        await registry.register(importRoutes, { store, clock });
+        await registry.register(whoamiRoutes);
+      },
+      { prefix: '/registry' },
+    );
+    await guardedScope.register(mcpRoutes, { feed, keepAliveMs: options.keepAliveMs ?? 15_000 });
   });
   await app.register(openapiRoutes, { prefix: '/registry' });
   await app.register(metricsRoutes, { metrics, tokens: metricsTokens });

@@ -1,3 +1,4 @@
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { hostname } from 'node:os';
 import { parseDuration } from '../domain/duration.js';
 import { ID_PATTERN, LIMITS } from '../domain/schemas.js';
@@ -15,13 +16,15 @@ export interface ServerConfig {
   /** Why the host is what it is, when the operator did not choose it. */
   hostReason?: string;
   authToken?: string;
+  /** REGISTRY_AUTH=off: the operator means to serve without any token, even beyond this machine. */
+  authOff: boolean;
   /** REGISTRY_TOKENS_FILE: named, scoped tokens, re-read on SIGHUP. */
   tokensFile?: string;
   /** REGISTRY_METRICS_PUBLIC=1: /metrics needs no token, for scrapers inside a trusted network. */
   metricsPublic: boolean;
-  /** Requests per minute per token (per address when unauthenticated); undefined: no limit. */
+  /** Requests per minute per caller (see callerKey); undefined: no limit. */
   rateLimitPerMinute?: number;
-  /** Open event streams per token (per address when unauthenticated). */
+  /** Open event streams per caller, and blocking queries waiting per caller (see callerKey). */
   maxWatchers: number;
   /** SQLite file; unused when databaseUrl selects PostgreSQL. */
   db: string;
@@ -47,6 +50,7 @@ export type SettingName =
   | 'PORT'
   | 'HOST'
   | 'VERS_AUTH_TOKEN'
+  | 'REGISTRY_AUTH'
   | 'REGISTRY_TOKENS_FILE'
   | 'REGISTRY_METRICS_PUBLIC'
   | 'REGISTRY_RATE_LIMIT'
@@ -97,6 +101,40 @@ function databaseUrl(text: string | undefined): string | undefined {
   return text.trim();
 }
 
+function authOff(text: string | undefined): boolean {
+  const value = text?.trim();
+  if (value === undefined || value === '') return false;
+  if (value !== 'off') throw new ConfigError(`REGISTRY_AUTH must be "off" or unset (got "${text}")`);
+  return true;
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** 127.0.0.0/8, ::1 (in any spelling, IPv4-mapped too) and `localhost`: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIPv4(host) ? 'ipv4' : isIPv6(host) ? 'ipv6' : undefined;
+  return family !== undefined && LOOPBACK.check(host, family);
+}
+
+/**
+ * Refuses to serve an open, writable registry beyond this machine: a HOST other machines can
+ * reach needs a token (VERS_AUTH_TOKEN, or a tokens file holding one) unless REGISTRY_AUTH=off
+ * says the operator means it. Decided once the tokens file is read: a file holding no token
+ * guards nothing.
+ */
+export function refuseOpenExposure(config: ServerConfig, anyToken: boolean): void {
+  if (anyToken || config.authOff || isLoopback(config.host)) return;
+  const emptyFile = config.tokensFile ? ` (the tokens file ${config.tokensFile} holds none)` : '';
+  throw new ConfigError(
+    `HOST ${config.host} is not a loopback address and no token is configured${emptyFile}, ` +
+      'so anyone who can reach it could change the registry. Set VERS_AUTH_TOKEN or REGISTRY_TOKENS_FILE, ' +
+      'or listen on this machine only (HOST=127.0.0.1), or set REGISTRY_AUTH=off to serve it open on purpose (dangerous)',
+  );
+}
+
 function selfRegistration(settings: Settings): SelfRegistrationConfig | undefined {
   const id = settings.VERS_VM_ID?.trim();
   if (!id) return undefined;
@@ -115,13 +153,19 @@ export function loadConfig(settings: Settings): ServerConfig {
   const authToken = settings.VERS_AUTH_TOKEN || undefined;
   const tokensFile = settings.REGISTRY_TOKENS_FILE?.trim() || undefined;
   const authConfigured = Boolean(authToken || tokensFile);
+  const noAuth = authOff(settings.REGISTRY_AUTH);
+  if (noAuth && authConfigured) {
+    throw new ConfigError(
+      `REGISTRY_AUTH=off switches authentication off, but ${authToken ? 'VERS_AUTH_TOKEN' : 'REGISTRY_TOKENS_FILE'} is set; unset one of them`,
+    );
+  }
   const rateLimit = settings.REGISTRY_RATE_LIMIT?.trim();
   const logLevel = settings.LOG_LEVEL || 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
   }
   const listenPort = port(settings.PORT);
-  const chosenHost = settings.HOST || undefined;
+  const chosenHost = settings.HOST?.trim() || undefined;
   return {
     port: listenPort,
     host: chosenHost ?? (authConfigured ? '::' : '127.0.0.1'),
@@ -132,9 +176,11 @@ export function loadConfig(settings: Settings): ServerConfig {
           'set VERS_AUTH_TOKEN (and HOST=:: or HOST=0.0.0.0) to serve other machines',
       }),
     authToken,
+    authOff: noAuth,
     tokensFile,
     metricsPublic: ['1', 'true', 'yes'].includes(settings.REGISTRY_METRICS_PUBLIC?.trim().toLowerCase() ?? ''),
-    // Generous by default: 100,000 VMs heartbeating every 2 minutes on one token is ~50,000 a minute.
+    // Generous by default: budgets are per token and address, and one orchestrator registering
+    // or listing a whole swarm from one address must not be held back.
     ...(rateLimit !== 'off' && rateLimit !== '0' && {
       rateLimitPerMinute: count('REGISTRY_RATE_LIMIT', rateLimit, 120_000),
     }),

@@ -6,7 +6,7 @@ import { openPostgresStore } from '../store/postgres/postgres-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { RegistryStore } from '../store/store.js';
 import { buildApp } from './app.js';
-import type { ServerConfig } from './config.js';
+import { refuseOpenExposure, type ServerConfig } from './config.js';
 import { startSelfRegistration } from './self-registration.js';
 import { readTokensFile, TokenRegistry } from './tokens.js';
 import { VERSION } from './version.js';
@@ -32,6 +32,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' },
   });
   const tokens = new TokenRegistry(config.authToken, config.tokensFile ? readTokensFile(config.tokensFile) : []);
+  refuseOpenExposure(config, tokens.enabled);
   const store = await openStore(config, log);
   const app = await buildApp({
     store,
@@ -45,7 +46,14 @@ export async function serve(config: ServerConfig): Promise<void> {
   });
 
   if (config.hostReason) log.warn(config.hostReason);
-  if (!tokens.enabled) log.warn('authentication is off: anyone who can reach this port can change the registry');
+  if (config.authOff) {
+    log.warn(
+      { host: config.host },
+      `REGISTRY_AUTH=off: authentication is switched off on ${config.host}; anyone who can reach this port can read, register, change and delete every VM`,
+    );
+  } else if (!tokens.enabled) {
+    log.warn('authentication is off: anyone who can reach this port can change the registry');
+  }
   if (config.tokensFile) {
     // Rotating tokens must not drop the connections of every watcher and blocking query.
     process.on('SIGHUP', () => {

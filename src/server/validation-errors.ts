@@ -1,9 +1,10 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
-import { ABSOLUTE_PATH, ID_PATTERN, NOT_BLANK } from '../domain/schemas.js';
+import { ABSOLUTE_PATH, ID_PATTERN } from '../domain/schemas.js';
 import { REVISION_PATTERN } from './revision-query.js';
 
 const PATTERN_RULES: Record<string, string> = {
-  [NOT_BLANK]: 'must not be blank',
   [ID_PATTERN]: 'may only contain letters, digits, ".", "_", ":" and "-"',
   [ABSOLUTE_PATH]: 'must start with "/"',
   [REVISION_PATTERN]: 'must be a revision: a whole number, 0 or more',
@@ -49,6 +50,10 @@ export function describeValidationError(context: string, errors: FastifySchemaVa
     case 'required':
       return `${subject(context, field ? `${field}.${params.missingProperty}` : String(params.missingProperty))} is required`;
     case 'additionalProperties': {
+      if (context === 'querystring') {
+        const accepted = allowedKeys(error.parentSchema);
+        return `unknown query parameter "${params.additionalProperty}"; ${accepted ? `accepted: ${accepted}` : 'this route takes none'}`;
+      }
       const where = field ? ` in ${field}` : context === 'body' ? '' : ` in ${subject(context, '')}`;
       return `unknown field "${params.additionalProperty}"${where}; allowed fields: ${allowedKeys(error.parentSchema)}`;
     }
@@ -57,9 +62,11 @@ export function describeValidationError(context: string, errors: FastifySchemaVa
     case 'enum':
       return `${what} must be one of ${(params.allowedValues as string[]).join(', ')} (got ${JSON.stringify(error.data)})`;
     case 'type':
+      if (context === 'querystring' && Array.isArray(error.data)) return `${what} is given more than once`;
       return `${what} must be ${TYPE_NAMES[String(params.type)] ?? params.type}`;
     case 'minLength':
-      return `${what} must not be empty`;
+      // Bodies are trimmed first, so an empty string may have been a blank one.
+      return `${what} must not be empty or blank`;
     case 'maxLength':
       return `${what} must be at most ${params.limit} characters`;
     case 'pattern':
@@ -73,4 +80,18 @@ export function describeValidationError(context: string, errors: FastifySchemaVa
     default:
       return `${what} ${error.message ?? 'is invalid'}`;
   }
+}
+
+const NoQuerySchema = Type.Object({}, { additionalProperties: false });
+
+/**
+ * A query parameter a route does not know is refused rather than ignored, so that a typo such
+ * as ?roles=infra never silently widens an answer: routes that take none get a schema saying
+ * so. The pages (/ui, /docs), hidden from the API document, keep accepting whatever a browser adds.
+ */
+export function refuseUnknownQueryParameters(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.hide || route.schema?.querystring) return;
+    route.schema = { ...route.schema, querystring: NoQuerySchema };
+  });
 }

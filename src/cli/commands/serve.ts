@@ -5,13 +5,14 @@ import { UsageError, type Command, type OptionSpec } from '../command.js';
 /** Each `serve` flag and the environment setting it overrides. */
 const SERVE_FLAGS: Record<string, { env: SettingName; help: string }> = {
   port: { env: 'PORT', help: 'listen port (default 3000; 0 picks a free one)' },
-  host: { env: 'HOST', help: 'listen address (default :: with auth, else 127.0.0.1)' },
+  host: { env: 'HOST', help: 'listen address (default :: with auth, else 127.0.0.1); beyond loopback it needs a token or --auth off' },
   'auth-token': { env: 'VERS_AUTH_TOKEN', help: 'bearer token for /registry (prefer the env: flags show in ps)' },
+  auth: { env: 'REGISTRY_AUTH', help: 'off: serve with no token even on a non-loopback host (dangerous: anyone who reaches it can change the registry)' },
   'tokens-file': { env: 'REGISTRY_TOKENS_FILE', help: 'named, scoped tokens (JSON of SHA-256 digests); SIGHUP reloads' },
   'database-url': { env: 'DATABASE_URL', help: 'postgres://… selects PostgreSQL instead of SQLite (prefer the env: flags show in ps)' },
   'metrics-public': { env: 'REGISTRY_METRICS_PUBLIC', help: '1: /metrics needs no token' },
-  'rate-limit': { env: 'REGISTRY_RATE_LIMIT', help: 'requests a minute per token or address (default 120000; off)' },
-  'max-watchers': { env: 'REGISTRY_MAX_WATCHERS', help: 'open event streams, and blocking queries waiting, per token or address (default 2000 each)' },
+  'rate-limit': { env: 'REGISTRY_RATE_LIMIT', help: 'requests a minute per token and address, or per address without a token (default 120000; off)' },
+  'max-watchers': { env: 'REGISTRY_MAX_WATCHERS', help: 'open event streams, and blocking queries waiting, per token and address (default 2000 each)' },
   db: { env: 'REGISTRY_DB', help: 'SQLite file (default ./data/registry.db)' },
   'stale-after': { env: 'REGISTRY_STALE_AFTER', help: 'no heartbeat for this long = stale (default 5m)' },
   'reap-after': { env: 'REGISTRY_REAP_AFTER', help: 'stale this long = deregistered (default never)' },

@@ -17,11 +17,14 @@ export interface EventRoutesOptions {
   maxWatchers: number;
 }
 
-export const EventsQuerySchema = Type.Object({
-  since: Type.Optional(RevisionSchema),
-  role: Type.Optional(RoleSchema),
-  id: Type.Optional(VmIdSchema),
-});
+export const EventsQuerySchema = Type.Object(
+  {
+    since: Type.Optional(RevisionSchema),
+    role: Type.Optional(RoleSchema),
+    id: Type.Optional(VmIdSchema),
+  },
+  { additionalProperties: false },
+);
 
 function resumeFrom(since: string | undefined, lastEventId: string | string[] | undefined): number | undefined {
   if (lastEventId !== undefined) {
@@ -58,7 +61,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       schema: {
         summary: 'Watch changes as Server-Sent Events',
         querystring: EventsQuerySchema,
-        response: { 400: ErrorSchema, 410: ErrorSchema, 429: ErrorSchema },
+        response: {
+          200: {
+            description: 'The stream: "id:" the revision, "event:" the type, "data:" {type, revision, at, vm}.',
+            content: { 'text/event-stream': { schema: Type.String() } },
+          },
+          410: { ...ErrorSchema, description: 'The revision to resume from is no longer (or not yet) in the event log: list again, then watch.' },
+          429: { ...ErrorSchema, description: 'The caller already holds REGISTRY_MAX_WATCHERS open event streams.' },
+        },
       },
     },
     async (request, reply) => {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Clock } from '../../domain/clock.js';
-import { ErrorSchema, RegistrationSchema } from '../../domain/schemas.js';
+import { RegistrationSchema } from '../../domain/schemas.js';
 import { normaliseRegistration } from '../../domain/vm.js';
 import type { ImportedVm, RegistryStore } from '../../store/store.js';
 import { BadRequestError } from '../http-errors.js';
@@ -52,7 +52,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = asyn
       schema: {
         summary: 'Import full entries, keeping registeredAt and lastSeen',
         body: ImportBodySchema,
-        response: { 200: ImportSummarySchema, 400: ErrorSchema },
+        response: { 200: ImportSummarySchema },
       },
     },
     async (request) => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import type { FastifyInstance, FastifyPluginAsync, HTTPMethods } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
+import { Type } from '@sinclair/typebox';
 import { RegistryClient } from '../../client/index.js';
 import { ErrorSchema } from '../../domain/schemas.js';
 import { McpHttpSessions } from '../../mcp/http.js';
@@ -78,33 +79,46 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, { fee
   });
   app.addHook('preClose', () => sessions.closeAll());
 
-  app.route({
-    method: ['GET', 'POST', 'DELETE'],
-    url: '/mcp',
-    config: { scope: 'read' },
-    schema: {
-      summary: 'The Model Context Protocol (Streamable HTTP): registry tools, resources and prompts for agents',
-      description:
-        'JSON-RPC as the MCP specification defines it, for MCP clients rather than curl. Stateful sessions: initialize ' +
-        'with a POST, then send its Mcp-Session-Id header; GET opens the notification stream, DELETE ends the session.',
-      response: { 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema },
-    },
-    handler: async (request, reply) => {
-      const caller: Caller = {
-        secret: bearerSecret(request.headers.authorization) ?? '',
-        ip: request.ip,
-        origin: `${request.protocol}://${request.host}`,
-      };
-      const raw = request.raw as IncomingMessage & { auth?: AuthInfo };
-      raw.auth = {
-        token: caller.secret,
-        clientId: request.principal?.name ?? 'anonymous',
-        scopes: [...(request.principal?.scopes ?? [])],
-        extra: { ...caller },
-      };
-      // The transport writes the answer (JSON or an SSE stream) itself.
-      reply.hijack();
-      await sessions.handle(raw, reply.raw, request.body, request.principal?.name);
-    },
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const caller: Caller = {
+      secret: bearerSecret(request.headers.authorization) ?? '',
+      ip: request.ip,
+      origin: `${request.protocol}://${request.host}`,
+    };
+    const raw = request.raw as IncomingMessage & { auth?: AuthInfo };
+    raw.auth = {
+      token: caller.secret,
+      clientId: request.principal?.name ?? 'anonymous',
+      scopes: [...(request.principal?.scopes ?? [])],
+      extra: { ...caller },
+    };
+    // The transport writes the answer (JSON or an SSE stream) itself.
+    reply.hijack();
+    await sessions.handle(raw, reply.raw, request.body, request.principal?.name);
+  };
+  const success = (description: string) => ({
+    description,
+    content: { 'application/json': { schema: Type.Unknown() }, 'text/event-stream': { schema: Type.String() } },
   });
+  const OPERATIONS: Array<{ method: HTTPMethods; summary: string; answer: string }> = [
+    { method: 'POST', summary: 'MCP: send a JSON-RPC message (initialize opens a session)', answer: 'The JSON-RPC answer, as JSON or as one event stream.' },
+    { method: 'GET', summary: "MCP: open the session's notification stream", answer: 'The event stream of server notifications (resource updates).' },
+    { method: 'DELETE', summary: 'MCP: end the session', answer: 'The session is ended.' },
+  ];
+  for (const { method, summary, answer } of OPERATIONS) {
+    app.route({
+      method,
+      url: '/mcp',
+      // The session itself reads no store: tool calls that do report a database outage as tool errors.
+      config: { scope: 'read', answersDuringOutage: true },
+      schema: {
+        summary,
+        description:
+          'The Model Context Protocol over Streamable HTTP, for MCP clients rather than curl: registry tools, resources and ' +
+          'prompts. Stateful sessions: initialize with a POST, then send its Mcp-Session-Id header.',
+        response: { 200: success(answer), 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema },
+      },
+      handler,
+    });
+  }
 };

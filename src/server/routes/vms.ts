@@ -14,6 +14,7 @@ import {
   VmSchema,
   VmUpdateSchema,
 } from '../../domain/schemas.js';
+import { NotFoundError } from '../../domain/errors.js';
 import { normaliseRegistration, normaliseUpdate } from '../../domain/vm.js';
 import { discoverFilter, listFilter, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
 import { ownerRestriction } from '../auth.js';
@@ -30,10 +31,10 @@ export interface VmRoutesOptions {
   maxWaiting: number;
 }
 
-const ListWithIndexSchema = Type.Object({ ...ListQuerySchema.properties, ...BlockingQuerySchema });
-const DiscoverQuerySchema = Type.Object(BlockingQuerySchema);
+const ListWithIndexSchema = Type.Object({ ...ListQuerySchema.properties, ...BlockingQuerySchema }, { additionalProperties: false });
+const DiscoverQuerySchema = Type.Object(BlockingQuerySchema, { additionalProperties: false });
 
-const errors = { 400: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 412: ErrorSchema };
+const blockingQueryLimit = { ...ErrorSchema, description: 'The caller already has REGISTRY_MAX_WATCHERS blocking queries waiting.' };
 const read = { scope: 'read' as const };
 const write = { scope: 'write' as const };
 /**
@@ -59,7 +60,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
 
   app.post(
     '/vms',
-    { config: write, schema: { summary: 'Register a VM', body: RegistrationSchema, response: { 201: VmSchema, ...errors } } },
+    { config: write, schema: { summary: 'Register a VM', body: RegistrationSchema, response: { 201: VmSchema, 409: ErrorSchema } } },
     async (request, reply) => {
       const vm = await store.register({ ...normaliseRegistration(request.body), owner: request.principal?.name });
       return reply.code(201).header('etag', etag(vm.revision)).send(vm);
@@ -75,7 +76,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
         params: VmIdParamsSchema,
         headers: IfMatchHeaders,
         body: ReplacementSchema,
-        response: { 200: VmSchema, 201: VmSchema, ...errors },
+        response: { 200: VmSchema, 201: VmSchema },
       },
     },
     async (request, reply) => {
@@ -99,7 +100,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
       schema: {
         summary: 'List VMs (a blocking query with ?index=&wait=)',
         querystring: ListWithIndexSchema,
-        response: { 200: VmListSchema, 400: ErrorSchema, 429: ErrorSchema },
+        response: { 200: VmListSchema, 429: blockingQueryLimit },
       },
     },
     async (request, reply) => {
@@ -111,10 +112,10 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
 
   app.get(
     '/vms/:id',
-    { config: read, schema: { summary: 'Get one VM', params: VmIdParamsSchema, response: { 200: VmSchema, ...errors } } },
+    { config: read, schema: { summary: 'Get one VM', params: VmIdParamsSchema, response: { 200: VmSchema } } },
     async (request, reply) => {
       const vm = store.getJson ? await store.getJson(request.params.id) : await store.get(request.params.id);
-      if (!vm) return reply.code(404).send({ error: `VM "${request.params.id}" is not registered` });
+      if (!vm) throw new NotFoundError(request.params.id);
       reply.header('etag', etag(vm.revision));
       return 'body' in vm ? sendPrepared(reply, vm.body) : reply.send(vm);
     },
@@ -129,7 +130,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
         params: VmIdParamsSchema,
         headers: IfMatchHeaders,
         body: VmUpdateSchema,
-        response: { 200: VmSchema, ...errors },
+        response: { 200: VmSchema },
       },
     },
     async (request, reply) => {
@@ -147,7 +148,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
         summary: 'Deregister a VM',
         params: VmIdParamsSchema,
         headers: IfMatchHeaders,
-        response: { 200: DeletedSchema, ...errors },
+        response: { 200: DeletedSchema },
       },
     },
     async (request) => {
@@ -161,7 +162,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
     '/vms/:id/heartbeat',
     {
       config: write,
-      schema: { summary: 'Heartbeat: refresh lastSeen', params: VmIdParamsSchema, response: { 200: HeartbeatSchema, ...errors } },
+      schema: { summary: 'Heartbeat: refresh lastSeen', params: VmIdParamsSchema, response: { 200: HeartbeatSchema } },
     },
     async (request) => store.heartbeat(request.params.id, { owner: ownerRestriction(request) }),
   );
@@ -174,7 +175,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
         summary: 'Discover running, non-stale VMs of a role (a blocking query with ?index=&wait=)',
         params: RoleParamsSchema,
         querystring: DiscoverQuerySchema,
-        response: { 200: VmListSchema, 400: ErrorSchema, 429: ErrorSchema },
+        response: { 200: VmListSchema, 429: blockingQueryLimit },
       },
     },
     async (request, reply) => {
