@@ -2,8 +2,11 @@ import type { Role, Status, Vm } from '../domain/schemas.js';
 import { staleAfterEvent } from '../domain/stale-after-event.js';
 import type { EventType } from '../store/store.js';
 
+/** Answers carry `stale` once the server computes it; until then the page derives it. */
+type ServerVm = Vm & { stale?: boolean };
+
 export interface Entry {
-  vm: Vm;
+  vm: ServerVm;
   stale: boolean;
   /** Lower-cased text the search box matches against, built once per change. */
   text: string;
@@ -16,6 +19,24 @@ export interface Filter {
   search: string;
 }
 
+export const SORT_KEYS = ['registered', 'name', 'role', 'status', 'lastSeen'] as const;
+export type SortKey = (typeof SORT_KEYS)[number];
+export interface Sort {
+  key: SortKey;
+  descending: boolean;
+}
+/** The registry's own order: newest registration first. */
+export const DEFAULT_SORT: Sort = { key: 'registered', descending: true };
+
+const sortValue: Record<SortKey, (e: Entry) => string> = {
+  registered: (e) => e.vm.registeredAt,
+  name: (e) => e.vm.name.toLowerCase(),
+  role: (e) => e.vm.role,
+  // A stale running VM sorts apart from the live ones: it is not what "running" promises.
+  status: (e) => (e.stale ? 'running (stale)' : e.vm.status),
+  lastSeen: (e) => e.vm.lastSeen,
+};
+
 export interface RoleCount {
   total: number;
   stale: number;
@@ -24,7 +45,7 @@ export interface RoleCount {
 // The registry's own order: newest registration first, then by id.
 const before = (a: Vm, b: Vm) => (a.registeredAt !== b.registeredAt ? a.registeredAt > b.registeredAt : a.id < b.id);
 
-function entry(vm: Vm, stale: boolean): Entry {
+function entry(vm: ServerVm, stale: boolean): Entry {
   const services = (vm.services ?? []).map((s) => `${s.name}:${s.port}`).join(' ');
   const text = [vm.id, vm.name, vm.role, vm.status, vm.address, vm.registeredBy, services, JSON.stringify(vm.metadata ?? {})];
   return { vm, stale, text: text.join('\n').toLowerCase() };
@@ -39,21 +60,22 @@ export class Fleet {
   private readonly byId = new Map<string, Entry>();
   private ordered: Entry[] = [];
 
-  load(vms: Vm[], staleIds: Set<string>): void {
+  load(vms: ServerVm[], staleIds: Set<string>): void {
     this.byId.clear();
-    this.ordered = vms.map((vm) => entry(vm, staleIds.has(vm.id)));
+    this.ordered = vms.map((vm) => entry(vm, vm.stale ?? staleIds.has(vm.id)));
     this.ordered.sort((a, b) => (before(a.vm, b.vm) ? -1 : 1));
     for (const e of this.ordered) this.byId.set(e.vm.id, e);
   }
 
-  apply(event: { type: EventType; vm: Vm }): void {
+  apply(event: { type: EventType; vm: ServerVm }): void {
     const previous = this.byId.get(event.vm.id);
     if (previous) this.ordered.splice(this.indexOf(previous.vm), 1);
     if (event.type === 'deregistered' || event.type === 'reaped') {
       this.byId.delete(event.vm.id);
       return;
     }
-    const next = entry(event.vm, staleAfterEvent(event, previous && { stale: previous.stale, lastSeen: previous.vm.lastSeen }));
+    const stale = event.vm.stale ?? staleAfterEvent(event, previous && { stale: previous.stale, lastSeen: previous.vm.lastSeen });
+    const next = entry(event.vm, stale);
     this.byId.set(event.vm.id, next);
     this.ordered.splice(this.indexOf(event.vm), 0, next);
   }
@@ -66,15 +88,25 @@ export class Fleet {
     return this.ordered.length;
   }
 
-  select(filter: Filter): Entry[] {
+  /** The entries the filter keeps, in the registry's order, or sorted (ties in the registry's order). */
+  select(filter: Filter, sort: Sort = DEFAULT_SORT): Entry[] {
     const search = filter.search.trim().toLowerCase();
-    return this.ordered.filter(
+    const kept = this.ordered.filter(
       (e) =>
         (!filter.role || e.vm.role === filter.role) &&
         (!filter.status || e.vm.status === filter.status) &&
         (!filter.staleness || e.stale === (filter.staleness === 'stale')) &&
         (!search || e.text.includes(search)),
     );
+    if (sort.key === DEFAULT_SORT.key && sort.descending) return kept;
+    const value = sortValue[sort.key];
+    const direction = sort.descending ? -1 : 1;
+    // Array.prototype.sort is stable: equal keys keep the registry's order.
+    return kept.sort((a, b) => {
+      const x = value(a);
+      const y = value(b);
+      return x === y ? 0 : x < y ? -direction : direction;
+    });
   }
 
   countByRole(): Map<Role, RoleCount> {
