@@ -12,4 +12,4 @@ export { openPostgresStore, type PostgresStoreOptions } from './store/postgres/p
 export { buildApp, type AppOptions } from './server/app.js';
 export { loadConfig, ConfigError, type ServerConfig, type Settings } from './server/config.js';
 export { serve } from './server/serve.js';
-export { TokenRegistry } from './server/tokens.js';
+export { TokenRegistry } from './server/http/tokens.js';

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { sha256Hex } from '../src/server/tokens.js';
+import { sha256Hex } from '../src/server/http/tokens.js';
 import { launchBrowser, pageErrors, type Browser } from './support/browser.js';
 import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
 

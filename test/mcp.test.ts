@@ -7,7 +7,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ResourceUpdatedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { RegistryClient, RegistryError, type Role } from '../src/client/index.js';
-import { sha256Hex } from '../src/server/tokens.js';
+import { sha256Hex } from '../src/server/http/tokens.js';
 import { REGISTRY_TOOLS } from '../src/tools/index.js';
 import { CLI, startServer, tempDir, type ServerProcess } from './support/server-process.js';
 

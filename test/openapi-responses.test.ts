@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LIMITS } from '../src/domain/schemas.js';
 import { IMPORT_LIMITS } from '../src/server/routes/import.js';
-import { sha256Hex } from '../src/server/tokens.js';
+import { sha256Hex } from '../src/server/http/tokens.js';
 import { startPostgres, type PostgresCluster } from './support/postgres.js';
 import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
 

@@ -3,7 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { sha256Hex } from '../src/server/tokens.js';
+import { sha256Hex } from '../src/server/http/tokens.js';
 import { runCli, startServer, tempDir } from './support/server-process.js';
 import { Watcher } from './support/watch.js';
 

@@ -7,8 +7,8 @@ import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { RegistryStore } from '../store/store.js';
 import { buildApp } from './app.js';
 import { refuseOpenExposure, type ServerConfig } from './config.js';
-import { startSelfRegistration } from './self-registration.js';
-import { readTokensFile, TokenRegistry } from './tokens.js';
+import { startSelfRegistration } from './ops/self-registration.js';
+import { readTokensFile, TokenRegistry } from './http/tokens.js';
 import { VERSION } from './version.js';
 
 /** DATABASE_URL selects PostgreSQL, shared by every replica; otherwise the embedded SQLite file. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { SCOPES, sha256Hex, type Scope } from '../../server/tokens.js';
+import { SCOPES, sha256Hex, type Scope } from '../../server/http/tokens.js';
 import { UsageError, type Command } from '../command.js';
 import { jsonText } from '../output.js';
 

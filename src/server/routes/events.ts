@@ -2,11 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ErrorSchema, RoleSchema, VmIdSchema } from '../../domain/schemas.js';
 import type { RegistryStore } from '../../store/store.js';
-import type { ChangeFeed } from '../change-feed.js';
-import { EventStream } from '../event-stream.js';
-import { CallerQuota } from '../caller-quota.js';
-import { BadRequestError } from '../http-errors.js';
-import { RevisionSchema } from '../revision-query.js';
+import type { ChangeFeed } from '../feed/change-feed.js';
+import { EventStream } from '../feed/event-stream.js';
+import { CallerQuota } from '../http/caller-quota.js';
+import { BadRequestError } from '../http/errors.js';
+import { RevisionSchema } from '../http/blocking-query.js';
 
 export interface EventRoutesOptions {
   store: RegistryStore;

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Clock } from '../../domain/clock.js';
 import { HealthSchema } from '../../domain/schemas.js';
 import type { RegistryStore } from '../../store/store.js';
-import type { ChangeFeed } from '../change-feed.js';
+import type { ChangeFeed } from '../feed/change-feed.js';
 
 export interface HealthRoutesOptions {
   store: RegistryStore;

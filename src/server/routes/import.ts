@@ -4,7 +4,7 @@ import type { Clock } from '../../domain/clock.js';
 import { RegistrationSchema } from '../../domain/schemas.js';
 import { normaliseRegistration } from '../../domain/vm.js';
 import type { ImportedVm, RegistryStore } from '../../store/store.js';
-import { BadRequestError } from '../http-errors.js';
+import { BadRequestError } from '../http/errors.js';
 
 /** An import carries whole registries, so it gets its own, larger, limits. */
 export const IMPORT_LIMITS = { vms: 10_000, bodyBytes: 16 * 1024 * 1024, futureSkewMs: 60_000 } as const;

@@ -6,8 +6,8 @@ import { RegistryClient } from '../../client/index.js';
 import { ErrorSchema } from '../../domain/schemas.js';
 import { McpHttpSessions } from '../../mcp/http.js';
 import { createRegistryMcpServer, type ChangeSource } from '../../mcp/server.js';
-import { bearerSecret } from '../auth.js';
-import type { ChangeFeed } from '../change-feed.js';
+import { bearerSecret } from '../http/auth.js';
+import type { ChangeFeed } from '../feed/change-feed.js';
 
 export interface McpRoutesOptions {
   feed: ChangeFeed;

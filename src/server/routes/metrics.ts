@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { addAuthorization } from '../auth.js';
-import type { RegistryMetrics } from '../metrics.js';
-import type { TokenRegistry } from '../tokens.js';
+import { addAuthorization } from '../http/auth.js';
+import type { RegistryMetrics } from '../ops/metrics.js';
+import type { TokenRegistry } from '../http/tokens.js';
 
 export interface MetricsRoutesOptions {
   metrics: RegistryMetrics;

@@ -17,12 +17,12 @@ import {
 import { NotFoundError } from '../../domain/errors.js';
 import { normaliseRegistration, normaliseUpdate } from '../../domain/vm.js';
 import { discoverFilter, listFilter, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
-import { ownerRestriction } from '../auth.js';
-import { CallerQuota } from '../caller-quota.js';
-import type { ChangeFeed } from '../change-feed.js';
-import { BadRequestError } from '../http-errors.js';
-import { etag, parseIfMatch } from '../if-match.js';
-import { BlockingQuerySchema, waitForIndex } from '../revision-query.js';
+import { ownerRestriction } from '../http/auth.js';
+import { CallerQuota } from '../http/caller-quota.js';
+import type { ChangeFeed } from '../feed/change-feed.js';
+import { BadRequestError } from '../http/errors.js';
+import { etag, parseIfMatch } from '../http/if-match.js';
+import { BlockingQuerySchema, waitForIndex } from '../http/blocking-query.js';
 
 export interface VmRoutesOptions {
   store: RegistryStore;

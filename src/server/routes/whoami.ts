@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { SCOPES, type Scope } from '../tokens.js';
+import { SCOPES, type Scope } from '../http/tokens.js';
 
 export const WhoAmISchema = Type.Object({
   name: Type.Optional(Type.String({ description: 'The name of the token presented; absent on an open registry.' })),

@@ -1,6 +1,6 @@
-import type { Role, Status } from '../domain/schemas.js';
-import { staleAfterEvent, type StaleStanding } from '../domain/stale-after-event.js';
-import { censusLines, type CensusLine, type RegistryEvent, type RegistryStore } from '../store/store.js';
+import type { Role, Status } from '../../domain/schemas.js';
+import { staleAfterEvent, type StaleStanding } from '../../domain/stale-after-event.js';
+import { censusLines, type CensusLine, type RegistryEvent, type RegistryStore } from '../../store/store.js';
 import type { ChangeFeed } from './change-feed.js';
 
 interface Standing extends StaleStanding {

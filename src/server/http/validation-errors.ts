@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
-import { ABSOLUTE_PATH, ID_PATTERN } from '../domain/schemas.js';
-import { REVISION_PATTERN } from './revision-query.js';
+import { ABSOLUTE_PATH, ID_PATTERN } from '../../domain/schemas.js';
+import { REVISION_PATTERN } from './blocking-query.js';
 
 const PATTERN_RULES: Record<string, string> = {
   [ID_PATTERN]: 'may only contain letters, digits, ".", "_", ":" and "-"',

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ChangeFeed } from './change-feed.js';
-import type { CensusLine } from '../store/store.js';
+import type { ChangeFeed } from '../feed/change-feed.js';
+import type { CensusLine } from '../../store/store.js';
 
 const PREFIX = 'vm_registry_';
 

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
-import { ManualClock } from '../domain/clock.js';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
-import { tempDir } from '../../test/support/server-process.js';
-import { buildApp } from './app.js';
+import { ManualClock } from '../../domain/clock.js';
+import { openSqliteStore } from '../../store/sqlite/sqlite-store.js';
+import { tempDir } from '../../../test/support/server-process.js';
+import { buildApp } from '../app.js';
 import { sha256Hex, TokenRegistry, type Scope } from './tokens.js';
 
 const dir = tempDir();

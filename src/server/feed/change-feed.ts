@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { RegistryEvent, RegistryStore } from '../store/store.js';
+import type { RegistryEvent, RegistryStore } from '../../store/store.js';
 
 /** An event with its Server-Sent Events frame, encoded once however many watchers get it. */
 export interface FeedEvent extends RegistryEvent {

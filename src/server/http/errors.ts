@@ -2,8 +2,8 @@ import { maxHeaderSize } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import FindMyWay from 'find-my-way';
-import { RegistryError } from '../domain/errors.js';
-import { trimBodyStrings } from '../domain/schemas.js';
+import { RegistryError } from '../../domain/errors.js';
+import { trimBodyStrings } from '../../domain/schemas.js';
 import { describeValidationError } from './validation-errors.js';
 
 /** A client-side failure raised while reading the request, before any route runs. */

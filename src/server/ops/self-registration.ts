@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { NotFoundError } from '../domain/errors.js';
-import type { RegistryStore } from '../store/store.js';
-import type { SelfRegistrationConfig } from './config.js';
+import { NotFoundError } from '../../domain/errors.js';
+import type { RegistryStore } from '../../store/store.js';
+import type { SelfRegistrationConfig } from '../config.js';
 
 export interface SelfRegistration {
   stop(): void;

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { RegistryEvent, RegistryStore } from '../store/store.js';
+import type { RegistryEvent, RegistryStore } from '../../store/store.js';
 import { sseFrame, type ChangeFeed, type FeedEvent } from './change-feed.js';
 
 export interface StreamFilter {

@@ -1,7 +1,7 @@
 import type { SwaggerOptions } from '@fastify/swagger';
 import type { RouteOptions } from 'fastify';
-import { ErrorSchema, LIMITS } from '../domain/schemas.js';
-import { VERSION } from './version.js';
+import { ErrorSchema, LIMITS } from '../../domain/schemas.js';
+import { VERSION } from '../version.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -1,10 +1,10 @@
 import { Type } from '@sinclair/typebox';
-import { parseDuration } from '../domain/duration.js';
-import { LIMITS } from '../domain/schemas.js';
+import { parseDuration } from '../../domain/duration.js';
+import { LIMITS } from '../../domain/schemas.js';
 import type { FastifyReply } from 'fastify';
-import type { ChangeFeed } from './change-feed.js';
+import type { ChangeFeed } from '../feed/change-feed.js';
 import type { CallerQuota } from './caller-quota.js';
-import { BadRequestError } from './http-errors.js';
+import { BadRequestError } from './errors.js';
 
 export const REVISION_PATTERN = '^\\d{1,15}$';
 export const RevisionSchema = Type.String({ pattern: REVISION_PATTERN, description: 'A registry revision.' });

@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import { RegistryError } from '../domain/errors.js';
+import { RegistryError } from '../../domain/errors.js';
 import { callerKey } from './caller-key.js';
 
 /**

@@ -1,4 +1,4 @@
-import { BadRequestError } from './http-errors.js';
+import { BadRequestError } from './errors.js';
 
 /**
  * Reads an If-Match header as the revision it names. Our ETags are the quoted revision

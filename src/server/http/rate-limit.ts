@@ -1,5 +1,5 @@
 import type { RateLimitPluginOptions } from '@fastify/rate-limit';
-import { RegistryError } from '../domain/errors.js';
+import { RegistryError } from '../../domain/errors.js';
 import { callerKey } from './caller-key.js';
 
 /** Per-caller request budget for /registry, answered 429 with Retry-After when spent. */

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { RegistryStore } from '../store/store.js';
+import type { RegistryStore } from '../../store/store.js';
 
 export interface SweeperOptions {
   /** How often to look; half a second keeps "stale" events within about a second of the threshold. */

@@ -1,4 +1,4 @@
-import type { RegistryStore } from '../store/store.js';
+import type { RegistryStore } from '../../store/store.js';
 import type { RegistryMetrics, StoreOperation } from './metrics.js';
 
 /**
