@@ -47,6 +47,8 @@ describe('dashboard views: layouts, URLs, keyboard, timeline and tokens', () => 
     const page = await browser.context.newPage();
     await page.setViewportSize(size);
     await page.goto(`${server.url}/ui`);
+    // Once the page has been refused and asks, it no longer touches the stored token.
+    await page.locator('#sign-in').waitFor();
     await page.evaluate((t) => sessionStorage.setItem('vm-registry.token', t), token);
     await page.goto(`${server.url}${path}`);
     await page.locator('.row:not([hidden])').first().waitFor();
