@@ -1,12 +1,9 @@
 import type { Role, Status, Vm } from '../domain/schemas.js';
-import { staleAfterEvent } from '../domain/stale-after-event.js';
 import type { EventType } from '../store/store.js';
 
-/** Answers carry `stale` once the server computes it; until then the page derives it. */
-type ServerVm = Vm & { stale?: boolean };
-
 export interface Entry {
-  vm: ServerVm;
+  vm: Vm;
+  /** As the registry judged it when it listed the VM or sent its latest event. */
   stale: boolean;
   /** Lower-cased text the search box matches against, built once per change. */
   text: string;
@@ -45,10 +42,10 @@ export interface RoleCount {
 // The registry's own order: newest registration first, then by id.
 const before = (a: Vm, b: Vm) => (a.registeredAt !== b.registeredAt ? a.registeredAt > b.registeredAt : a.id < b.id);
 
-function entry(vm: ServerVm, stale: boolean): Entry {
+function entry(vm: Vm): Entry {
   const services = (vm.services ?? []).map((s) => `${s.name}:${s.port}`).join(' ');
   const text = [vm.id, vm.name, vm.role, vm.status, vm.address, vm.registeredBy, services, JSON.stringify(vm.metadata ?? {})];
-  return { vm, stale, text: text.join('\n').toLowerCase() };
+  return { vm, stale: vm.stale, text: text.join('\n').toLowerCase() };
 }
 
 /**
@@ -60,22 +57,21 @@ export class Fleet {
   private readonly byId = new Map<string, Entry>();
   private ordered: Entry[] = [];
 
-  load(vms: ServerVm[], staleIds: Set<string>): void {
+  load(vms: Vm[]): void {
     this.byId.clear();
-    this.ordered = vms.map((vm) => entry(vm, vm.stale ?? staleIds.has(vm.id)));
+    this.ordered = vms.map(entry);
     this.ordered.sort((a, b) => (before(a.vm, b.vm) ? -1 : 1));
     for (const e of this.ordered) this.byId.set(e.vm.id, e);
   }
 
-  apply(event: { type: EventType; vm: ServerVm }): void {
+  apply(event: { type: EventType; vm: Vm }): void {
     const previous = this.byId.get(event.vm.id);
     if (previous) this.ordered.splice(this.indexOf(previous.vm), 1);
     if (event.type === 'deregistered' || event.type === 'reaped') {
       this.byId.delete(event.vm.id);
       return;
     }
-    const stale = event.vm.stale ?? staleAfterEvent(event, previous && { stale: previous.stale, lastSeen: previous.vm.lastSeen });
-    const next = entry(event.vm, stale);
+    const next = entry(event.vm);
     this.byId.set(event.vm.id, next);
     this.ordered.splice(this.indexOf(event.vm), 0, next);
   }

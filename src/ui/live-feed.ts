@@ -23,7 +23,7 @@ export type Connection =
 
 export interface FeedHandlers {
   /** A full listing: replace everything known. */
-  snapshot(listing: Listing, staleIds: Set<string>): void;
+  snapshot(listing: Listing): void;
   /** A change after the listing: apply it. */
   change(event: ChangeEvent): void;
   /** A change the listing already holds, replayed from the log for the timeline only. */
@@ -62,8 +62,7 @@ export async function follow(api: Api, handlers: FeedHandlers, signal: AbortSign
     try {
       handlers.connection(relistReason ? { state: 're-listing', reason: relistReason } : { state: 'connecting' });
       const listing = await api.list();
-      const stale = await api.list('?stale=true');
-      handlers.snapshot(listing, new Set(stale.vms.map((vm) => vm.id)));
+      handlers.snapshot(listing);
       relistReason = undefined;
       let since = listing.revision;
       let from = replayHistory ? Math.max(0, since - HISTORY) : since;

@@ -55,6 +55,7 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         const vm = await store.register(aVm());
         assert.deepEqual({ ...vm, registeredAt: undefined, lastSeen: undefined, revision: undefined }, {
           ...aVm(),
+          stale: false,
           registeredAt: undefined,
           lastSeen: undefined,
           revision: undefined,
@@ -62,6 +63,14 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         assert.equal(vm.registeredAt, vm.lastSeen);
         assert.ok(Math.abs(Date.parse(vm.registeredAt) - Date.now()) < 60_000);
         assert.deepEqual(await store.get('vm-1'), vm);
+      });
+
+      it("keeps each service's protocol, and leaves it absent where it was not given", async () => {
+        const services = [{ name: 'api', port: 443, protocol: 'https', healthPath: '/health' }, { name: 'raw', port: 9000 }];
+        const vm = await store.register(aVm({ services }));
+        assert.deepEqual(vm.services, services);
+        assert.deepEqual((await store.get('vm-1'))?.services, services);
+        assert.deepEqual((await store.list()).vms[0].services, services);
       });
 
       it('leaves services and metadata absent when they were not given', async () => {
@@ -164,6 +173,21 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         assert.deepEqual((await ids()).sort(), ['fresh', 'paused', 'quiet']);
         assert.deepEqual(await ids({ stale: true }), ['quiet']);
         assert.deepEqual((await ids({ stale: false })).sort(), ['fresh', 'paused']);
+      });
+
+      it('every answer says whether the VM is stale, judged when it answers', async () => {
+        const staleness = async () => Object.fromEntries((await store.list()).vms.map((vm) => [vm.id, vm.stale]));
+        assert.deepEqual(await staleness(), { fresh: false, paused: false, quiet: false }, 'at exactly the threshold');
+        await advance(1);
+        assert.deepEqual(await staleness(), { fresh: false, paused: false, quiet: true }, 'time alone turned it stale');
+        assert.equal((await store.get('quiet'))?.stale, true);
+        assert.equal((await store.get('paused'))?.stale, false, 'only a running VM is stale');
+        assert.deepEqual((await store.list({ stale: true })).vms.map((vm) => vm.stale), [true]);
+        assert.equal((await store.update('quiet', { name: 'renamed' })).stale, true, 'a change that is no sign of life leaves it stale');
+        await store.heartbeat('quiet');
+        assert.equal((await store.get('quiet'))?.stale, false);
+        await advance(STALE_AFTER_MS + 1);
+        assert.equal((await store.deregister('quiet')).stale, true, 'a removal answers the last state');
       });
 
       it('a heartbeat brings a stale VM back', async () => {
@@ -283,6 +307,21 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         assert.equal(kept.length, EVENT_RETENTION);
       });
 
+      it('keeps every event of a commit larger than the retention until the next commit, so that a watcher current before it misses none', async () => {
+        await store.register(aVm({ id: 'before' }));
+        const before = await store.revision();
+        const at = clock.now();
+        const batch = Array.from({ length: EVENT_RETENTION + 10 }, (_, i) => ({ ...aVm({ id: `batch-${i}` }), registeredAt: at, lastSeen: at }));
+        await store.import(batch);
+        const events = await store.eventsSince(before, 1000);
+        assert.deepEqual(events.map((e) => e.vm.id), batch.map((vm) => vm.id));
+
+        await store.register(aVm({ id: 'after' }));
+        await assert.rejects(store.eventsSince(before), GoneError, 'the next commit trims the log to the retention again');
+        const revision = await store.revision();
+        assert.equal((await store.eventsSince(revision - EVENT_RETENTION, 1000)).length, EVENT_RETENTION);
+      });
+
       it('tells change listeners after commit, and not for a heartbeat', async () => {
         let calls = 0;
         const stop = store.onChange(() => calls++);
@@ -337,6 +376,22 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         await store.update('quiet', { status: 'running' });
         await store.heartbeat('quiet');
         assert.deepEqual(await types(start), ['updated:quiet', 'updated:quiet'], 'a PATCH to running is the recovery itself');
+      });
+
+      it("each event's VM is stale or not as of that event", async () => {
+        const start = await store.revision();
+        await store.register(aVm({ id: 'quiet' }));
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep();
+        await store.update('quiet', { metadata: { note: 'still quiet' } });
+        await store.heartbeat('quiet');
+        await store.update('quiet', { name: 'alive' });
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep({ reapAfterMs: 0 });
+        await advance(1);
+        await store.sweep({ reapAfterMs: 0 });
+        const events = (await store.eventsSince(start)).map((e) => `${e.type}:${e.vm.stale}`);
+        assert.deepEqual(events, ['registered:false', 'stale:true', 'updated:true', 'recovered:false', 'updated:false', 'stale:true', 'reaped:true']);
       });
 
       it('reaps VMs stale for longer than reapAfter, and only when asked to', async () => {

@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas.js';
-import type { VmFields, VmRecord } from '../../domain/vm.js';
+import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import type {
   EventType,
   Heartbeat,
@@ -51,16 +51,21 @@ const types = {
     oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format),
 } as pg.CustomTypesConfig;
 
-/** A change as registry_log answers it: its revision, the VM as the event log holds it, and its owner. */
+/** The VM as registry_vm() builds it: the API's fields but stale, which depends on when it is asked. */
+type StoredVm = Omit<Vm, 'stale'>;
+
+/** A change as registry_log answers it (its revision, the VM as the event log holds it, and its owner), and when it happened. */
 interface LoggedRow {
-  event: { revision: number; vm: Vm; owner: string | null };
+  event: { revision: number; vm: StoredVm; owner: string | null };
+  at: Date;
 }
 
-/** A VM row as reads answer it. */
+/** A VM row as reads answer it, judged stale or not by the database clock. */
 interface VmRow {
-  vm: Vm;
+  vm: StoredVm;
   owner: string | null;
   revision: number;
+  stale: boolean;
 }
 
 /** A locked row: what write preconditions check. */
@@ -69,14 +74,17 @@ interface Locked {
   owner: string | null;
 }
 
-const toRecord = ({ vm, owner, revision }: VmRow): VmRecord => ({ ...vm, ...(owner !== null && { owner }), revision });
-const recordOf = ({ event }: LoggedRow): VmRecord => toRecord(event);
+const toRecord = ({ vm, owner, revision, stale }: VmRow): VmRecord => ({ ...vm, stale, ...(owner !== null && { owner }), revision });
 const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
 
 // Every write statement takes the same first parameters: $1 the fixed time (NULL: the
 // database's), $2 the event retention.
 const NOW = 'registry_now($1::timestamptz)';
 const milliseconds = (parameter: string) => `${parameter}::double precision * interval '1 millisecond'`;
+/** The stale rule in SQL, for the row v, at `now`, with the threshold in ms in `staleAfter`. */
+const staleSql = (now: string, staleAfter: string) => `(v.status = 'running' AND v.last_seen < ${now} - ${milliseconds(staleAfter)})`;
+/** What every write answers: its logged change and the time the change took (see recordOf). */
+const LOGGED = (kind: string, revision: string) => `registry_log(v, ${kind}, ${revision}, ${NOW}, $2) AS event, ${NOW} AS at`;
 
 const SQL = {
   // Every change locks its row before it takes a revision: an UPDATE that ran into a concurrent
@@ -87,12 +95,12 @@ const SQL = {
     SELECT $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, coalesce($12, t.now), coalesce($13, t.now), registry_next_revision()
     FROM (SELECT ${NOW} AS now) t
     ON CONFLICT (id) DO NOTHING
-    RETURNING registry_log(v, $14, v.revision, ${NOW}, $2) AS event`,
+    RETURNING ${LOGGED('$14', 'v.revision')}`,
   replace: `
     UPDATE vms AS v SET name = $4, role = $5, status = $6, address = $7, registered_by = $8, services = $9::json,
       metadata = $10::json, last_seen = ${NOW}, revision = registry_next_revision(), stale_announced = false
     WHERE id = $3
-    RETURNING registry_log(v, 'updated', v.revision, ${NOW}, $2) AS event`,
+    RETURNING ${LOGGED("'updated'", 'v.revision')}`,
   update: `
     UPDATE vms AS v SET
       name = coalesce($4::text, name),
@@ -106,10 +114,10 @@ const SQL = {
       stale_announced = stale_announced AND $5::text IS NULL,
       revision = registry_next_revision()
     WHERE id = $3
-    RETURNING registry_log(v, 'updated', v.revision, ${NOW}, $2) AS event`,
+    RETURNING ${LOGGED("'updated'", 'v.revision')}`,
   remove: `
     DELETE FROM vms AS v WHERE id = $3
-    RETURNING registry_log(v, 'deregistered', registry_next_revision(), ${NOW}, $2) AS event`,
+    RETURNING ${LOGGED("'deregistered'", 'registry_next_revision()')}`,
   removeForImport: 'DELETE FROM vms WHERE id = $1',
   heartbeat: 'SELECT registry_heartbeat($3, $1::timestamptz, $2, $4) AS last_seen',
   sweeper: 'SELECT pg_try_advisory_xact_lock($1) AS sweeper',
@@ -133,18 +141,18 @@ const SQL = {
     )
     DELETE FROM vms AS v USING due WHERE v.id = due.id
     RETURNING registry_log(v, 'reaped', registry_next_revision(), ${NOW}, $2) AS event`,
-  get: 'SELECT registry_vm(v) AS vm, v.owner, v.revision FROM vms v WHERE v.id = $1',
+  get: `SELECT registry_vm(v) AS vm, v.owner, v.revision, ${staleSql(NOW, '$2')} AS stale FROM vms v WHERE v.id = $3`,
   // One statement, so the VMs and the revision come from one snapshot: a client can watch
   // from that revision and miss nothing.
   list: `
-    SELECT s.value AS registry_revision, l.vm, l.owner, l.revision
+    SELECT s.value AS registry_revision, l.vm, l.owner, l.revision, l.stale
     FROM registry_state s
     LEFT JOIN LATERAL (
-      SELECT registry_vm(v) AS vm, v.owner, v.revision, v.registered_at, v.id
+      SELECT registry_vm(v) AS vm, v.owner, v.revision, v.registered_at, v.id, ${staleSql(NOW, '$5')} AS stale
       FROM vms v
       WHERE ($2::text IS NULL OR v.role = $2)
         AND ($3::text IS NULL OR v.status = $3)
-        AND ($4::boolean IS NULL OR (v.status = 'running' AND v.last_seen < ${NOW} - ${milliseconds('$5')}) = $4)
+        AND ($4::boolean IS NULL OR ${staleSql(NOW, '$5')} = $4)
     ) l ON true
     WHERE s.key = 'revision'
     ORDER BY l.registered_at DESC, l.id`,
@@ -239,7 +247,7 @@ export class PostgresStore implements RegistryStore {
           this.checkPrecondition(vm.id, current, options);
           // A replacement keeps the owner: an admin's PUT must not take a VM from its token.
           const { rows } = await client.query<LoggedRow>(SQL.replace, this.vmParameters(vm));
-          return { vm: recordOf(rows[0]), created: false };
+          return { vm: this.recordOf(rows[0]), created: false };
         });
       } catch (error) {
         // Another writer created it between our look and our insert: it is a replace now.
@@ -249,7 +257,7 @@ export class PostgresStore implements RegistryStore {
   }
 
   async get(id: string): Promise<VmRecord | undefined> {
-    const { rows } = await this.query<VmRow>(SQL.get, [id]);
+    const { rows } = await this.query<VmRow>(SQL.get, [this.fixedNow(), this.staleAfterMs, id]);
     return rows[0] && toRecord(rows[0]);
   }
 
@@ -280,7 +288,7 @@ export class PostgresStore implements RegistryStore {
         json(changes.services),
         json(changes.metadata),
       ]);
-      return recordOf(rows[0]);
+      return this.recordOf(rows[0]);
     });
   }
 
@@ -288,7 +296,7 @@ export class PostgresStore implements RegistryStore {
     return this.transaction(async (client) => {
       await this.lockExisting(client, id, options);
       const { rows } = await client.query<LoggedRow>(SQL.remove, [...this.writeParameters(), id]);
-      return recordOf(rows[0]);
+      return this.recordOf(rows[0]);
     });
   }
 
@@ -341,7 +349,7 @@ export class PostgresStore implements RegistryStore {
       revision: number | null;
       type: EventType;
       at: string;
-      vm: Vm;
+      vm: StoredVm;
     }>(SQL.events, [since, limit]);
     const current = rows[0].registry_revision;
     if (since > current) {
@@ -353,7 +361,9 @@ export class PostgresStore implements RegistryStore {
         `revision ${since} is older than the event log keeps (it starts after ${oldest - 1}); list again, then watch from its revision`,
       );
     }
-    return rows.filter((row) => row.revision !== null).map((row) => ({ type: row.type, revision: row.revision!, at: row.at, vm: row.vm }));
+    return rows
+      .filter((row) => row.revision !== null)
+      .map((row) => ({ type: row.type, revision: row.revision!, at: row.at, vm: this.asOf(row.vm, Date.parse(row.at)) }));
   }
 
   onChange(listener: () => void): () => void {
@@ -376,6 +386,15 @@ export class PostgresStore implements RegistryStore {
     this.closed = true;
     await this.listener?.close();
     await this.pool.end();
+  }
+
+  /** The VM as it stood at `at` (ms, the database clock's): stale or not then. */
+  private asOf(vm: StoredVm, at: number): Vm {
+    return { ...vm, stale: isStale(vm, at, this.staleAfterMs) };
+  }
+
+  private recordOf({ event, at }: LoggedRow): VmRecord {
+    return toRecord({ ...event, stale: isStale(event.vm, at.getTime(), this.staleAfterMs) });
   }
 
   private fixedNow(): Date | null {
@@ -405,7 +424,7 @@ export class PostgresStore implements RegistryStore {
       imported?.replaced ? 'updated' : 'registered',
     ]);
     if (rows.length === 0) throw new ConflictError(vm.id);
-    return recordOf(rows[0]);
+    return this.recordOf(rows[0]);
   }
 
   /** Locks the VM's row for the rest of the transaction; answers what preconditions need, if it exists. */
