@@ -132,6 +132,9 @@ describe('the dashboard in headless Chromium', () => {
 
   it('marks a VM stale once it misses its heartbeats, and filters by staleness', async () => {
     await page.locator('.row.is-stale[data-vm-id="vm-worker-quiet"] .stale-badge').waitFor({ timeout: 10_000 });
+    // Its entry still says running, but it is not live: no green dot.
+    assert.equal(await row('vm-worker-quiet').locator('.status').getAttribute('class'), 'status status-stale');
+    assert.equal(await row('vm-orchestrator-01').locator('.status').getAttribute('class'), 'status status-running');
     assert.ok(await row('vm-orchestrator-01').locator('.stale-badge').isHidden());
     const dot = (id: string) =>
       row(id).locator('.status').evaluate((status) => getComputedStyle(status, '::before').color);
@@ -162,7 +165,7 @@ describe('the dashboard in headless Chromium', () => {
     await page.waitForFunction(() => document.querySelectorAll('.row:not([hidden])').length === 15);
   });
 
-  it('shows metadata on demand and pauses, stops and deregisters only after confirmation', async () => {
+  it('shows metadata on demand; marks paused, stopped and running again and deregisters, each confirmed and reported', async () => {
     await row('vm-worker-a2').click();
     await page.locator('#details .metadata', { hasText: 'parse PDF batch 18' }).waitFor();
 
@@ -172,14 +175,20 @@ describe('the dashboard in headless Chromium', () => {
     assert.equal((await api('GET', '/registry/vms/vm-worker-a2')).status, 'running', 'cancel leaves the VM alone');
 
     await page.click('#details [data-action="pause"]');
-    assert.match((await page.locator('dialog#confirm .confirm-text').textContent()) ?? '', /Pause worker-a2 \(vm-worker-a2\)\?/);
+    assert.match((await page.locator('dialog#confirm .confirm-text').textContent()) ?? '', /Mark paused: worker-a2 \(vm-worker-a2\)\? .*It does not pause the VM\./);
     await page.click('dialog#confirm .confirm-ok');
     await row('vm-worker-a2').locator('.status', { hasText: 'paused' }).waitFor();
     assert.equal((await api('GET', '/registry/vms/vm-worker-a2')).status, 'paused');
+    await page.locator('#details .action-done', { hasText: 'worker-a2 (vm-worker-a2) is marked paused.' }).waitFor();
 
     await page.click('#details [data-action="stop"]');
     await page.click('dialog#confirm .confirm-ok');
     await row('vm-worker-a2').locator('.status', { hasText: 'stopped' }).waitFor();
+
+    await page.click('#details [data-action="resume"]');
+    await page.click('dialog#confirm .confirm-ok');
+    await row('vm-worker-a2').locator('.status', { hasText: 'running' }).waitFor();
+    assert.equal((await api('GET', '/registry/vms/vm-worker-a2')).status, 'running', 'a stopped VM can be marked running again');
 
     await page.click('#details [data-action="deregister"]');
     await page.click('dialog#confirm .confirm-ok');

@@ -186,6 +186,13 @@ describe('the responses /registry/openapi.json documents are the ones each route
     await provoke(health, 200, 'nobody', '/health');
     await provoke(health, 400, 'nobody', '/health?full=1');
 
+    const index = 'GET /';
+    await provoke(index, 200, 'nobody', '/');
+    await provoke(index, 400, 'nobody', '/?links=all');
+    const browser = await fetch(`${server.url}/`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+    assert.equal(browser.status, 302, 'GET / from a browser');
+    record(index, browser.status);
+
     // MCP over Streamable HTTP: a session opens with an initialize POST and is named by its header after.
     const mcpPost = 'POST /mcp';
     const mcpHeaders = { accept: 'application/json, text/event-stream', 'content-type': 'application/json' };
@@ -242,6 +249,7 @@ describe('the responses /registry/openapi.json documents are the ones each route
       await provoke(whoami, 200, 'reader', '/registry/whoami');
       await provoke(metrics, 200, 'reader', '/metrics');
       await provoke(health, 503, 'nobody', '/health');
+      await provoke('GET /', 200, 'nobody', '/');
     } finally {
       cluster.start();
     }

@@ -7,11 +7,12 @@ import { systemClock } from '../src/domain/clock.js';
 import { ID_PATTERN, LIMITS, RegistrationSchema } from '../src/domain/schemas/vm.js';
 import { buildApp } from '../src/server/app.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { launchBrowser, pageErrors } from './support/browser.js';
-import { startServer, tempDir } from './support/server-process.js';
+import { launchBrowser, pageErrors, type Browser } from './support/browser.js';
+import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
 
-/** Pages, not API: left out of the document on purpose. */
-const PAGES = new Set(['GET /ui', 'GET /ui/', 'GET /ui/:file', 'GET /docs', 'GET /registry/openapi.json']);
+/** Pages, not API: left out of the document on purpose. /docs/* is Swagger UI and its assets. */
+const PAGES = new Set(['GET /ui', 'GET /ui/', 'GET /ui/:file', 'GET /registry/openapi.json']);
+const isPage = (route: string) => PAGES.has(route) || /^GET \/docs(\/|$)/.test(route);
 
 /**
  * Every method and URL the app routes, read from Fastify's own route tree (printRoutes), so
@@ -57,7 +58,7 @@ describe('/registry/openapi.json', () => {
   });
 
   it('holds every route the app serves, and nothing it does not', () => {
-    const served = routesOf(app).filter((route) => !PAGES.has(route));
+    const served = routesOf(app).filter((route) => !isPage(route));
     assert.ok(served.length >= 12, `only ${served.length} routes found: ${served.join(', ')}`);
     const documented = Object.entries(doc.paths).flatMap(([path, item]) =>
       Object.keys(item as object).map((method) => `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
@@ -108,26 +109,78 @@ describe('/registry/openapi.json', () => {
 });
 
 describe('/docs', () => {
-  it('renders every operation of the document in a real browser, with no page errors', async () => {
-    const dir = tempDir();
-    const server = await startServer({ env: { REGISTRY_DB: join(dir.path, 'registry.db') } });
-    const browser = await launchBrowser();
-    try {
-      const doc = (await (await fetch(`${server.url}/registry/openapi.json`)).json()) as { paths: Record<string, object> };
-      const operations = Object.values(doc.paths).reduce<number>((n, item) => n + Object.keys(item).length, 0);
+  const TOKEN = 'docs-test-token';
+  const dir = tempDir();
+  let server: ServerProcess;
+  let browser: Browser;
+  let operations: number;
+
+  before(async () => {
+    server = await startServer({ env: { VERS_AUTH_TOKEN: TOKEN, HOST: '127.0.0.1', REGISTRY_DB: join(dir.path, 'registry.db') } });
+    browser = await launchBrowser();
+    const doc = (await (await fetch(`${server.url}/registry/openapi.json`)).json()) as { paths: Record<string, object> };
+    operations = Object.values(doc.paths).reduce<number>((n, item) => n + Object.keys(item).length, 0);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    dir.remove();
+  });
+
+  for (const size of [{ width: 1400, height: 900 }, { width: 390, height: 844 }]) {
+    it(`renders every operation at ${size.width}×${size.height} with no request leaving the server and no sideways scroll`, async () => {
       const page = await browser.context.newPage();
+      await page.setViewportSize(size);
       const errors = pageErrors(page);
+      const requests: string[] = [];
+      page.on('request', (request) => requests.push(request.url()));
       const response = await page.goto(`${server.url}/docs`);
       assert.match(response?.headers()['content-security-policy'] ?? '', /script-src 'self'/);
-      await page.locator('details.op').nth(operations - 1).waitFor();
-      assert.equal(await page.locator('details.op').count(), operations);
-      await page.locator('details.op', { hasText: 'Register a VM' }).first().locator('summary').click();
-      await page.locator('details.op[open] pre', { hasText: ID_PATTERN.replace(/\\/g, '\\\\') }).first().waitFor();
+      await page.locator('.opblock').nth(operations - 1).waitFor();
+      assert.equal(await page.locator('.opblock').count(), operations);
+      const foreign = requests.filter((url) => !url.startsWith(`${server.url}/`) && !url.startsWith('data:'));
+      assert.deepEqual(foreign, []);
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth));
       assert.deepEqual(errors, []);
-    } finally {
-      await browser.close();
-      await server.stop();
-      dir.remove();
-    }
+      await page.close();
+    });
+  }
+
+  it('shows a request and an answer example built from the schemas', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${server.url}/docs`);
+    const register = page.locator('.opblock-post', { has: page.locator('[data-path="/registry/vms"]') });
+    await register.locator('.opblock-summary').click();
+    // Swagger UI's example values are generated from the schema: field names and formats.
+    await register.locator('.body-param__example', { hasText: '"registeredBy"' }).waitFor();
+    await register.locator('.responses-table .microlight', { hasText: '"registeredAt"' }).first().waitFor();
+    await page.close();
+  });
+
+  it("tries a request with the token the dashboard keeps in this tab, through the server's own auth", async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${server.url}/ui`);
+    // Once the dashboard has been refused and asks, it no longer touches the stored token.
+    await page.locator('#sign-in').waitFor();
+    await page.evaluate((token) => sessionStorage.setItem('vm-registry.token', token), TOKEN);
+    await page.goto(`${server.url}/docs`);
+    const whoami = page.locator('.opblock-get', { has: page.locator('[data-path="/registry/whoami"]') });
+    await whoami.locator('.opblock-summary').click();
+    await whoami.locator('.try-out__btn').click();
+    await whoami.locator('.execute').click();
+    await whoami.locator('.live-responses-table .response-col_status', { hasText: '200' }).waitFor();
+    await whoami.locator('.live-responses-table .microlight', { hasText: '"admin"' }).first().waitFor();
+    await page.close();
+  });
+
+  it('answers 401 to a try without a token', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${server.url}/docs`);
+    const whoami = page.locator('.opblock-get', { has: page.locator('[data-path="/registry/whoami"]') });
+    await whoami.locator('.opblock-summary').click();
+    await whoami.locator('.try-out__btn').click();
+    await whoami.locator('.execute').click();
+    await whoami.locator('.live-responses-table .response-col_status', { hasText: '401' }).waitFor();
+    await page.close();
   });
 });

@@ -15,6 +15,8 @@ import { instrumentStore } from './ops/instrumented-store.js';
 import { RegistryMetrics } from './ops/metrics.js';
 import { openapiOptions } from './http/openapi.js';
 import { refuseUnknownQueryParameters } from './http/unknown-query.js';
+import { docsRoutes } from './routes/docs.js';
+import { rootRoutes } from './routes/root.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { mcpRoutes } from './routes/mcp.js';
@@ -51,6 +53,8 @@ export interface AppOptions {
   rateLimitPerMinute?: number;
   /** Open event streams per caller, and blocking queries waiting per caller (default 2000 each). */
   maxWatchers?: number;
+  /** Events the store keeps for watchers to resume from, as /health reports it (default 10,000). */
+  eventRetention?: number;
   /** The sweeper that turns time into stale and reaped events; off when undefined (tests drive it). */
   sweeper?: SweeperOptions;
 }
@@ -149,7 +153,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }),
   );
 
-  await app.register(healthRoutes, { store, clock, feed, startedAt: clock.now(), version: VERSION });
+  await app.register(healthRoutes, { store, clock, feed, startedAt: clock.now(), version: VERSION, eventRetention: options.eventRetention ?? 10_000 });
   // /registry and /mcp behind one set of tokens and one rate limit: a caller's budget is
   // shared between them (each registration of the limiter would count apart).
   await app.register(async (guardedScope) => {
@@ -171,5 +175,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(openapiRoutes, { prefix: '/registry' });
   await app.register(metricsRoutes, { metrics, tokens: metricsTokens });
   await app.register(uiRoutes);
+  await app.register(docsRoutes);
+  await app.register(rootRoutes, { version: VERSION });
   return app;
 }

@@ -43,6 +43,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     rateLimitPerMinute: config.rateLimitPerMinute,
     metricsPublic: config.metricsPublic,
     maxWatchers: config.maxWatchers,
+    eventRetention: config.eventRetention,
   });
 
   if (config.hostReason) log.warn(config.hostReason);

@@ -1,6 +1,8 @@
 import type { Vm } from '../domain/schemas/vm.js';
+import type { Static } from '@sinclair/typebox';
+import type { HealthSchema } from '../domain/schemas/health.js';
 
-const TOKEN_KEY = 'vm-registry.token';
+export const TOKEN_KEY = 'vm-registry.token';
 
 /** The server refused the token, or wants one: the page asks for it. */
 export class Unauthorized extends Error {}
@@ -13,6 +15,8 @@ export class ApiError extends Error {
     super(message);
   }
 }
+
+export type Health = Static<typeof HealthSchema>;
 
 export interface Listing {
   vms: Vm[];
@@ -62,11 +66,17 @@ export class Api {
     return { ...body, clockOffsetMs: Number.isNaN(date) ? 0 : date - Date.now() };
   }
 
-  async scopes(): Promise<string[]> {
-    return (await this.json<{ scopes: string[] }>('/registry/whoami')).body.scopes;
+  async whoami(): Promise<{ name?: string; scopes: string[] }> {
+    return (await this.json<{ name?: string; scopes: string[] }>('/registry/whoami')).body;
   }
 
-  async setStatus(id: string, status: 'paused' | 'stopped'): Promise<void> {
+  /** /health: public, and what the cluster view shows. */
+  async health(): Promise<Health> {
+    const response = await fetch('/health', { cache: 'no-store' });
+    return (await response.json()) as Health;
+  }
+
+  async setStatus(id: string, status: 'running' | 'paused' | 'stopped'): Promise<void> {
     await this.json(`/registry/vms/${encodeURIComponent(id)}`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json' },

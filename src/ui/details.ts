@@ -6,14 +6,47 @@ import { el } from './format.js';
 interface Action {
   label: string;
   verb: string;
+  /** What it does, said before it is done: these change the registry entry, never the VM. */
+  explain: string;
+  /** Said after it is done. */
+  done: string;
   applies(entry: Entry): boolean;
   run(api: Api, id: string): Promise<void>;
 }
 
 const ACTIONS: Action[] = [
-  { label: 'Pause', verb: 'pause', applies: (e) => e.vm.status !== 'paused', run: (api, id) => api.setStatus(id, 'paused') },
-  { label: 'Stop', verb: 'stop', applies: (e) => e.vm.status !== 'stopped', run: (api, id) => api.setStatus(id, 'stopped') },
-  { label: 'Deregister', verb: 'deregister', applies: () => true, run: (api, id) => api.deregister(id) },
+  {
+    label: 'Mark running',
+    verb: 'resume',
+    explain: 'marks its entry running again (and refreshes its last seen), so that discovery lists it. It does not start the VM.',
+    done: 'is marked running',
+    applies: (e) => e.vm.status !== 'running',
+    run: (api, id) => api.setStatus(id, 'running'),
+  },
+  {
+    label: 'Mark paused',
+    verb: 'pause',
+    explain: 'marks its entry paused, so that discovery leaves it out. It does not pause the VM.',
+    done: 'is marked paused',
+    applies: (e) => e.vm.status === 'running',
+    run: (api, id) => api.setStatus(id, 'paused'),
+  },
+  {
+    label: 'Mark stopped',
+    verb: 'stop',
+    explain: 'marks its entry stopped, so that discovery leaves it out. It does not stop the VM.',
+    done: 'is marked stopped',
+    applies: (e) => e.vm.status !== 'stopped',
+    run: (api, id) => api.setStatus(id, 'stopped'),
+  },
+  {
+    label: 'Deregister',
+    verb: 'deregister',
+    explain: 'removes its entry from the registry. The VM keeps running; it is back if it registers again.',
+    done: 'is deregistered',
+    applies: () => true,
+    run: (api, id) => api.deregister(id),
+  },
 ];
 
 /**
@@ -23,6 +56,8 @@ const ACTIONS: Action[] = [
 export class DetailsPanel {
   private shown: Entry | undefined;
   private id: string | undefined;
+  /** What the last action changed, kept across the redraw its own event causes. */
+  private outcome: { id: string; text: string; failed: boolean } | undefined;
 
   constructor(
     private readonly panel: HTMLElement,
@@ -42,8 +77,10 @@ export class DetailsPanel {
     this.panel.hidden = id === undefined;
     if (id === undefined) return;
     this.panel.replaceChildren(this.header(entry?.vm.name ?? id));
+    if (this.outcome?.id !== id) this.outcome = undefined;
     if (!entry) {
       this.panel.append(el('p', 'gone', `${id} is no longer registered.`));
+      if (this.outcome) this.panel.append(el('p', 'action-done', this.outcome.text));
       return;
     }
     const { vm, stale } = entry;
@@ -56,7 +93,7 @@ export class DetailsPanel {
     };
     field('id', vm.id);
     field('role', vm.role);
-    field('status', stale ? `${vm.status} (stale)` : vm.status);
+    field('status', stale ? `${vm.status}, but stale: no heartbeat for longer than the threshold` : vm.status);
     field('address', vm.address);
     field('registered by', vm.registeredBy);
     field('registered', ago(vm.registeredAt, now), vm.registeredAt);
@@ -77,7 +114,8 @@ export class DetailsPanel {
     const header = el('header', 'panel-header');
     const close = el('button', 'close', '×');
     close.type = 'button';
-    close.title = 'Close';
+    close.title = 'Close (Esc)';
+    close.setAttribute('aria-label', 'Close');
     close.addEventListener('click', () => this.onClose());
     header.append(el('h2', '', title), close);
     return header;
@@ -85,20 +123,24 @@ export class DetailsPanel {
 
   private actions(entry: Entry): HTMLElement {
     const box = el('div', 'actions');
-    const message = el('p', 'action-message');
+    const message = el('p', this.outcome?.failed ? 'action-message' : 'action-done', this.outcome?.text ?? '');
+    message.setAttribute('role', 'status');
     for (const action of ACTIONS.filter((a) => a.applies(entry))) {
       const button = el('button', action.verb === 'deregister' ? 'danger' : '', action.label);
       button.type = 'button';
       button.dataset.action = action.verb;
+      button.title = `This ${action.explain}`;
       button.addEventListener('click', async () => {
         const { id, name } = entry.vm;
-        if (!(await this.confirm(`${action.label} ${name} (${id})?`, action.label))) return;
-        message.textContent = '';
+        if (!(await this.confirm(`${action.label}: ${name} (${id})? This ${action.explain}`, action.label))) return;
         try {
           await action.run(this.api, id);
+          this.outcome = { id, text: `${name} (${id}) ${action.done}.`, failed: false };
         } catch (error) {
-          message.textContent = error instanceof ApiError ? `${action.label} failed: ${error.message}` : String(error);
+          this.outcome = { id, text: error instanceof ApiError ? `${action.label} failed: ${error.message}` : String(error), failed: true };
         }
+        message.className = this.outcome.failed ? 'action-message' : 'action-done';
+        message.textContent = this.outcome.text;
       });
       box.append(button);
     }

@@ -1,85 +1,43 @@
+// Runs inside the Swagger UI page that @fastify/swagger-ui serves at /docs (its assets come
+// from the package, so the page works offline). It adds the registry's header and lets the
+// token the dashboard already holds in this tab authorize "Try it out" at once.
+import { TOKEN_KEY } from './api.js';
 import { el } from './format.js';
 
-interface Parameter {
-  name: string;
-  in: string;
-  required?: boolean;
-  description?: string;
-  schema?: object;
+interface SwaggerUi {
+  preauthorizeApiKey(scheme: string, value: string): void;
 }
+type Bundle = ((config: object) => SwaggerUi) & Record<string, unknown>;
 
-interface Operation {
-  summary?: string;
-  description?: string;
-  parameters?: Parameter[];
-  requestBody?: { content?: Record<string, { schema?: object }> };
-  responses?: Record<string, { description?: string; content?: Record<string, { schema?: object }> }>;
-  security?: object[];
-}
+const page = window as unknown as { SwaggerUIBundle: Bundle };
+const original = page.SwaggerUIBundle;
 
-interface Document {
-  info: { title: string; version: string; description?: string };
-  paths: Record<string, Record<string, Operation>>;
-}
+// The initializer the package writes keeps its Swagger UI instance to itself; wrapping the
+// constructor (scripts run before window.onload calls it) is the one place to reach it.
+// Authorization given before the document has loaded is lost, hence onComplete.
+page.SwaggerUIBundle = Object.assign((config: object) => {
+  const ui: SwaggerUi = original({
+    ...config,
+    onComplete() {
+      const token = sessionStorage.getItem(TOKEN_KEY);
+      if (token) ui.preauthorizeApiKey('bearer', token);
+    },
+  });
+  return ui;
+}, original);
 
-const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
+// The package's page has no viewport tag: without one a phone lays it out 980 px wide.
+const viewport = el('meta');
+viewport.name = 'viewport';
+viewport.content = 'width=device-width, initial-scale=1';
+document.head.append(viewport);
 
-const json = (value: unknown) => el('pre', '', JSON.stringify(value, null, 2));
-
-/** Renders /registry/openapi.json: one collapsible block per operation, schemas shown as they are. */
-function render(doc: Document): HTMLElement[] {
-  const blocks: HTMLElement[] = [];
-  for (const [path, item] of Object.entries(doc.paths)) {
-    for (const method of METHODS) {
-      const op = item[method];
-      if (!op) continue;
-      const block = el('details', 'op');
-      const summary = el('summary');
-      summary.append(el('span', `method method-${method}`, method.toUpperCase()), el('span', 'path', path), el('span', '', op.summary ?? ''));
-      if (op.security?.length) summary.append(el('span', 'lock', 'bearer token'));
-      const body = el('div', 'op-body');
-      if (op.description) body.append(el('p', '', op.description));
-      if (op.parameters?.length) {
-        const table = el('table', 'params');
-        const head = el('tr');
-        for (const title of ['name', 'in', 'required', 'schema', 'description']) head.append(el('th', '', title));
-        table.append(head);
-        for (const p of op.parameters) {
-          const row = el('tr');
-          const schema = el('td');
-          schema.append(el('code', '', JSON.stringify(p.schema ?? {})));
-          row.append(el('td', 'path', p.name), el('td', '', p.in), el('td', '', p.required ? 'yes' : 'no'), schema, el('td', '', p.description ?? ''));
-          table.append(row);
-        }
-        body.append(el('h4', '', 'Parameters'), table);
-      }
-      for (const [type, media] of Object.entries(op.requestBody?.content ?? {})) {
-        body.append(el('h4', '', `Request body (${type})`), json(media.schema ?? {}));
-      }
-      for (const [status, response] of Object.entries(op.responses ?? {})) {
-        body.append(el('h4', '', `${status} ${response.description ?? ''}`));
-        for (const media of Object.values(response.content ?? {})) if (media.schema) body.append(json(media.schema));
-      }
-      block.append(summary, body);
-      blocks.push(block);
-    }
-  }
-  return blocks;
-}
-
-async function main(): Promise<void> {
-  const target = document.getElementById('operations')!;
-  try {
-    const response = await fetch('/registry/openapi.json');
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const doc = (await response.json()) as Document;
-    document.getElementById('title')!.textContent = `${doc.info.title} API`;
-    document.getElementById('version')!.textContent = `v${doc.info.version}`;
-    document.getElementById('description')!.textContent = doc.info.description ?? '';
-    target.replaceChildren(...render(doc));
-  } catch (error) {
-    target.replaceChildren(el('p', 'error', `Could not load /registry/openapi.json: ${(error as Error).message}`));
-  }
-}
-
-void main();
+const header = el('header', 'top');
+const nav = el('nav');
+const dashboard = el('a', '', 'Dashboard');
+dashboard.href = '/ui';
+const json = el('a', '', 'openapi.json');
+json.href = '/registry/openapi.json';
+nav.append(json, dashboard);
+header.append(el('h1', '', 'vm-registry API'), nav);
+document.body.prepend(header);

@@ -16,6 +16,24 @@ export interface Filter {
   search: string;
 }
 
+export const SORT_KEYS = ['registered', 'name', 'role', 'status', 'lastSeen'] as const;
+export type SortKey = (typeof SORT_KEYS)[number];
+export interface Sort {
+  key: SortKey;
+  descending: boolean;
+}
+/** The registry's own order: newest registration first. */
+export const DEFAULT_SORT: Sort = { key: 'registered', descending: true };
+
+const sortValue: Record<SortKey, (e: Entry) => string> = {
+  registered: (e) => e.vm.registeredAt,
+  name: (e) => e.vm.name.toLowerCase(),
+  role: (e) => e.vm.role,
+  // A stale running VM sorts apart from the live ones: it is not what "running" promises.
+  status: (e) => (e.stale ? 'running (stale)' : e.vm.status),
+  lastSeen: (e) => e.vm.lastSeen,
+};
+
 export interface RoleCount {
   total: number;
   stale: number;
@@ -66,15 +84,25 @@ export class Fleet {
     return this.ordered.length;
   }
 
-  select(filter: Filter): Entry[] {
+  /** The entries the filter keeps, in the registry's order, or sorted (ties in the registry's order). */
+  select(filter: Filter, sort: Sort = DEFAULT_SORT): Entry[] {
     const search = filter.search.trim().toLowerCase();
-    return this.ordered.filter(
+    const kept = this.ordered.filter(
       (e) =>
         (!filter.role || e.vm.role === filter.role) &&
         (!filter.status || e.vm.status === filter.status) &&
         (!filter.staleness || e.stale === (filter.staleness === 'stale')) &&
         (!search || e.text.includes(search)),
     );
+    if (sort.key === DEFAULT_SORT.key && sort.descending) return kept;
+    const value = sortValue[sort.key];
+    const direction = sort.descending ? -1 : 1;
+    // Array.prototype.sort is stable: equal keys keep the registry's order.
+    return kept.sort((a, b) => {
+      const x = value(a);
+      const y = value(b);
+      return x === y ? 0 : x < y ? -direction : direction;
+    });
   }
 
   countByRole(): Map<Role, RoleCount> {

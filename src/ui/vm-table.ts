@@ -2,13 +2,22 @@ import type { Entry } from './fleet.js';
 import { ago } from '../domain/duration.js';
 import { el } from './format.js';
 
-const ROW_HEIGHT = 44;
 /** Rows drawn beyond the visible ones, so that fast scrolling shows no blank edge. */
 const OVERSCAN = 8;
 
 interface Row {
   element: HTMLElement;
-  cells: { status: HTMLElement; stale: HTMLElement; name: HTMLElement; id: HTMLElement; role: HTMLElement; address: HTMLElement; services: HTMLElement; lastSeen: HTMLElement };
+  cells: {
+    status: HTMLElement;
+    stale: HTMLElement;
+    name: HTMLElement;
+    id: HTMLElement;
+    role: HTMLElement;
+    address: HTMLElement;
+    services: HTMLElement;
+    lastSeen: HTMLElement;
+    registered: HTMLElement;
+  };
   /** What the row shows now: unchanged entries (the same object) are not redrawn. */
   entry?: Entry;
   stamp?: number;
@@ -24,6 +33,10 @@ export class VmTable {
   private readonly spacer: HTMLElement;
   private readonly rows: Row[] = [];
   private selectedId: string | undefined;
+  /** The row the arrow keys are on. */
+  private cursorId: string | undefined;
+  /** From the stylesheet (--row): a phone shows each VM as a taller two-line card. */
+  private rowHeight = 44;
   private clock = { offsetMs: 0, stamp: 0 };
   private scheduled = false;
 
@@ -34,18 +47,42 @@ export class VmTable {
     this.spacer = el('div', 'spacer');
     viewport.append(this.spacer);
     viewport.addEventListener('scroll', () => this.schedule(), { passive: true });
-    new ResizeObserver(() => this.schedule()).observe(viewport);
+    new ResizeObserver(() => {
+      this.rowHeight = parseFloat(getComputedStyle(viewport).getPropertyValue('--row')) || 44;
+      this.spacer.style.height = `${this.entries.length * this.rowHeight}px`;
+      this.schedule();
+    }).observe(viewport);
     this.spacer.addEventListener('click', (event) => {
       const row = (event.target as HTMLElement).closest<HTMLElement>('.row');
       if (row?.dataset.vmId) this.onSelect(row.dataset.vmId);
     });
   }
 
-  show(entries: Entry[], selectedId: string | undefined): void {
+  show(entries: Entry[], selectedId: string | undefined, cursorId: string | undefined): void {
     this.entries = entries;
     this.selectedId = selectedId;
-    this.spacer.style.height = `${entries.length * ROW_HEIGHT}px`;
+    this.cursorId = cursorId;
+    this.spacer.style.height = `${entries.length * this.rowHeight}px`;
     this.draw();
+  }
+
+  /** The id `step` rows from `id` among those shown (the first one when `id` is not shown). */
+  neighbour(id: string | undefined, step: number): string | undefined {
+    if (this.entries.length === 0) return undefined;
+    const at = id === undefined ? -1 : this.entries.findIndex((e) => e.vm.id === id);
+    const index = at === -1 ? 0 : Math.min(this.entries.length - 1, Math.max(0, at + step));
+    return this.entries[index].vm.id;
+  }
+
+  /** Scrolls just enough for the row of `id` to be in view. */
+  reveal(id: string): void {
+    const index = this.entries.findIndex((e) => e.vm.id === id);
+    if (index === -1) return;
+    const top = index * this.rowHeight;
+    if (top < this.viewport.scrollTop) this.viewport.scrollTop = top;
+    else if (top + this.rowHeight > this.viewport.scrollTop + this.viewport.clientHeight) {
+      this.viewport.scrollTop = top + this.rowHeight - this.viewport.clientHeight;
+    }
   }
 
   /** Redraws every visible row: relative times have moved. */
@@ -64,8 +101,9 @@ export class VmTable {
   }
 
   private draw(): void {
-    const first = Math.max(0, Math.floor(this.viewport.scrollTop / ROW_HEIGHT) - OVERSCAN);
-    const last = Math.min(this.entries.length, Math.ceil((this.viewport.scrollTop + this.viewport.clientHeight) / ROW_HEIGHT) + OVERSCAN);
+    const height = this.rowHeight;
+    const first = Math.max(0, Math.floor(this.viewport.scrollTop / height) - OVERSCAN);
+    const last = Math.min(this.entries.length, Math.ceil((this.viewport.scrollTop + this.viewport.clientHeight) / height) + OVERSCAN);
     while (this.rows.length < last - first) this.rows.push(this.createRow());
     const now = Date.now() + this.clock.offsetMs;
     this.rows.forEach((row, slot) => {
@@ -77,8 +115,10 @@ export class VmTable {
         delete row.element.dataset.vmId;
         return;
       }
-      row.element.style.transform = `translateY(${index * ROW_HEIGHT}px)`;
+      row.element.style.transform = `translateY(${index * height}px)`;
       row.element.classList.toggle('selected', entry.vm.id === this.selectedId);
+      row.element.classList.toggle('cursor', entry.vm.id === this.cursorId);
+      row.element.setAttribute('aria-selected', String(entry.vm.id === this.cursorId));
       if (row.entry === entry && row.stamp === this.clock.stamp) return;
       row.entry = entry;
       row.stamp = this.clock.stamp;
@@ -102,6 +142,8 @@ export class VmTable {
     cells.services.textContent = (vm.services ?? []).map((s) => `${s.name}:${s.port}`).join(', ') || '—';
     cells.lastSeen.textContent = ago(vm.lastSeen, now);
     cells.lastSeen.title = vm.lastSeen;
+    cells.registered.textContent = ago(vm.registeredAt, now);
+    cells.registered.title = vm.registeredAt;
   }
 
   private createRow(): Row {
@@ -127,8 +169,9 @@ export class VmTable {
     const address = cell('c-address');
     const services = cell('c-services');
     const lastSeen = cell('c-seen');
-    element.append(statusCell, nameCell, roleCell, address, services, lastSeen);
+    const registered = cell('c-registered');
+    element.append(statusCell, nameCell, roleCell, address, services, lastSeen, registered);
     this.spacer.append(element);
-    return { element, cells: { status, stale, name, id, role, address, services, lastSeen } };
+    return { element, cells: { status, stale, name, id, role, address, services, lastSeen, registered } };
   }
 }

@@ -15,5 +15,8 @@ export const HealthSchema = Type.Object({
   watchers: Type.Integer({ description: 'Open event streams on this server.' }),
   waiting: Type.Integer({ description: 'Blocking queries waiting on this server.' }),
   version: Type.String(),
+  replica: Type.String({ description: 'Which server answered (host/pid): replicas behind one load balancer tell apart.' }),
+  startedAt: Type.String({ format: 'date-time', description: 'When this server started.' }),
+  eventRetention: Type.Integer({ description: 'How many recent events the log keeps for watchers to resume from (REGISTRY_EVENT_RETENTION).' }),
 });
 

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Clock } from '../../domain/clock.js';
 import { HealthSchema } from '../../domain/schemas/health.js';
@@ -10,11 +11,15 @@ export interface HealthRoutesOptions {
   feed: ChangeFeed;
   startedAt: number;
   version: string;
+  eventRetention: number;
 }
+
+/** This process among the replicas sharing a database. */
+const REPLICA = `${hostname()}/${process.pid}`;
 
 /** Never behind auth: load balancers and `curl /health` must always get an answer. */
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, options) => {
-  const { store, clock, feed, startedAt, version } = options;
+  const { store, clock, feed, startedAt, version, eventRetention } = options;
   app.get(
     '/health',
     { schema: { summary: 'Liveness and store health', response: { 200: HealthSchema, 503: HealthSchema } } },
@@ -25,6 +30,9 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
         revision: feed.revision,
         ...feed.counts,
         version,
+        replica: REPLICA,
+        startedAt: new Date(startedAt).toISOString(),
+        eventRetention,
       };
       try {
         const vms = await store.count();

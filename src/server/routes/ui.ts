@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 
 /** Where `npm run build` puts the esbuild bundles and pages: dist/ui, beside dist/src. */
-const UI_DIR = fileURLToPath(new URL('../../../ui/', import.meta.url));
+export const UI_DIR = fileURLToPath(new URL('../../../ui/', import.meta.url));
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -14,7 +14,7 @@ const TYPES: Record<string, string> = {
 
 // Scripts and styles come only from these files and the page talks only to this server, so
 // an injected VM name or metadata value can do nothing even if it slipped past escaping.
-const CONTENT_SECURITY_POLICY = [
+export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",
@@ -26,9 +26,9 @@ const CONTENT_SECURITY_POLICY = [
 ].join('; ');
 
 /**
- * The dashboard (/ui) and the API docs (/docs): a few small built files, read once at
- * start and served from memory. Public like /health: the pages hold no data, and the
- * dashboard asks for a token before it reads anything behind auth.
+ * The dashboard (/ui): a few small built files, read once at start and served from memory.
+ * Public like /health: the page holds no data, and asks for a token before it reads
+ * anything behind auth.
  */
 export const uiRoutes: FastifyPluginAsync = async (app) => {
   const files = new Map<string, { type: string; body: Buffer }>();
@@ -59,5 +59,4 @@ export const uiRoutes: FastifyPluginAsync = async (app) => {
   app.get('/ui', hidden, (_request, reply) => send(reply, 'index.html'));
   app.get('/ui/', hidden, (_request, reply) => send(reply, 'index.html'));
   app.get<{ Params: { file: string } }>('/ui/:file', hidden, (request, reply) => send(reply, request.params.file));
-  app.get('/docs', hidden, (_request, reply) => send(reply, 'docs.html'));
 };
