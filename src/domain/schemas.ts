@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { HEALTH_STATUSES, ServiceHealthSchema } from './health.js';
 
 /** Every size limit in one place: the schemas, the README and the error messages read them from here. */
 export const LIMITS = {
@@ -81,6 +82,9 @@ export type Service = Static<typeof ServiceSchema>;
 
 export const ServicesSchema = Type.Array(ServiceSchema, { maxItems: LIMITS.services });
 
+/** A service in an answer: as declared, plus the health checker's verdict (never sent by clients). */
+export const VmServiceSchema = Type.Object({ ...ServiceSchema.properties, health: Type.Optional(ServiceHealthSchema) });
+
 export const MetadataSchema = Type.Object(
   {},
   { additionalProperties: true, description: 'Free-form JSON object.' },
@@ -137,7 +141,7 @@ export const VmSchema = Type.Object({
   role: RoleSchema,
   status: StatusSchema,
   address: Type.String(),
-  services: Type.Optional(Type.Array(ServiceSchema)),
+  services: Type.Optional(Type.Array(VmServiceSchema)),
   metadata: Type.Optional(MetadataSchema),
   registeredBy: Type.String(),
   registeredAt: Type.String({ format: 'date-time' }),
@@ -161,8 +165,28 @@ export const ListQuerySchema = Type.Object({
       description: 'true: only stale VMs; false: none. Default: status=running implies false.',
     }),
   ),
+  health: Type.Optional(
+    Type.Unsafe<(typeof HEALTH_STATUSES)[number]>({
+      type: 'string',
+      enum: [...HEALTH_STATUSES],
+      description: 'Only VMs in this health state: the worst of their services (or of ?service=).',
+    }),
+  ),
+  service: Type.Optional(text(LIMITS.serviceNameLength, 'Only VMs offering this service; with health, its state alone decides.')),
 });
 export type ListQuery = Static<typeof ListQuerySchema>;
+
+export const DiscoverQuerySchema = Type.Object({
+  health: Type.Optional(
+    Type.Unsafe<'any' | (typeof HEALTH_STATUSES)[number]>({
+      type: 'string',
+      enum: ['any', ...HEALTH_STATUSES],
+      description: 'With health checks on, VMs with a critical service are left out; any: keep them.',
+    }),
+  ),
+  service: ListQuerySchema.properties.service,
+});
+export type DiscoverQuery = Static<typeof DiscoverQuerySchema>;
 
 export const VmIdParamsSchema = Type.Object({ id: VmIdSchema });
 export const RoleParamsSchema = Type.Object({ role: RoleSchema });

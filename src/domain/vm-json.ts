@@ -1,4 +1,4 @@
-import type { Service } from './schemas.js';
+import type { CheckedService, ServiceHealth } from './health.js';
 
 /**
  * A VM's JSON exactly as the API answers it (fast-json-stringify over VmSchema: required
@@ -9,9 +9,16 @@ import type { Service } from './schemas.js';
  */
 const str = JSON.stringify;
 
-export function servicesJson(services: readonly Service[]): string {
+const healthJson = (h: ServiceHealth) =>
+  `{"status":${str(h.status)}${h.checkedAt === undefined ? '' : `,"checkedAt":${str(h.checkedAt)}`}${h.output === undefined ? '' : `,"output":${str(h.output)}`}}`;
+
+export function servicesJson(services: readonly CheckedService[]): string {
   return `[${services
-    .map((s) => `{"name":${str(s.name)},"port":${s.port}${s.healthPath === undefined ? '' : `,"healthPath":${str(s.healthPath)}`}}`)
+    .map(
+      (s) =>
+        `{"name":${str(s.name)},"port":${s.port}${s.healthPath === undefined ? '' : `,"healthPath":${str(s.healthPath)}`}` +
+        `${s.health === undefined ? '' : `,"health":${healthJson(s.health)}`}}`,
+    )
     .join(',')}]`;
 }
 

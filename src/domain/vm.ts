@@ -1,5 +1,6 @@
 import { InvalidInputError } from './errors.js';
-import { LIMITS, type Metadata, type Registration, type Role, type Service, type Status, type VmUpdate } from './schemas.js';
+import type { CheckedService } from './health.js';
+import { LIMITS, type Metadata, type Registration, type Role, type Status, type VmUpdate } from './schemas.js';
 
 /** A registration after validation and normalisation: what the store writes. */
 export interface VmFields {
@@ -9,7 +10,7 @@ export interface VmFields {
   status: Status;
   address: string;
   registeredBy: string;
-  services?: Service[];
+  services?: CheckedService[];
   metadata?: Metadata;
   /** Name of the token that registered the VM; never shown in API answers. */
   owner?: string;

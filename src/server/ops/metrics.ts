@@ -28,6 +28,7 @@ export type StoreOperation =
   | 'get'
   | 'list'
   | 'update'
+  | 'recordHealth'
   | 'deregister'
   | 'import'
   | 'heartbeat'

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas.js';
+import { applyHealth, matchesHealth, withHealth, type CheckedService, type HealthTarget, type ServiceHealth } from '../../domain/health.js';
 import type { VmFields, VmRecord } from '../../domain/vm.js';
 import type {
   EventType,
@@ -35,6 +36,8 @@ export interface PostgresStoreOptions {
   /** Connections in this replica's pool (one more is kept for LISTEN). */
   poolMax?: number;
   log?: StoreLog;
+  /** REGISTRY_HEALTH_CHECKS=on: services with a healthPath carry their health (see withHealth). */
+  healthChecks?: boolean;
   /**
    * Tests only: take the time from this clock instead of the database's, so that a test can
    * move it. Left unset, every statement uses the database clock and replicas agree.
@@ -63,10 +66,12 @@ interface VmRow {
   revision: number;
 }
 
-/** A locked row: what write preconditions check. */
+/** A locked row: what write preconditions check, and what a service's health carries over from. */
 interface Locked {
   revision: number;
   owner: string | null;
+  address: string;
+  services: CheckedService[] | null;
 }
 
 const toRecord = ({ vm, owner, revision }: VmRow): VmRecord => ({ ...vm, ...(owner !== null && { owner }), revision });
@@ -81,7 +86,7 @@ const milliseconds = (parameter: string) => `${parameter}::double precision * in
 const SQL = {
   // Every change locks its row before it takes a revision: an UPDATE that ran into a concurrent
   // change of its row would evaluate its SET list again, and take a second revision.
-  lock: 'SELECT revision, owner FROM vms WHERE id = $1 FOR UPDATE',
+  lock: 'SELECT revision, owner, address, services FROM vms WHERE id = $1 FOR UPDATE',
   insert: `
     INSERT INTO vms AS v (id, name, role, status, address, registered_by, services, metadata, owner, registered_at, last_seen, revision)
     SELECT $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, coalesce($12, t.now), coalesce($13, t.now), registry_next_revision()
@@ -106,6 +111,9 @@ const SQL = {
       stale_announced = stale_announced AND $5::text IS NULL,
       revision = registry_next_revision()
     WHERE id = $3
+    RETURNING registry_log(v, 'updated', v.revision, ${NOW}, $2) AS event`,
+  setServices: `
+    UPDATE vms AS v SET services = $4::json, revision = registry_next_revision() WHERE id = $3
     RETURNING registry_log(v, 'updated', v.revision, ${NOW}, $2) AS event`,
   remove: `
     DELETE FROM vms AS v WHERE id = $3
@@ -170,6 +178,7 @@ export class PostgresStore implements RegistryStore {
   readonly staleAfterMs: number;
   private readonly eventRetention: number;
   private readonly clock: Clock | undefined;
+  private readonly healthChecks: boolean;
   private readonly changeListeners = new Set<() => void>();
   private listener: ChangeListener | undefined;
   private closed = false;
@@ -181,6 +190,7 @@ export class PostgresStore implements RegistryStore {
     this.staleAfterMs = options.staleAfterMs;
     this.eventRetention = options.eventRetention ?? 10_000;
     this.clock = options.clock;
+    this.healthChecks = options.healthChecks ?? false;
   }
 
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
@@ -238,7 +248,8 @@ export class PostgresStore implements RegistryStore {
           }
           this.checkPrecondition(vm.id, current, options);
           // A replacement keeps the owner: an admin's PUT must not take a VM from its token.
-          const { rows } = await client.query<LoggedRow>(SQL.replace, this.vmParameters(vm));
+          const previous = current.address === vm.address ? (current.services ?? undefined) : undefined;
+          const { rows } = await client.query<LoggedRow>(SQL.replace, this.vmParameters(vm, previous));
           return { vm: recordOf(rows[0]), created: false };
         });
       } catch (error) {
@@ -263,21 +274,24 @@ export class PostgresStore implements RegistryStore {
     ]);
     return {
       // An empty registry answers one row, with the revision and no VM.
-      vms: rows.filter((row) => row.vm !== null).map(toRecord),
+      vms: rows.filter((row) => row.vm !== null && matchesHealth(row.vm.services, filter)).map(toRecord),
       revision: rows[0].registry_revision,
     };
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
     return this.transaction(async (client) => {
-      await this.lockExisting(client, id, options);
+      const current = await this.lockExisting(client, id, options);
+      const moved = changes.address !== undefined && changes.address !== current.address;
+      const previous = current.services ?? undefined;
+      const services = changes.services ?? (moved ? previous : undefined);
       const { rows } = await client.query<LoggedRow>(SQL.update, [
         ...this.writeParameters(),
         id,
         changes.name ?? null,
         changes.status ?? null,
         changes.address ?? null,
-        json(changes.services),
+        json(withHealth(services, moved ? undefined : previous, this.healthChecks)),
         json(changes.metadata),
       ]);
       return recordOf(rows[0]);
@@ -303,6 +317,16 @@ export class PostgresStore implements RegistryStore {
       }
       const { rows } = await client.query<{ value: number }>(SQL.revision);
       return { created, replaced: vms.length - created, revision: rows[0].value };
+    });
+  }
+
+  async recordHealth(id: string, target: HealthTarget, health: ServiceHealth): Promise<VmRecord | undefined> {
+    return this.transaction(async (client) => {
+      const current = await this.lock(client, id);
+      const services = current && applyHealth(current.address, current.services ?? undefined, target, health);
+      if (!services) return undefined;
+      const { rows } = await client.query<LoggedRow>(SQL.setServices, [...this.writeParameters(), id, json(services)]);
+      return recordOf(rows[0]);
     });
   }
 
@@ -386,8 +410,10 @@ export class PostgresStore implements RegistryStore {
     return [this.fixedNow(), this.eventRetention];
   }
 
-  private vmParameters(vm: VmFields): unknown[] {
-    const { id, name, role, status, address, registeredBy, services, metadata } = vm;
+  /** `previous`: the services of the entry replaced at the same address, whose health carries over. */
+  private vmParameters(vm: VmFields, previous?: CheckedService[]): unknown[] {
+    const { id, name, role, status, address, registeredBy, metadata } = vm;
+    const services = withHealth(vm.services, previous, this.healthChecks);
     return [...this.writeParameters(), id, name, role, status, address, registeredBy, json(services), json(metadata)];
   }
 
@@ -414,10 +440,11 @@ export class PostgresStore implements RegistryStore {
     return rows[0];
   }
 
-  private async lockExisting(client: pg.PoolClient, id: string, options: WriteOptions): Promise<void> {
+  private async lockExisting(client: pg.PoolClient, id: string, options: WriteOptions): Promise<Locked> {
     const current = await this.lock(client, id);
     if (!current) throw new NotFoundError(id);
     this.checkPrecondition(id, current, options);
+    return current;
   }
 
   private checkPrecondition(id: string, current: Locked, options: WriteOptions): void {

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas.js';
+import { applyHealth, withHealth, type CheckedService, type HealthTarget, type ServiceHealth } from '../../domain/health.js';
 import type { VmFields, VmRecord } from '../../domain/vm.js';
 import { isoTimestamp, servicesJson, vmJsonParts, vmJsonString, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
 import type {
@@ -36,6 +37,8 @@ export interface SqliteStoreOptions {
   eventRetention?: number;
   /** Heartbeats are written to the file in one transaction per window of this many ms (default 1000). */
   heartbeatWindowMs?: number;
+  /** REGISTRY_HEALTH_CHECKS=on: services with a healthPath carry their health (see withHealth). */
+  healthChecks?: boolean;
 }
 
 /** How often the checkpointer thread folds the write-ahead log into the file. */
@@ -115,6 +118,7 @@ function entryOf(row: Standing, { json, lastSeenAt, size }: VmJsonString, prepar
     lastSeenAt,
     size,
     prepare,
+    services: undefined,
     id: row.id,
     role: row.role,
     status: row.status,
@@ -125,6 +129,8 @@ function entryOf(row: Standing, { json, lastSeenAt, size }: VmJsonString, prepar
     staleAnnounced: row.stale_announced === 1,
   };
 }
+
+const parseServices = (text: string | null): CheckedService[] | undefined => (text === null ? undefined : JSON.parse(text));
 
 const recordOf = (vm: Vm, owner: string | null, revision: number): VmRecord => ({
   ...vm,
@@ -195,6 +201,7 @@ export class SqliteStore implements RegistryStore {
   readonly staleAfterMs: number;
   private readonly clock: Clock;
   private readonly eventRetention: number;
+  private readonly healthChecks: boolean;
   private readonly changeListeners = new Set<() => void>();
   private readonly sql;
   private readonly mirror = new Mirror();
@@ -222,6 +229,7 @@ export class SqliteStore implements RegistryStore {
     this.clock = options.clock;
     this.staleAfterMs = options.staleAfterMs;
     this.eventRetention = options.eventRetention ?? 10_000;
+    this.healthChecks = options.healthChecks ?? false;
     this.sql = {
       // Oldest first, the mirror's own order, so that loading appends instead of inserting.
       standings: db
@@ -308,7 +316,7 @@ export class SqliteStore implements RegistryStore {
       const now = this.clock.now();
       const revision = this.bump();
       const row: VmRow = {
-        ...this.toRow(vm, revision),
+        ...this.toRow(vm, revision, current.address === vm.address ? parseServices(current.services) : undefined),
         registered_at: current.registered_at,
         last_seen: now,
         owner: current.owner,
@@ -353,12 +361,15 @@ export class SqliteStore implements RegistryStore {
       const current = this.existing(id, options);
       const now = this.clock.now();
       const revision = this.bump();
+      const moved = changes.address !== undefined && changes.address !== current.address;
+      const previous = parseServices(current.services);
+      const services = changes.services ?? (moved ? previous : undefined);
       const row: VmRow = {
         ...current,
         ...(changes.name !== undefined && { name: changes.name }),
         ...(changes.status !== undefined && { status: changes.status }),
         ...(changes.address !== undefined && { address: changes.address }),
-        ...(changes.services !== undefined && { services: servicesJson(changes.services) }),
+        ...(services !== undefined && { services: servicesJson(withHealth(services, moved ? undefined : previous, this.healthChecks)!) }),
         ...(changes.metadata !== undefined && { metadata: JSON.stringify(changes.metadata) }),
         // Only a move to running says the VM is alive; pausing or renaming a dead VM must not revive it.
         last_seen: changes.status === 'running' ? now : current.last_seen,
@@ -394,6 +405,17 @@ export class SqliteStore implements RegistryStore {
         if (!replaced) created++;
       }
       return { created, replaced: vms.length - created, revision: this.staged.revision ?? this.currentRevision };
+    });
+  }
+
+  async recordHealth(id: string, target: HealthTarget, health: ServiceHealth): Promise<VmRecord | undefined> {
+    return this.batched(() => {
+      const current = this.current(id);
+      const services = current && applyHealth(current.address, parseServices(current.services), target, health);
+      if (!current || !services) return undefined;
+      const row: VmRow = { ...current, services: servicesJson(services), revision: this.bump() };
+      this.sql.replace.run(row);
+      return this.record(row, 'updated', this.clock.now());
     });
   }
 
@@ -612,7 +634,9 @@ export class SqliteStore implements RegistryStore {
     return this.record(row, 'registered', now);
   }
 
-  private toRow(vm: VmFields, revision: number): Omit<VmRow, 'registered_at' | 'last_seen'> {
+  /** `previous`: the services of the entry replaced at the same address, whose health carries over. */
+  private toRow(vm: VmFields, revision: number, previous?: CheckedService[]): Omit<VmRow, 'registered_at' | 'last_seen'> {
+    const services = withHealth(vm.services, previous, this.healthChecks);
     return {
       id: vm.id,
       name: vm.name,
@@ -620,7 +644,7 @@ export class SqliteStore implements RegistryStore {
       status: vm.status,
       address: vm.address,
       registered_by: vm.registeredBy,
-      services: vm.services === undefined ? null : servicesJson(vm.services),
+      services: services === undefined ? null : servicesJson(services),
       metadata: vm.metadata === undefined ? null : JSON.stringify(vm.metadata),
       revision,
       stale_announced: 0,
