@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import { parseDuration } from '../domain/duration.js';
 import { ID_PATTERN, LIMITS } from '../domain/schemas.js';
 import { isPostgresUrl, redactDatabaseUrl } from '../store/postgres/database-url.js';
+import type { HealthCheckSettings } from './ops/health-checker.js';
+import { HealthHostRule, ownAddresses } from './ops/health-hosts.js';
 
 export interface SelfRegistrationConfig {
   id: string;
@@ -39,6 +41,8 @@ export interface ServerConfig {
   eventRetention: number;
   logLevel: string;
   self?: SelfRegistrationConfig;
+  /** REGISTRY_HEALTH_CHECKS=on: probe services' healthPath; undefined when off. */
+  healthChecks?: HealthCheckSettings;
 }
 
 /** A setting the operator got wrong; the message names the setting and what it accepts. */
@@ -64,7 +68,14 @@ export type SettingName =
   | 'LOG_LEVEL'
   | 'VERS_VM_ID'
   | 'REGISTRY_SELF_NAME'
-  | 'REGISTRY_SELF_ADDRESS';
+  | 'REGISTRY_SELF_ADDRESS'
+  | 'REGISTRY_HEALTH_CHECKS'
+  | 'REGISTRY_HEALTH_SCHEME'
+  | 'REGISTRY_HEALTH_INTERVAL'
+  | 'REGISTRY_HEALTH_TIMEOUT'
+  | 'REGISTRY_HEALTH_FAILURES'
+  | 'REGISTRY_HEALTH_CONCURRENCY'
+  | 'REGISTRY_HEALTH_HOSTS';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -149,6 +160,39 @@ function selfRegistration(settings: Settings): SelfRegistrationConfig | undefine
   };
 }
 
+function oneOf<T extends string>(name: SettingName, text: string | undefined, values: readonly T[], fallback: T): T {
+  const value = text?.trim().toLowerCase();
+  if (value === undefined || value === '') return fallback;
+  if (!values.includes(value as T)) throw new ConfigError(`${name} must be ${values.join(' or ')} (got "${text}")`);
+  return value as T;
+}
+
+/** Checked whether or not checks are on: a typo must not wait for the day someone turns them on. */
+function healthChecks(settings: Settings, host: string): HealthCheckSettings | undefined {
+  const on = oneOf('REGISTRY_HEALTH_CHECKS', settings.REGISTRY_HEALTH_CHECKS, ['on', 'off'], 'off') === 'on';
+  const intervalMs = duration('REGISTRY_HEALTH_INTERVAL', settings.REGISTRY_HEALTH_INTERVAL, 30_000);
+  const timeoutMs = duration('REGISTRY_HEALTH_TIMEOUT', settings.REGISTRY_HEALTH_TIMEOUT, 5_000);
+  if (timeoutMs > intervalMs) {
+    throw new ConfigError(`REGISTRY_HEALTH_TIMEOUT (${timeoutMs} ms) must not be longer than REGISTRY_HEALTH_INTERVAL (${intervalMs} ms)`);
+  }
+  const entries = (settings.REGISTRY_HEALTH_HOSTS ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  let hosts: HealthHostRule;
+  try {
+    hosts = new HealthHostRule(entries, ownAddresses(host));
+  } catch (error) {
+    throw new ConfigError(`REGISTRY_HEALTH_HOSTS: ${(error as Error).message}`);
+  }
+  const checks: HealthCheckSettings = {
+    intervalMs,
+    timeoutMs,
+    failures: count('REGISTRY_HEALTH_FAILURES', settings.REGISTRY_HEALTH_FAILURES, 2),
+    concurrency: count('REGISTRY_HEALTH_CONCURRENCY', settings.REGISTRY_HEALTH_CONCURRENCY, 256),
+    scheme: oneOf('REGISTRY_HEALTH_SCHEME', settings.REGISTRY_HEALTH_SCHEME, ['http', 'https'], 'http'),
+    hosts,
+  };
+  return on ? checks : undefined;
+}
+
 export function loadConfig(settings: Settings): ServerConfig {
   const authToken = settings.VERS_AUTH_TOKEN || undefined;
   const tokensFile = settings.REGISTRY_TOKENS_FILE?.trim() || undefined;
@@ -166,9 +210,10 @@ export function loadConfig(settings: Settings): ServerConfig {
   }
   const listenPort = port(settings.PORT);
   const chosenHost = settings.HOST?.trim() || undefined;
+  const host = chosenHost ?? (authConfigured ? '::' : '127.0.0.1');
   return {
     port: listenPort,
-    host: chosenHost ?? (authConfigured ? '::' : '127.0.0.1'),
+    host,
     ...(chosenHost === undefined &&
       !authConfigured && {
         hostReason:
@@ -195,5 +240,6 @@ export function loadConfig(settings: Settings): ServerConfig {
     eventRetention: count('REGISTRY_EVENT_RETENTION', settings.REGISTRY_EVENT_RETENTION, 10_000),
     logLevel,
     self: selfRegistration(settings),
+    healthChecks: healthChecks(settings, host),
   };
 }

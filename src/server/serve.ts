@@ -13,7 +13,7 @@ import { VERSION } from './version.js';
 
 /** DATABASE_URL selects PostgreSQL, shared by every replica; otherwise the embedded SQLite file. */
 async function openStore(config: ServerConfig, log: pino.Logger): Promise<RegistryStore> {
-  const common = { staleAfterMs: config.staleAfterMs, eventRetention: config.eventRetention };
+  const common = { staleAfterMs: config.staleAfterMs, eventRetention: config.eventRetention, healthChecks: config.healthChecks !== undefined };
   if (config.databaseUrl !== undefined) {
     return openPostgresStore({ ...common, url: config.databaseUrl, poolMax: config.pgPoolMax, log });
   }
@@ -43,6 +43,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     rateLimitPerMinute: config.rateLimitPerMinute,
     metricsPublic: config.metricsPublic,
     maxWatchers: config.maxWatchers,
+    healthChecks: config.healthChecks,
   });
 
   if (config.hostReason) log.warn(config.hostReason);

@@ -21,6 +21,13 @@ const SERVE_FLAGS: Record<string, { env: SettingName; help: string }> = {
   'self-id': { env: 'VERS_VM_ID', help: 'register this server as role infra under this VM id' },
   'self-name': { env: 'REGISTRY_SELF_NAME', help: 'name of the self-registration (default: hostname)' },
   'self-address': { env: 'REGISTRY_SELF_ADDRESS', help: 'address of the self-registration (default: hostname)' },
+  'health-checks': { env: 'REGISTRY_HEALTH_CHECKS', help: "on: probe services' healthPath; discover leaves out critical VMs (default off)" },
+  'health-scheme': { env: 'REGISTRY_HEALTH_SCHEME', help: 'http|https (default http)' },
+  'health-interval': { env: 'REGISTRY_HEALTH_INTERVAL', help: 'each service is checked once this often (default 30s)' },
+  'health-timeout': { env: 'REGISTRY_HEALTH_TIMEOUT', help: 'a check answering later fails (default 5s)' },
+  'health-failures': { env: 'REGISTRY_HEALTH_FAILURES', help: 'consecutive failures that make a service critical (default 2)' },
+  'health-concurrency': { env: 'REGISTRY_HEALTH_CONCURRENCY', help: 'checks in flight at once (default 256)' },
+  'health-hosts': { env: 'REGISTRY_HEALTH_HOSTS', help: 'hosts, *.suffix, IPs, CIDRs checks may reach (default any but loopback, link-local and this server)' },
 };
 
 export const serve: Command = {
