@@ -32,10 +32,21 @@ describe('vm-registry CLI against a real server', () => {
   });
 
   it('registers, lists as a table, and reads JSON', async () => {
-    const created = await register('infra-1', 'infra', '--service', 'board:3000/health', '--meta', 'task=board', '--meta', 'shards=3');
+    const created = await register(
+      'infra-1',
+      'infra',
+      '--service',
+      'board:3000/health',
+      '--service',
+      'HTTPS://api:443',
+      '--meta',
+      'task=board',
+      '--meta',
+      'shards=3',
+    );
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /^id\s+infra-1$/m);
-    assert.match(created.stdout, /^services\s+board:3000\/health$/m);
+    assert.match(created.stdout, /^services\s+board:3000\/health,https:\/\/api:443$/m);
 
     const duplicate = await register('infra-1', 'infra');
     assertOneLineError(duplicate, 1, /^vm-registry register: VM "infra-1" is already registered.*\(HTTP 409\)$/);
@@ -44,7 +55,7 @@ describe('vm-registry CLI against a real server', () => {
     assert.equal(table.code, 0);
     const [header, row] = table.stdout.trimEnd().split('\n');
     assert.match(header, /^ID\s+NAME\s+ROLE\s+STATUS\s+ADDRESS\s+SERVICES\s+LAST SEEN$/);
-    assert.match(row, /^infra-1\s+name-infra-1\s+infra\s+running\s+infra-1\.vm\.vers\.sh\s+board:3000\/health\s+(just now|\ds ago)$/);
+    assert.match(row, /^infra-1\s+name-infra-1\s+infra\s+running\s+infra-1\.vm\.vers\.sh\s+board:3000\/health,https:\/\/api:443\s+(just now|\ds ago)$/);
     assert.doesNotMatch(table.stdout, /\u001b\[/, 'no colour when stdout is not a terminal');
     assert.match((await cli(['ls'], { env: { FORCE_COLOR: '1' } })).stdout, /\u001b\[32mrunning/);
 
@@ -52,6 +63,8 @@ describe('vm-registry CLI against a real server', () => {
     assert.equal(json.code, 0);
     const vm = JSON.parse(json.stdout);
     assert.deepEqual(vm.metadata, { task: 'board', shards: 3 });
+    assert.deepEqual(vm.services[1], { name: 'api', port: 443, protocol: 'https' });
+    assert.equal(vm.stale, false);
     assert.equal(vm.registeredBy, process.env.USER || 'cli');
   });
 
@@ -91,8 +104,10 @@ describe('vm-registry CLI against a real server', () => {
       const table = await cli(['ls'], { env });
       assert.match(table.stdout, /^fresh-1\s.*\srunning\s/m);
       assert.match(table.stdout, /^quiet-1\s.*\srunning \(stale\)\s/m);
-      const stale = await cli(['ls', '--stale', '--json'], { env });
-      assert.ok(JSON.parse(stale.stdout).vms.some((vm: { id: string }) => vm.id === 'quiet-1'));
+      assert.match((await cli(['get', 'quiet-1'], { env })).stdout, /^status\s+running \(stale\)$/m);
+      const stale = JSON.parse((await cli(['ls', '--stale', '--json'], { env })).stdout).vms as Array<{ id: string; stale: boolean }>;
+      assert.ok(stale.some((vm) => vm.id === 'quiet-1'));
+      assert.ok(stale.every((vm) => vm.stale), 'each says so itself');
     } finally {
       await quick.stop();
     }
@@ -153,7 +168,7 @@ describe('vm-registry CLI against a real server', () => {
     const imported = await cli(['import', file]);
     assert.equal(imported.code, 0, imported.stderr);
     assert.equal(imported.stdout, `imported 1 VMs from ${file} (1 new, 0 replaced)\n`);
-    assert.deepEqual(JSON.parse((await cli(['get', 'legacy-lt', '--json'])).stdout), entry);
+    assert.deepEqual(JSON.parse((await cli(['get', 'legacy-lt', '--json'])).stdout), { ...entry, stale: true });
     assert.match((await cli(['get', 'legacy-lt'])).stdout, /^status\s+running \(stale\)$/m, 'an old lastSeen stays stale');
 
     const out = join(dir.path, 'export.json');
@@ -198,7 +213,7 @@ describe('vm-registry CLI against a real server', () => {
     const top = await cli(['--help']);
     assert.equal(top.code, 0);
     const commands = [...top.stdout.matchAll(/^ {2}([a-z]+) {2,}/gm)].map((match) => match[1]);
-    assert.deepEqual(commands, ['serve', 'register', 'put', 'ls', 'get', 'update', 'rm', 'heartbeat', 'discover', 'watch', 'import', 'export', 'backup', 'token']);
+    assert.deepEqual(commands, ['serve', 'register', 'put', 'ls', 'get', 'update', 'rm', 'heartbeat', 'discover', 'watch', 'import', 'export', 'backup', 'token', 'mcp']);
     for (const command of commands) {
       const help = await cli([command, '--help'], { env: { VERS_INFRA_URL: undefined } });
       assert.equal(help.code, 0, command);

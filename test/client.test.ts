@@ -301,4 +301,32 @@ describe('watch', () => {
   });
 });
 
+describe('staleness and protocols through the SDK', () => {
+  it('every VM carries stale, as do the events that turned it stale and back; services keep their protocol', async () => {
+    const server = await startServer({ env: { REGISTRY_DB: join(dir.path, 'stale.db'), REGISTRY_STALE_AFTER: '1s' } });
+    const client = new RegistryClient({ url: server.url });
+    try {
+      const services = [{ name: 'api', port: 8443, protocol: 'https' }];
+      const created = await client.register(vm('s-quiet', { services }));
+      assert.deepEqual(created.services, services);
+      const stream = await client.events({ since: (await client.list()).revision, id: 's-quiet' });
+      const events = stream[Symbol.asyncIterator]();
+      const next = async () => {
+        const { value } = await events.next();
+        return `${value.type}:${value.vm.stale}`;
+      };
+      assert.equal(await next(), 'stale:true', 'the sweeper announces it');
+      assert.equal((await client.get('s-quiet')).stale, true);
+      assert.deepEqual((await client.list({ stale: true })).vms.map((v) => [v.id, v.stale]), [['s-quiet', true]]);
+      assert.deepEqual((await client.discover('worker')).vms, [], 'discover leaves it out');
+      await client.heartbeat('s-quiet');
+      assert.equal(await next(), 'recovered:false');
+      assert.equal((await client.get('s-quiet')).stale, false);
+      stream.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 after(() => dir.remove());

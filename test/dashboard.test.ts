@@ -134,6 +134,11 @@ describe('the dashboard in headless Chromium', () => {
   it('marks a VM stale once it misses its heartbeats, and filters by staleness', async () => {
     await page.locator('.row.is-stale[data-vm-id="vm-worker-quiet"] .stale-badge').waitFor({ timeout: 10_000 });
     assert.ok(await row('vm-orchestrator-01').locator('.stale-badge').isHidden());
+    const dot = (id: string) =>
+      row(id).locator('.status').evaluate((status) => getComputedStyle(status, '::before').color);
+    assert.equal(await row('vm-worker-quiet').locator('.status').textContent(), 'running');
+    assert.notEqual(await dot('vm-worker-quiet'), await dot('vm-orchestrator-01'), "a stale running VM does not get running's green dot");
+    assert.equal(await dot('vm-orchestrator-01'), 'rgb(31, 157, 85)', 'a live running VM does');
     await page.locator('.role-chip[data-role="worker"] .chip-stale', { hasText: '1 stale' }).waitFor();
     await page.selectOption('#stale-filter', 'stale');
     await page.waitForFunction(() => document.querySelectorAll('.row:not([hidden])').length === 1);

@@ -76,6 +76,26 @@ describe('/registry/openapi.json', () => {
     assert.deepEqual(params.sort(), ['query:index', 'query:role', 'query:stale', 'query:status', 'query:wait']);
   });
 
+  it('documents services[].protocol in requests, and stale as a required boolean of every VM answered', () => {
+    const body = doc.paths['/registry/vms'].post.requestBody.content['application/json'].schema;
+    const protocol = body.properties.services.items.properties.protocol;
+    assert.equal(protocol.type, 'string');
+    assert.equal(protocol.maxLength, LIMITS.protocolLength);
+    assert.ok(!body.properties.services.items.required.includes('protocol'), 'protocol is optional');
+    const answers = [
+      doc.paths['/registry/vms/{id}'].get.responses['200'],
+      doc.paths['/registry/vms/{id}'].patch.responses['200'],
+      doc.paths['/registry/vms'].post.responses['201'],
+    ].map((response) => response.content['application/json'].schema);
+    const listed = ['/registry/vms', '/registry/discover/{role}'].map(
+      (path) => doc.paths[path].get.responses['200'].content['application/json'].schema.properties.vms.items,
+    );
+    for (const vm of [...answers, ...listed]) {
+      assert.equal(vm.properties.stale.type, 'boolean');
+      assert.ok(vm.required.includes('stale'), 'stale is required');
+    }
+  });
+
   it('marks the routes behind the token, and only those', () => {
     const secured = (path: string, method: string) => Boolean(doc.paths[path][method].security?.length);
     assert.ok(secured('/registry/vms', 'post'));

@@ -152,6 +152,43 @@ describe('pi extension, loaded by pi-coding-agent from the package manifest', ()
     session.dispose();
   });
 
+  it("accepts services[].protocol as a model fills it for agent-services' extension, and stores it", async () => {
+    process.env.VERS_INFRA_URL = server.url;
+    delete process.env.VERS_VM_ID;
+    faux.setResponses([
+      fauxAssistantMessage(
+        fauxToolCall('registry_register', {
+          id: 'infra-proto-1',
+          name: 'infra',
+          role: 'infra',
+          address: 'infra-proto-1.vm.vers.sh',
+          registeredBy: 'orchestrator',
+          services: [
+            { name: 'board', port: 3000, protocol: 'HTTP' },
+            { name: 'rpc', port: 50051, protocol: 'grpc' },
+          ],
+        }),
+        { stopReason: 'toolUse' },
+      ),
+      fauxAssistantMessage(fauxToolCall('registry_get', { id: 'infra-proto-1' }), { stopReason: 'toolUse' }),
+      fauxAssistantMessage(fauxText('Registered with its protocols.')),
+    ]);
+    const { session } = await agentSession();
+    await session.prompt('Register the infra VM with its board (http) and rpc (grpc) services.');
+    const [registered, got] = toolResults(session);
+    assert.equal(registered.isError, false, text(registered));
+    const services = [
+      { name: 'board', port: 3000, protocol: 'http' },
+      { name: 'rpc', port: 50051, protocol: 'grpc' },
+    ];
+    assert.deepEqual(registered.details.vm.services, services);
+    assert.deepEqual((await new RegistryClient({ url: server.url }).get('infra-proto-1')).services, services);
+    assert.equal(got.isError, false);
+    assert.match(text(got), /services http:\/\/board:3000,grpc:\/\/rpc:50051/);
+    assert.equal(got.details.vm.stale, false);
+    session.dispose();
+  });
+
   it('tells the agent what to do when a call fails', async () => {
     delete process.env.VERS_INFRA_URL;
     delete process.env.VERS_VM_ID;

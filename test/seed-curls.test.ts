@@ -78,6 +78,7 @@ describe('every curl of the seed, verbatim, against a real server', () => {
         registeredBy: 'orchestrator',
         services: [{ name: 'pi-rpc', port: 3001 }],
         metadata: { task: 'process invoices' },
+        stale: false,
         registeredAt: 'set',
         lastSeen: 'set',
       },

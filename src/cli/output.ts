@@ -37,39 +37,41 @@ export function table(headers: string[], rows: string[][], styles: Styles): stri
 
 export const STALE_MARK = 'stale';
 
-function statusCell(vm: Vm, stale: boolean, styles: Styles): string {
-  if (stale) return styles.yellow(`${vm.status} (${STALE_MARK})`);
+/** The status, marked "(stale)" when the registry judged the VM stale. */
+function statusCell(vm: Vm, styles: Styles): string {
+  if (vm.stale) return styles.yellow(`${vm.status} (${STALE_MARK})`);
   if (vm.status === 'running') return styles.green(vm.status);
   return vm.status === 'paused' ? styles.yellow(vm.status) : styles.dim(vm.status);
 }
 
+/** Services as `--service` takes them: `[protocol://]name:port[/path]`, comma-separated. */
 export const servicesText = (vm: Vm) =>
-  (vm.services ?? []).map((s) => `${s.name}:${s.port}${s.healthPath ?? ''}`).join(',');
+  (vm.services ?? []).map((s) => `${s.protocol ? `${s.protocol}://` : ''}${s.name}:${s.port}${s.healthPath ?? ''}`).join(',');
 
 /** The list view: one VM per row, lastSeen relative, stale VMs marked. */
-export function vmTable(vms: Vm[], staleIds: ReadonlySet<string>, styles: Styles, now = Date.now()): string {
+export function vmTable(vms: Vm[], styles: Styles, now = Date.now()): string {
   return table(
     ['ID', 'NAME', 'ROLE', 'STATUS', 'ADDRESS', 'SERVICES', 'LAST SEEN'],
     vms.map((vm) => [
       vm.id,
       vm.name,
       vm.role,
-      statusCell(vm, staleIds.has(vm.id), styles),
+      statusCell(vm, styles),
       vm.address,
       servicesText(vm),
-      staleIds.has(vm.id) ? styles.yellow(ago(vm.lastSeen, now)) : ago(vm.lastSeen, now),
+      vm.stale ? styles.yellow(ago(vm.lastSeen, now)) : ago(vm.lastSeen, now),
     ]),
     styles,
   );
 }
 
 /** The single-VM view: one field per line. */
-export function vmDetail(vm: Vm, stale: boolean, styles: Styles, now = Date.now()): string {
+export function vmDetail(vm: Vm, styles: Styles, now = Date.now()): string {
   const rows: [string, string][] = [
     ['id', vm.id],
     ['name', vm.name],
     ['role', vm.role],
-    ['status', statusCell(vm, stale, styles)],
+    ['status', statusCell(vm, styles)],
     ['address', vm.address],
     ['services', servicesText(vm) || styles.dim('none')],
     ['metadata', vm.metadata ? JSON.stringify(vm.metadata) : styles.dim('none')],
@@ -94,7 +96,8 @@ const EVENT_STYLE: Record<RegistryEvent['type'], keyof Styles> = {
 export function eventLine(event: RegistryEvent, styles: Styles): string {
   const { vm } = event;
   const type = styles[EVENT_STYLE[event.type] ?? 'bold'](event.type.padEnd(12));
-  return `${styles.dim(`#${event.revision}`)} ${event.at} ${type} ${vm.id} ${styles.dim(`${vm.role} ${vm.status} ${vm.address}`)}`;
+  const status = vm.stale ? `${vm.status} (${STALE_MARK})` : vm.status;
+  return `${styles.dim(`#${event.revision}`)} ${event.at} ${type} ${vm.id} ${styles.dim(`${vm.role} ${status} ${vm.address}`)}`;
 }
 
 /** A field of a VM by dotted path ("address", "services.0.port"); objects print as JSON. */

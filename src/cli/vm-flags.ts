@@ -7,7 +7,12 @@ export const UPDATE_FLAGS: Record<string, OptionSpec> = {
   name: { type: 'string', value: 'NAME', help: 'human- or agent-readable name' },
   status: { type: 'string', value: 'STATUS', help: STATUSES.join('|') },
   address: { type: 'string', value: 'ADDRESS', help: 'where to reach it, such as abc-123.vm.vers.sh' },
-  service: { type: 'string', multiple: true, value: 'NAME:PORT[/PATH]', help: 'a service, such as pi-rpc:3001 or board:3000/health' },
+  service: {
+    type: 'string',
+    multiple: true,
+    value: '[PROTOCOL://]NAME:PORT[/PATH]',
+    help: 'a service, such as pi-rpc:3001, board:3000/health or https://api:443',
+  },
   metadata: { type: 'string', value: 'JSON', help: 'metadata as a JSON object (replaces it)' },
   meta: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'one metadata key; a VALUE that is JSON is read as JSON' },
 };
@@ -21,9 +26,12 @@ export const REGISTRATION_FLAGS: Record<string, OptionSpec> = {
 export const REGISTRATION_ARGS = 'ID --name NAME --role ROLE --address ADDRESS';
 
 function service(text: string): Service {
-  const match = /^([^:]+):(\d+)(\/.*)?$/.exec(text.trim());
-  if (!match) throw new UsageError(`--service must look like NAME:PORT or NAME:PORT/PATH, such as pi-rpc:3001 (got "${text}")`);
-  return { name: match[1], port: Number(match[2]), ...(match[3] && { healthPath: match[3] }) };
+  const match = /^(?:([^:/]+):\/\/)?([^:]+):(\d+)(\/.*)?$/.exec(text.trim());
+  if (!match) {
+    throw new UsageError(`--service must look like NAME:PORT, NAME:PORT/PATH or PROTOCOL://NAME:PORT, such as pi-rpc:3001 (got "${text}")`);
+  }
+  const [, protocol, name, port, healthPath] = match;
+  return { name, port: Number(port), ...(protocol && { protocol }), ...(healthPath && { healthPath }) };
 }
 
 function metadataObject(text: string): Metadata {

@@ -28,6 +28,7 @@ export type ServiceHealth = Static<typeof ServiceHealthSchema>;
 export interface CheckedService {
   name: string;
   port: number;
+  protocol?: string;
   healthPath?: string;
   health?: ServiceHealth;
 }

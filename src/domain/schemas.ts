@@ -9,6 +9,7 @@ export const LIMITS = {
   registeredByLength: 200,
   services: 32,
   serviceNameLength: 64,
+  protocolLength: 16,
   healthPathLength: 256,
   metadataBytes: 16 * 1024,
   metadataDepth: 16,
@@ -25,6 +26,12 @@ export type Status = (typeof STATUSES)[number];
 
 export const ID_PATTERN = '^[A-Za-z0-9._:-]+$';
 export const ABSOLUTE_PATH = '^/';
+/**
+ * A URL scheme's letters (RFC 3986: a letter, then letters, digits, "+", "-", "."), such as
+ * http, https, grpc or tcp. Any case and surrounding spaces are accepted, since agents'
+ * models fill this field freely; it is stored trimmed and in lower case.
+ */
+export const PROTOCOL_PATTERN = '^[A-Za-z][A-Za-z0-9+.-]*$';
 
 /**
  * The one trimming rule: every string in a request body loses its surrounding white space
@@ -72,6 +79,14 @@ export const ServiceSchema = Type.Object(
   {
     name: text(LIMITS.serviceNameLength, 'Service name, such as "pi-rpc" or "board".'),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    protocol: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: LIMITS.protocolLength,
+        pattern: PROTOCOL_PATTERN,
+        description: 'How to speak to the service, such as "http", "https", "grpc" or "tcp"; stored in lower case.',
+      }),
+    ),
     healthPath: Type.Optional(
       Type.String({ minLength: 1, maxLength: LIMITS.healthPathLength, pattern: ABSOLUTE_PATH }),
     ),
@@ -146,6 +161,10 @@ export const VmSchema = Type.Object({
   registeredBy: Type.String(),
   registeredAt: Type.String({ format: 'date-time' }),
   lastSeen: Type.String({ format: 'date-time', description: 'Moved by register, PUT, heartbeat, and PATCH to running.' }),
+  // Declared right after lastSeen: the stores' prepared JSON puts it there, as the serializer does.
+  stale: Type.Boolean({
+    description: 'Running, but no heartbeat for longer than the stale threshold: judged when the answer (or the event) was made, by the store\'s clock.',
+  }),
 });
 export type Vm = Static<typeof VmSchema>;
 

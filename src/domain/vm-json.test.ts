@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ISO_TIMESTAMP_BYTES, isoTimestamp, vmJsonParts, vmJsonString, writeIsoTimestamp, writeVmJson } from './vm-json.js';
+import { ISO_TIMESTAMP_BYTES, isoTimestamp, vmJson, vmJsonParts, vmJsonSize, vmJsonString, writeIsoTimestamp, writeVmJson } from './vm-json.js';
 
 /** Years 0 to 9999, the range whose ISO form is 24 characters. */
 const timestamps = fc.integer({ min: Date.parse('0000-01-01T00:00:00.000Z'), max: Date.parse('9999-12-31T23:59:59.999Z') });
@@ -24,23 +24,31 @@ describe('VM JSON text', () => {
     }
   });
 
-  it('answers the lastSeen it is given, in UTF-8, whatever the text was built with', () => {
-    const parts = vmJsonParts({
+  it('answers the lastSeen and stale it is given, in UTF-8, whatever the text was built with, and writes nothing past them', () => {
+    const vm = {
       id: 'vm-1',
-      name: 'größe ✓ 🚀',
       role: 'worker',
       status: 'running',
       address: '10.0.0.1',
       registeredBy: 'agent',
       registeredAt: isoTimestamp(0),
-      services: null,
-      metadata: JSON.stringify({ note: 'naïve' }),
-    });
-    const text = vmJsonString(parts, Date.UTC(2026, 0, 1));
+    };
     const later = Date.UTC(2026, 10, 27, 12, 34, 56, 789);
-    const target = Buffer.alloc(text.size + 1, '!');
-    assert.equal(writeVmJson(target, 1, text, later), text.size + 1);
-    assert.equal(target.toString('utf8', 1), parts.head + isoTimestamp(later) + parts.tail);
-    assert.deepEqual(JSON.parse(target.toString('utf8', 1)).lastSeen, '2026-11-27T12:34:56.789Z');
+    for (const parts of [
+      vmJsonParts({ ...vm, name: 'größe ✓ 🚀', services: null, metadata: JSON.stringify({ note: 'naïve' }) }),
+      vmJsonParts({ ...vm, name: 'ascii', services: '[{"name":"web","port":80,"protocol":"http"}]', metadata: null }),
+    ]) {
+      const text = vmJsonString(parts, Date.UTC(2026, 0, 1));
+      for (const stale of [false, true]) {
+        const size = vmJsonSize(text, stale);
+        const target = Buffer.alloc(size + 2, '!');
+        assert.equal(writeVmJson(target, 1, text, later, stale), size + 1);
+        assert.equal(target.toString('utf8', 1, size + 1), vmJson(parts, later, stale));
+        assert.equal(target.toString('latin1', size + 1), '!', 'nothing written after the answer');
+        const parsed = JSON.parse(target.toString('utf8', 1, size + 1));
+        assert.equal(parsed.lastSeen, '2026-11-27T12:34:56.789Z');
+        assert.equal(parsed.stale, stale);
+      }
+    }
   });
 });

@@ -2,10 +2,11 @@ import type { CheckedService, ServiceHealth } from './health.js';
 
 /**
  * A VM's JSON exactly as the API answers it (fast-json-stringify over VmSchema: required
- * fields in schema order, then the optional services and metadata, services' fields in their
- * schema order whatever order the client sent), built once per change so that reads send
- * stored text instead of serializing objects again. The text splits around lastSeen's value,
- * so a heartbeat only swaps the timestamp between the head and the tail.
+ * fields in schema order, stale last of them, then the optional services and metadata,
+ * services' fields in their schema order whatever order the client sent), built once per
+ * change so that reads send stored text instead of serializing objects again. The text splits
+ * around lastSeen's and stale's values, the two things a reader decides at answer time: a
+ * heartbeat only moves lastSeen, and the clock only turns stale.
  */
 const str = JSON.stringify;
 
@@ -16,8 +17,11 @@ export function servicesJson(services: readonly CheckedService[]): string {
   return `[${services
     .map(
       (s) =>
-        `{"name":${str(s.name)},"port":${s.port}${s.healthPath === undefined ? '' : `,"healthPath":${str(s.healthPath)}`}` +
-        `${s.health === undefined ? '' : `,"health":${healthJson(s.health)}`}}`,
+        `{"name":${str(s.name)},"port":${s.port}` +
+        (s.protocol === undefined ? '' : `,"protocol":${str(s.protocol)}`) +
+        (s.healthPath === undefined ? '' : `,"healthPath":${str(s.healthPath)}`) +
+        (s.health === undefined ? '' : `,"health":${healthJson(s.health)}`) +
+        '}',
     )
     .join(',')}]`;
 }
@@ -36,20 +40,27 @@ export interface VmJsonParts {
   metadata: string | null;
 }
 
-/** A VM's JSON around lastSeen's value: the whole is `head + lastSeen + tail`. */
+/** A VM's JSON around lastSeen's and stale's values: the whole is `head + lastSeen + STALE_KEY + stale + tail`. */
 export interface VmJsonText {
   head: string;
   tail: string;
 }
+
+/** What lies between lastSeen's value and stale's. */
+const STALE_KEY = '","stale":';
 
 export function vmJsonParts(vm: VmJsonParts): VmJsonText {
   return {
     head:
       `{"id":${str(vm.id)},"name":${str(vm.name)},"role":${str(vm.role)},"status":${str(vm.status)},"address":${str(vm.address)}` +
       `,"registeredBy":${str(vm.registeredBy)},"registeredAt":${str(vm.registeredAt)},"lastSeen":"`,
-    tail: '"' + (vm.services === null ? '' : `,"services":${vm.services}`) + (vm.metadata === null ? '' : `,"metadata":${vm.metadata}`) + '}',
+    tail: (vm.services === null ? '' : `,"services":${vm.services}`) + (vm.metadata === null ? '' : `,"metadata":${vm.metadata}`) + '}',
   };
 }
+
+/** The whole JSON of a VM last seen at `lastSeenMs`, stale or not. */
+export const vmJson = ({ head, tail }: VmJsonText, lastSeenMs: number, stale: boolean): string =>
+  head + isoTimestamp(lastSeenMs) + STALE_KEY + stale + tail;
 
 let lastFormatted = { ms: NaN, iso: '' };
 
@@ -103,9 +114,10 @@ export function writeIsoTimestamp(target: Buffer, at: number, ms: number): void 
 
 /**
  * A VM's JSON as the mirror keeps it: one flat string (a heap string costs far less per VM
- * than a Buffer and its backing store), with the size of its UTF-8 bytes and where
- * lastSeen's value starts in them, so that a reader writes the current lastSeen over the one
- * the text was built with instead of building the text again.
+ * than a Buffer and its backing store), showing stale false, with the size of its UTF-8
+ * bytes and where lastSeen's value starts in them, so that a reader writes the current
+ * lastSeen over the one the text was built with, and true over false when the VM is stale,
+ * instead of building the text again.
  */
 export interface VmJsonString {
   json: string;
@@ -113,17 +125,37 @@ export interface VmJsonString {
   size: number;
 }
 
-export function vmJsonString({ head, tail }: VmJsonText, lastSeenMs: number): VmJsonString {
-  const json = head + isoTimestamp(lastSeenMs) + tail;
-  const lastSeenAt = Buffer.byteLength(head);
+/** From lastSeen's value to stale's, in bytes. */
+const STALE_VALUE_OFFSET = ISO_TIMESTAMP_BYTES + STALE_KEY.length;
+const TRUE = Buffer.from('true');
+const CLOSE_BRACE = 0x7d;
+
+export function vmJsonString(text: VmJsonText, lastSeenMs: number): VmJsonString {
+  const json = vmJson(text, lastSeenMs, false);
+  const lastSeenAt = Buffer.byteLength(text.head);
   // byteLength also flattens the concatenation, so the mirror keeps one string, not a tree of its parts.
   return { json, lastSeenAt, size: Buffer.byteLength(json) };
 }
 
-/** Writes the JSON at `at` showing `lastSeenMs`; returns the offset after it. */
-export function writeVmJson(target: Buffer, at: number, { json, lastSeenAt, size }: VmJsonString, lastSeenMs: number): number {
+/** How many bytes writeVmJson writes: "true" is one byte shorter than "false". */
+export const vmJsonSize = ({ size }: VmJsonString, stale: boolean): number => (stale ? size - 1 : size);
+
+/** Writes the JSON at `at` showing `lastSeenMs` and `stale`; returns the offset after it. */
+export function writeVmJson(target: Buffer, at: number, { json, lastSeenAt, size }: VmJsonString, lastSeenMs: number, stale: boolean): number {
   // Pure ASCII, the common case, is a plain copy.
-  target.write(json, at, size === json.length ? 'latin1' : 'utf8');
+  const encoding = size === json.length ? 'latin1' : 'utf8';
+  if (!stale) {
+    target.write(json, at, encoding);
+    writeIsoTimestamp(target, at + lastSeenAt, lastSeenMs);
+    return at + size;
+  }
+  // All but the closing brace (so that nothing is written past the shorter answer), then
+  // the rest moved one byte back over false's last letter, "true" over the others, and the brace.
+  target.write(json, at, size - 1, encoding);
   writeIsoTimestamp(target, at + lastSeenAt, lastSeenMs);
-  return at + size;
+  const value = at + lastSeenAt + STALE_VALUE_OFFSET;
+  target.copyWithin(value + TRUE.length, value + TRUE.length + 1, at + size - 1);
+  target.set(TRUE, value);
+  target[at + size - 2] = CLOSE_BRACE;
+  return at + size - 1;
 }

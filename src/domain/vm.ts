@@ -1,6 +1,6 @@
 import { InvalidInputError } from './errors.js';
 import type { CheckedService } from './health.js';
-import { LIMITS, type Metadata, type Registration, type Role, type Status, type VmUpdate } from './schemas.js';
+import { LIMITS, type Metadata, type Registration, type Role, type Service, type Status, type VmUpdate } from './schemas.js';
 
 /** A registration after validation and normalisation: what the store writes. */
 export interface VmFields {
@@ -16,15 +16,19 @@ export interface VmFields {
   owner?: string;
 }
 
-/** A stored entry: the API's fields plus the revision of its last change (its ETag). */
+/** An entry as a store answers it: the API's fields plus the revision of its last change (its ETag). */
 export interface VmRecord extends VmFields {
   registeredAt: string;
   lastSeen: string;
+  /** Judged by the store when it answered (see isStale); never stored. */
+  stale: boolean;
   revision: number;
 }
 
-export function isStale(vm: Pick<VmRecord, 'status' | 'lastSeen'>, now: number, staleAfterMs: number): boolean {
-  return vm.status === 'running' && now - Date.parse(vm.lastSeen) > staleAfterMs;
+/** The rule: running, and not seen for longer than the threshold at `now` (ms; lastSeen as ISO text or ms). */
+export function isStale(vm: { status: Status; lastSeen: string | number }, now: number, staleAfterMs: number): boolean {
+  const lastSeen = typeof vm.lastSeen === 'number' ? vm.lastSeen : Date.parse(vm.lastSeen);
+  return vm.status === 'running' && now - lastSeen > staleAfterMs;
 }
 
 /**
@@ -51,6 +55,10 @@ export function checkMetadata(metadata: Metadata | undefined): void {
   }
 }
 
+// Schemes are case-insensitive; one spelling lets consumers compare them as they are.
+const normaliseServices = (services: Service[]) =>
+  services.map((s) => (s.protocol === undefined ? s : { ...s, protocol: s.protocol.toLowerCase() }));
+
 /** Checks metadata and fills in defaults; the schema has already checked the (trimmed) body. */
 export function normaliseRegistration(body: Registration): VmFields {
   checkMetadata(body.metadata);
@@ -61,13 +69,13 @@ export function normaliseRegistration(body: Registration): VmFields {
     status: body.status ?? 'running',
     address: body.address,
     registeredBy: body.registeredBy,
-    ...(body.services !== undefined && { services: body.services }),
+    ...(body.services !== undefined && { services: normaliseServices(body.services) }),
     ...(body.metadata !== undefined && { metadata: body.metadata }),
   };
 }
 
-/** Checks what the schema cannot: metadata's size and depth. */
+/** Checks what the schema cannot (metadata's size and depth) and spells protocols one way. */
 export function normaliseUpdate(body: VmUpdate): VmUpdate {
   checkMetadata(body.metadata);
-  return body;
+  return body.services === undefined ? body : { ...body, services: normaliseServices(body.services) };
 }

@@ -66,6 +66,7 @@ describe('the seed API', () => {
       status: 'running',
       registeredAt: '2026-11-27T12:00:00.000Z',
       lastSeen: '2026-11-27T12:00:00.000Z',
+      stale: false,
     });
     assert.match(String(response.headers.etag), /^"\d+"$/);
   });
@@ -196,6 +197,26 @@ describe('staleness', () => {
     assert.deepEqual(await ids('/registry/vms?status=running'), ['beating']);
     assert.deepEqual(await ids('/registry/vms'), ['beating', 'quiet']);
     assert.deepEqual(await ids('/registry/vms?role=infra'), ['beating', 'quiet']);
+  });
+
+  it('every VM answer says whether it is stale, judged when it answers', async () => {
+    const staleness = async (url: string) =>
+      Object.fromEntries((await h.request({ method: 'GET', url })).body.vms.map((vm: { id: string; stale: boolean }) => [vm.id, vm.stale]));
+    await h.register({ id: 'paused', role: 'infra', status: 'paused' });
+    assert.deepEqual(await staleness('/registry/vms'), { beating: false, paused: false, quiet: false });
+    h.clock.advance(STALE_AFTER_MS - 1000);
+    await h.request({ method: 'POST', url: '/registry/vms/beating/heartbeat' });
+    assert.deepEqual(await staleness('/registry/vms'), { beating: false, paused: false, quiet: false }, 'the same listing again');
+    h.clock.advance(1001);
+    assert.deepEqual(await staleness('/registry/vms'), { beating: false, paused: false, quiet: true }, 'time alone turned quiet stale');
+    assert.deepEqual(await staleness('/registry/vms?role=infra&stale=true'), { quiet: true });
+    assert.deepEqual(await staleness('/registry/discover/infra'), { beating: false });
+    assert.equal((await h.request({ method: 'GET', url: '/registry/vms/quiet' })).body.stale, true);
+    assert.equal((await h.request({ method: 'GET', url: '/registry/vms/paused' })).body.stale, false, 'only a running VM can be stale');
+    const patched = await h.request({ method: 'PATCH', url: '/registry/vms/quiet', payload: { name: 'still quiet' } });
+    assert.equal(patched.body.stale, true);
+    await h.request({ method: 'POST', url: '/registry/vms/quiet/heartbeat' });
+    assert.equal((await h.request({ method: 'GET', url: '/registry/vms/quiet' })).body.stale, false);
   });
 
   it('its next heartbeat makes it discoverable again', async () => {
@@ -377,6 +398,17 @@ describe('what real clients send', () => {
     assert.equal((await h.request({ method: 'GET', url: '/registry/vms/t3' })).body.registeredAt, '2026-11-27T11:00:00.000Z');
   });
 
+  it("accepts services[].protocol as agent-services' pi extension sends it, stored trimmed and in lower case", async () => {
+    const services = [{ name: 'api', port: 443, protocol: ' HTTPS ' }, { name: 'rpc', port: 9000, protocol: 'grpc', healthPath: '/health' }];
+    const vm = await h.register({ services });
+    const stored = [{ name: 'api', port: 443, protocol: 'https' }, { name: 'rpc', port: 9000, protocol: 'grpc', healthPath: '/health' }];
+    assert.deepEqual(vm.services, stored);
+    assert.deepEqual((await h.request({ method: 'GET', url: '/registry/vms/abc-123-def' })).body.services, stored);
+    assert.deepEqual((await h.request({ method: 'GET', url: '/registry/discover/lieutenant' })).body.vms[0].services, stored);
+    const patched = await h.request({ method: 'PATCH', url: '/registry/vms/abc-123-def', payload: { services: [{ name: 'raw', port: 7, protocol: 'tcp' }] } });
+    assert.deepEqual(patched.body.services, [{ name: 'raw', port: 7, protocol: 'tcp' }]);
+  });
+
   it('echoes the caller x-request-id', async () => {
     const response = await h.request({ method: 'GET', url: '/registry/vms', headers: { 'x-request-id': 'trace-42' } });
     assert.equal(response.headers['x-request-id'], 'trace-42');
@@ -412,6 +444,13 @@ describe('bad input: a 400 naming the problem, and nothing stored', () => {
     ['a port as a string', { ...billing, services: [{ name: 'x', port: '80' }] }, /^services\[0\]\.port must be an integer/],
     ['a service without a name', { ...billing, services: [{ port: 80 }] }, /^services\[0\]\.name is required/],
     ['a healthPath without a slash', { ...billing, services: [{ name: 'x', port: 1, healthPath: 'health' }] }, /healthPath must start with "\/"/],
+    ['an empty protocol', { ...billing, services: [{ name: 'x', port: 1, protocol: '' }] }, /^services\[0\]\.protocol must not be empty/],
+    ['a protocol with a space inside', { ...billing, services: [{ name: 'x', port: 1, protocol: 'http 2' }] }, /^services\[0\]\.protocol must be a protocol name such as http/],
+    ['a protocol with a slash', { ...billing, services: [{ name: 'x', port: 1, protocol: 'HTTP/1.1' }] }, /^services\[0\]\.protocol must be a protocol name/],
+    ['a protocol too long', { ...billing, services: [{ name: 'x', port: 1, protocol: 'p'.repeat(LIMITS.protocolLength + 1) }] }, /^services\[0\]\.protocol must be at most 16 characters/],
+    ['a protocol that is not a string', { ...billing, services: [{ name: 'x', port: 1, protocol: 443 }] }, /^services\[0\]\.protocol must be a string/],
+    ['an unknown field in a service', { ...billing, services: [{ name: 'x', port: 1, transport: 'tcp' }] }, /^unknown field "transport" in services\[0\]; allowed fields: name, port, protocol, healthPath/],
+    ['stale, which the server judges', { ...billing, stale: false }, /^unknown field "stale"/],
     ['too many services', { ...billing, services: Array.from({ length: LIMITS.services + 1 }, () => ({ name: 'x', port: 1 })) }, /^services may hold at most 32 items/],
     ['metadata as an array', { ...billing, metadata: [1] }, /^metadata must be a JSON object/],
     ['metadata as a string', { ...billing, metadata: 'x' }, /^metadata must be a JSON object/],

@@ -6,7 +6,8 @@ import { servicesText } from '../cli/output.js';
 export function vmLine(vm: Vm, now = Date.now()): string {
   const services = servicesText(vm);
   return (
-    `- ${vm.name} (id ${vm.id}, ${vm.role}, ${vm.status}) at ${vm.address}` +
+    // "stale" tells the agent not to count on it: running, but silent past the threshold.
+    `- ${vm.name} (id ${vm.id}, ${vm.role}, ${vm.status}${vm.stale ? ', stale' : ''}) at ${vm.address}` +
     `${services ? `, services ${services}` : ''}, last seen ${ago(vm.lastSeen, now)}`
   );
 }

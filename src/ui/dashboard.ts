@@ -138,8 +138,8 @@ async function start(): Promise<void> {
   void follow(
     api,
     {
-      snapshot(listing, staleIds) {
-        fleet.load(listing.vms, staleIds);
+      snapshot(listing) {
+        fleet.load(listing.vms);
         clockOffsetMs = listing.clockOffsetMs;
         scheduleRender();
       },
@@ -171,7 +171,7 @@ byId<HTMLFormElement>('token-form').addEventListener('submit', (event) => {
 });
 byId('sign-out').addEventListener('click', () => {
   api.forgetToken();
-  fleet.load([], new Set());
+  fleet.load([]);
   scheduleRender();
   askForToken('');
 });

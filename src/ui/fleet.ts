@@ -1,9 +1,9 @@
 import type { Role, Status, Vm } from '../domain/schemas.js';
-import { staleAfterEvent } from '../domain/stale-after-event.js';
 import type { EventType } from '../store/store.js';
 
 export interface Entry {
   vm: Vm;
+  /** As the registry judged it when it listed the VM or sent its latest event. */
   stale: boolean;
   /** Lower-cased text the search box matches against, built once per change. */
   text: string;
@@ -24,10 +24,10 @@ export interface RoleCount {
 // The registry's own order: newest registration first, then by id.
 const before = (a: Vm, b: Vm) => (a.registeredAt !== b.registeredAt ? a.registeredAt > b.registeredAt : a.id < b.id);
 
-function entry(vm: Vm, stale: boolean): Entry {
+function entry(vm: Vm): Entry {
   const services = (vm.services ?? []).map((s) => `${s.name}:${s.port}`).join(' ');
   const text = [vm.id, vm.name, vm.role, vm.status, vm.address, vm.registeredBy, services, JSON.stringify(vm.metadata ?? {})];
-  return { vm, stale, text: text.join('\n').toLowerCase() };
+  return { vm, stale: vm.stale, text: text.join('\n').toLowerCase() };
 }
 
 /**
@@ -39,9 +39,9 @@ export class Fleet {
   private readonly byId = new Map<string, Entry>();
   private ordered: Entry[] = [];
 
-  load(vms: Vm[], staleIds: Set<string>): void {
+  load(vms: Vm[]): void {
     this.byId.clear();
-    this.ordered = vms.map((vm) => entry(vm, staleIds.has(vm.id)));
+    this.ordered = vms.map(entry);
     this.ordered.sort((a, b) => (before(a.vm, b.vm) ? -1 : 1));
     for (const e of this.ordered) this.byId.set(e.vm.id, e);
   }
@@ -53,7 +53,7 @@ export class Fleet {
       this.byId.delete(event.vm.id);
       return;
     }
-    const next = entry(event.vm, staleAfterEvent(event, previous && { stale: previous.stale, lastSeen: previous.vm.lastSeen }));
+    const next = entry(event.vm);
     this.byId.set(event.vm.id, next);
     this.ordered.splice(this.indexOf(event.vm), 0, next);
   }

@@ -14,7 +14,7 @@ export type Connection = { state: 'connecting' } | { state: 'live'; revision: nu
 
 export interface FeedHandlers {
   /** A full listing: replace everything known. */
-  snapshot(listing: Listing, staleIds: Set<string>): void;
+  snapshot(listing: Listing): void;
   change(event: ChangeEvent): void;
   connection(connection: Connection): void;
   unauthorized(message: string): void;
@@ -44,8 +44,7 @@ export async function follow(api: Api, handlers: FeedHandlers, signal: AbortSign
     try {
       handlers.connection({ state: 'connecting' });
       const listing = await api.list();
-      const stale = await api.list('?stale=true');
-      handlers.snapshot(listing, new Set(stale.vms.map((vm) => vm.id)));
+      handlers.snapshot(listing);
       let since = listing.revision;
       let relistAt = Date.now() + RELIST_MS;
       for (;;) {

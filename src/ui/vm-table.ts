@@ -91,7 +91,8 @@ export class VmTable {
     row.element.dataset.vmId = vm.id;
     row.element.classList.toggle('is-stale', stale);
     cells.status.textContent = vm.status;
-    cells.status.className = `status status-${vm.status}`;
+    // A stale running VM must not show running's green dot: it is not answering its heartbeats.
+    cells.status.className = `status status-${stale ? 'stale' : vm.status}`;
     cells.stale.hidden = !stale;
     cells.name.textContent = vm.name;
     cells.id.textContent = vm.id;

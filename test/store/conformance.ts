@@ -20,7 +20,7 @@ export type StoreFactory = (options: {
   staleAfterMs: number;
   clock: ManualClock;
   eventRetention: number;
-  /** REGISTRY_HEALTH_CHECKS: on for the suite, off where a case says so. */
+  /** REGISTRY_HEALTH_CHECKS: off, as by default, except for the service health cases. */
   healthChecks: boolean;
 }) => Promise<StoreFixture>;
 
@@ -52,7 +52,7 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
 
     beforeEach(async () => {
       clock = new ManualClock(Date.now());
-      fixture = await open({ staleAfterMs: STALE_AFTER_MS, clock, eventRetention: EVENT_RETENTION, healthChecks: true });
+      fixture = await open({ staleAfterMs: STALE_AFTER_MS, clock, eventRetention: EVENT_RETENTION, healthChecks: false });
       store = fixture.store;
     });
     afterEach(async () => fixture.cleanup());
@@ -62,6 +62,7 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         const vm = await store.register(aVm());
         assert.deepEqual({ ...vm, registeredAt: undefined, lastSeen: undefined, revision: undefined }, {
           ...aVm(),
+          stale: false,
           registeredAt: undefined,
           lastSeen: undefined,
           revision: undefined,
@@ -69,6 +70,14 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         assert.equal(vm.registeredAt, vm.lastSeen);
         assert.ok(Math.abs(Date.parse(vm.registeredAt) - Date.now()) < 60_000);
         assert.deepEqual(await store.get('vm-1'), vm);
+      });
+
+      it("keeps each service's protocol, and leaves it absent where it was not given", async () => {
+        const services = [{ name: 'api', port: 443, protocol: 'https', healthPath: '/health' }, { name: 'raw', port: 9000 }];
+        const vm = await store.register(aVm({ services }));
+        assert.deepEqual(vm.services, services);
+        assert.deepEqual((await store.get('vm-1'))?.services, services);
+        assert.deepEqual((await store.list()).vms[0].services, services);
       });
 
       it('leaves services and metadata absent when they were not given', async () => {
@@ -171,6 +180,21 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         assert.deepEqual((await ids()).sort(), ['fresh', 'paused', 'quiet']);
         assert.deepEqual(await ids({ stale: true }), ['quiet']);
         assert.deepEqual((await ids({ stale: false })).sort(), ['fresh', 'paused']);
+      });
+
+      it('every answer says whether the VM is stale, judged when it answers', async () => {
+        const staleness = async () => Object.fromEntries((await store.list()).vms.map((vm) => [vm.id, vm.stale]));
+        assert.deepEqual(await staleness(), { fresh: false, paused: false, quiet: false }, 'at exactly the threshold');
+        await advance(1);
+        assert.deepEqual(await staleness(), { fresh: false, paused: false, quiet: true }, 'time alone turned it stale');
+        assert.equal((await store.get('quiet'))?.stale, true);
+        assert.equal((await store.get('paused'))?.stale, false, 'only a running VM is stale');
+        assert.deepEqual((await store.list({ stale: true })).vms.map((vm) => vm.stale), [true]);
+        assert.equal((await store.update('quiet', { name: 'renamed' })).stale, true, 'a change that is no sign of life leaves it stale');
+        await store.heartbeat('quiet');
+        assert.equal((await store.get('quiet'))?.stale, false);
+        await advance(STALE_AFTER_MS + 1);
+        assert.equal((await store.deregister('quiet')).stale, true, 'a removal answers the last state');
       });
 
       it('a heartbeat brings a stale VM back', async () => {
@@ -346,6 +370,22 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         assert.deepEqual(await types(start), ['updated:quiet', 'updated:quiet'], 'a PATCH to running is the recovery itself');
       });
 
+      it("each event's VM is stale or not as of that event", async () => {
+        const start = await store.revision();
+        await store.register(aVm({ id: 'quiet' }));
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep();
+        await store.update('quiet', { metadata: { note: 'still quiet' } });
+        await store.heartbeat('quiet');
+        await store.update('quiet', { name: 'alive' });
+        await advance(STALE_AFTER_MS + 1);
+        await store.sweep({ reapAfterMs: 0 });
+        await advance(1);
+        await store.sweep({ reapAfterMs: 0 });
+        const events = (await store.eventsSince(start)).map((e) => `${e.type}:${e.vm.stale}`);
+        assert.deepEqual(events, ['registered:false', 'stale:true', 'updated:true', 'recovered:false', 'updated:false', 'stale:true', 'reaped:true']);
+      });
+
       it('reaps VMs stale for longer than reapAfter, and only when asked to', async () => {
         await store.register(aVm({ id: 'dead' }));
         await store.register(aVm({ id: 'stopped', status: 'stopped' }));
@@ -411,20 +451,22 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
       const passed = { status: 'passing' as const, checkedAt: '2026-11-27T12:00:30.000Z', output: 'HTTP 200' };
       const statuses = async (id = 'vm-1') => (await store.get(id))?.services?.map((s) => s.health?.status);
 
+      it('with checks off, services are stored exactly as sent, with no health', async () => {
+        const vm = await store.register(aVm({ services: [checked] }));
+        assert.deepEqual(vm.services, [checked]);
+      });
+
+      describe('with checks on', () => {
+      beforeEach(async () => {
+        await fixture.cleanup();
+        fixture = await open({ staleAfterMs: STALE_AFTER_MS, clock, eventRetention: EVENT_RETENTION, healthChecks: true });
+        store = fixture.store;
+      });
+
       it('a service with a healthPath starts unknown; one without carries no health', async () => {
         const vm = await store.register(aVm({ services: [checked, { name: 'ssh', port: 22 }] }));
         assert.deepEqual(vm.services, [{ ...checked, health: { status: 'unknown' } }, { name: 'ssh', port: 22 }]);
         assert.deepEqual(await store.get('vm-1'), vm);
-      });
-
-      it('with checks off, services are stored exactly as sent, with no health', async () => {
-        const off = await open({ staleAfterMs: STALE_AFTER_MS, clock, eventRetention: EVENT_RETENTION, healthChecks: false });
-        try {
-          const vm = await off.store.register(aVm({ services: [checked] }));
-          assert.deepEqual(vm.services, [checked]);
-        } finally {
-          await off.cleanup();
-        }
       });
 
       it('a change of status is an updated event with a new revision; the same status again writes nothing', async () => {
@@ -479,6 +521,7 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         assert.deepEqual(await sorted({ service: 'pi-rpc', health: ['passing'] }), ['half', 'healthy']);
         assert.deepEqual(await sorted(discoverFilter('lieutenant', { health: DISCOVERABLE })), ['healthy', 'new', 'unchecked']);
         assert.deepEqual(await sorted(discoverFilter('lieutenant', { health: DISCOVERABLE, service: 'board' })), ['healthy']);
+      });
       });
     });
 

@@ -76,6 +76,7 @@ describe('SQLite store files', () => {
       registeredBy: 'orchestrator',
       registeredAt: new Date(1000).toISOString(),
       lastSeen: new Date(5000).toISOString(),
+      stale: true,
       services: [{ name: 'web', port: 80 }],
       revision: 1,
     });
@@ -126,7 +127,10 @@ describe('SQLite store mirror', () => {
   it('answers the exact text the route schemas would serialize', async () => {
     const store = open(join(dir.path, 'exact.db'));
     // Service fields in an order other than the schema's, unicode, and prototype-like keys.
-    const services = JSON.parse('[{"port": 3001, "healthPath": "/h", "name": "pi-rpc"}, {"port": 80, "name": "web"}]');
+    const services = JSON.parse('[{"port": 3001, "healthPath": "/h", "protocol": "grpc", "name": "pi-rpc"}, {"port": 80, "name": "web"}]');
+    await store.register(aVm({ id: 'silent', name: 'tyst 🤫', services, metadata: { m: 'ü' } }));
+    await store.register(aVm({ id: 'silent-ascii', services: [{ name: 'web', port: 80, protocol: 'http' }] }));
+    clock.advance(60_001);
     await store.register(aVm({ id: 'a', name: 'żółw 🐢 "quoted"', services, metadata: JSON.parse('{"__proto__": {"x": 1}, "2": [1.5, null], "k": "\u2028"}') }));
     clock.advance(5);
     await store.register(aVm({ id: 'b', services: undefined, metadata: undefined, status: 'paused' }));
@@ -136,6 +140,12 @@ describe('SQLite store mirror', () => {
     assert.equal((await store.listJson({ role: 'infra' })).body.toString(), build(VmListSchema)({ vms: [], count: 0, revision: listing.revision }));
     assert.equal((await store.getJson('a'))?.body.toString(), build(VmSchema)(await store.get('a')));
     assert.equal((await store.getJson('a'))?.revision, (await store.get('a'))?.revision);
+    for (const id of ['silent', 'silent-ascii']) {
+      assert.equal((await store.get(id))?.stale, true);
+      assert.equal((await store.getJson(id))?.body.toString(), build(VmSchema)(await store.get(id)));
+    }
+    const stale = await store.list({ stale: true });
+    assert.equal((await store.listJson({ stale: true })).body.toString(), build(VmListSchema)({ ...stale, count: stale.vms.length }));
     await store.close();
   });
 
@@ -164,7 +174,9 @@ describe('SQLite store mirror', () => {
     // 'a' was last seen 41 s ago and goes stale at 60 s with no sweep, no event, no heartbeat.
     await same(discoverFilter('lieutenant'));
     await same({ stale: false });
+    await same();
     clock.advance(19_001);
+    assert.equal((await store.listJson()).body.toString(), await fresh({}), 'the full listing shows "a" stale');
     const discovered = JSON.parse((await store.listJson(discoverFilter('lieutenant'))).body.toString());
     assert.deepEqual(discovered.vms.map((vm: { id: string }) => vm.id), ['b'], 'time alone turned "a" stale');
     assert.equal((await store.listJson({ stale: true })).body.toString(), await fresh({ stale: true }));

@@ -35,8 +35,8 @@ export const discover: Command = {
       return;
     }
     if (context.json) return context.print(jsonText(context.values.first ? chosen[0] : { vms, ...listing }));
-    if (context.values.first) return context.print(vmDetail(chosen[0], false, context.styles));
+    if (context.values.first) return context.print(vmDetail(chosen[0], context.styles));
     if (vms.length === 0) return context.note(`No running, non-stale VMs with role ${role}.`);
-    context.print(vmTable(vms, new Set(), context.styles));
+    context.print(vmTable(vms, context.styles));
   },
 };

@@ -9,7 +9,9 @@ export const exportCommand: Command = {
   options: { out: { type: 'string', short: 'o', value: 'FILE', help: 'write to FILE instead of stdout' } },
   connects: true,
   async run(context) {
-    const { vms } = await context.client().list({ signal: context.signal });
+    const listing = await context.client().list({ signal: context.signal });
+    // stale is the registry's judgement at the moment of the listing, not part of the entry: agent-services' file has no such field.
+    const vms = listing.vms.map(({ stale: _judged, ...entry }) => entry);
     const text = jsonText({ vms });
     const out = stringOption(context, 'out');
     if (out === undefined) return context.print(text);

@@ -1,6 +1,5 @@
 import { argument, type Command } from '../command.js';
 import { jsonText, vmDetail } from '../output.js';
-import { staleIds } from '../stale.js';
 
 export const get: Command = {
   name: 'get',
@@ -9,10 +8,7 @@ export const get: Command = {
   positionals: { min: 1, max: 1 },
   connects: true,
   async run(context) {
-    const client = context.client();
-    const vm = await client.get(argument(context), { signal: context.signal });
-    if (context.json) return context.print(jsonText(vm));
-    const stale = vm.status === 'running' && (await staleIds(client, { role: vm.role, signal: context.signal })).has(vm.id);
-    context.print(vmDetail(vm, stale, context.styles));
+    const vm = await context.client().get(argument(context), { signal: context.signal });
+    context.print(context.json ? jsonText(vm) : vmDetail(vm, context.styles));
   },
 };

@@ -1,6 +1,5 @@
 import { stringOption, UsageError, type Command } from '../command.js';
 import { jsonText, vmTable } from '../output.js';
-import { staleIds } from '../stale.js';
 import type { ListOptions } from '../../client/index.js';
 
 export const ls: Command = {
@@ -23,13 +22,9 @@ export const ls: Command = {
       ...(context.values.fresh === true && { stale: false }),
       signal: context.signal,
     };
-    const client = context.client();
-    if (context.json) return context.print(jsonText(await client.list(filter)));
-    const [listing, stale] = await Promise.all([
-      client.list(filter),
-      filter.stale === false ? new Set<string>() : staleIds(client, { role: filter.role, status: filter.status, signal: context.signal }),
-    ]);
+    const listing = await context.client().list(filter);
+    if (context.json) return context.print(jsonText(listing));
     if (listing.vms.length === 0) return context.note('No VMs match.');
-    context.print(vmTable(listing.vms, stale, context.styles));
+    context.print(vmTable(listing.vms, context.styles));
   },
 };

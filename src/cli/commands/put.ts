@@ -17,6 +17,6 @@ export const put: Command = {
     const { vm, created } = await context.client().put(registrationFrom(context), { ifMatch, signal: context.signal });
     if (context.json) return context.print(jsonText(vm));
     context.note(created ? `registered ${vm.id}` : `replaced ${vm.id}`);
-    context.print(vmDetail(vm, false, context.styles));
+    context.print(vmDetail(vm, context.styles));
   },
 };

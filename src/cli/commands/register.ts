@@ -11,6 +11,6 @@ export const register: Command = {
   connects: true,
   async run(context) {
     const vm = await context.client().register(registrationFrom(context), { signal: context.signal });
-    context.print(context.json ? jsonText(vm) : vmDetail(vm, false, context.styles));
+    context.print(context.json ? jsonText(vm) : vmDetail(vm, context.styles));
   },
 };

@@ -35,6 +35,6 @@ export const update: Command = {
       throw new UsageError('nothing to change: pass --name, --status, --address, --service, --metadata or --meta');
     }
     const vm = await client.update(id, changes, { ifMatch, signal: context.signal });
-    context.print(context.json ? jsonText(vm) : vmDetail(vm, false, context.styles));
+    context.print(context.json ? jsonText(vm) : vmDetail(vm, context.styles));
   },
 };

@@ -1,12 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
-import { ABSOLUTE_PATH, ID_PATTERN } from '../../domain/schemas.js';
+import { ABSOLUTE_PATH, ID_PATTERN, PROTOCOL_PATTERN } from '../../domain/schemas.js';
 import { REVISION_PATTERN } from './blocking-query.js';
 
 const PATTERN_RULES: Record<string, string> = {
   [ID_PATTERN]: 'may only contain letters, digits, ".", "_", ":" and "-"',
   [ABSOLUTE_PATH]: 'must start with "/"',
+  [PROTOCOL_PATTERN]: 'must be a protocol name such as http, https, grpc or tcp: a letter, then letters, digits, "+", "-" or "."',
   [REVISION_PATTERN]: 'must be a revision: a whole number, 0 or more',
 };
 

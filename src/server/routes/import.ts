@@ -15,6 +15,8 @@ export const ImportedVmSchema = Type.Object(
     ...RegistrationSchema.properties,
     registeredAt: Type.String({ format: 'date-time' }),
     lastSeen: Type.String({ format: 'date-time' }),
+    // What a listing shows, so that one can be imported as it is; staleness follows from lastSeen.
+    stale: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -58,7 +60,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = asyn
     async (request) => {
       const latest = clock.now() + IMPORT_LIMITS.futureSkewMs;
       const seen = new Set<string>();
-      const vms: ImportedVm[] = request.body.vms.map(({ registeredAt, lastSeen, ...registration }, index) => {
+      const vms: ImportedVm[] = request.body.vms.map(({ registeredAt, lastSeen, stale: _derived, ...registration }, index) => {
         if (seen.has(registration.id)) throw new BadRequestError(`vms[${index}].id "${registration.id}" appears more than once`);
         seen.add(registration.id);
         const times = { registeredAt: Date.parse(registeredAt), lastSeen: Date.parse(lastSeen) };

@@ -3,7 +3,7 @@ import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas.js';
 import { applyHealth, matchesHealth, withHealth, type CheckedService, type HealthTarget, type ServiceHealth } from '../../domain/health.js';
-import type { VmFields, VmRecord } from '../../domain/vm.js';
+import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import type {
   EventType,
   Heartbeat,
@@ -54,16 +54,21 @@ const types = {
     oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format),
 } as pg.CustomTypesConfig;
 
-/** A change as registry_log answers it: its revision, the VM as the event log holds it, and its owner. */
+/** The VM as registry_vm() builds it: the API's fields but stale, which depends on when it is asked. */
+type StoredVm = Omit<Vm, 'stale'>;
+
+/** A change as registry_log answers it (its revision, the VM as the event log holds it, and its owner), and when it happened. */
 interface LoggedRow {
-  event: { revision: number; vm: Vm; owner: string | null };
+  event: { revision: number; vm: StoredVm; owner: string | null };
+  at: Date;
 }
 
-/** A VM row as reads answer it. */
+/** A VM row as reads answer it, judged stale or not by the database clock. */
 interface VmRow {
-  vm: Vm;
+  vm: StoredVm;
   owner: string | null;
   revision: number;
+  stale: boolean;
 }
 
 /** A locked row: what write preconditions check, and what a service's health carries over from. */
@@ -74,14 +79,17 @@ interface Locked {
   services: CheckedService[] | null;
 }
 
-const toRecord = ({ vm, owner, revision }: VmRow): VmRecord => ({ ...vm, ...(owner !== null && { owner }), revision });
-const recordOf = ({ event }: LoggedRow): VmRecord => toRecord(event);
+const toRecord = ({ vm, owner, revision, stale }: VmRow): VmRecord => ({ ...vm, stale, ...(owner !== null && { owner }), revision });
 const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
 
 // Every write statement takes the same first parameters: $1 the fixed time (NULL: the
 // database's), $2 the event retention.
 const NOW = 'registry_now($1::timestamptz)';
 const milliseconds = (parameter: string) => `${parameter}::double precision * interval '1 millisecond'`;
+/** The stale rule in SQL, for the row v, at `now`, with the threshold in ms in `staleAfter`. */
+const staleSql = (now: string, staleAfter: string) => `(v.status = 'running' AND v.last_seen < ${now} - ${milliseconds(staleAfter)})`;
+/** What every write answers: its logged change and the time the change took (see recordOf). */
+const LOGGED = (kind: string, revision: string) => `registry_log(v, ${kind}, ${revision}, ${NOW}, $2) AS event, ${NOW} AS at`;
 
 const SQL = {
   // Every change locks its row before it takes a revision: an UPDATE that ran into a concurrent
@@ -92,12 +100,12 @@ const SQL = {
     SELECT $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, coalesce($12, t.now), coalesce($13, t.now), registry_next_revision()
     FROM (SELECT ${NOW} AS now) t
     ON CONFLICT (id) DO NOTHING
-    RETURNING registry_log(v, $14, v.revision, ${NOW}, $2) AS event`,
+    RETURNING ${LOGGED('$14', 'v.revision')}`,
   replace: `
     UPDATE vms AS v SET name = $4, role = $5, status = $6, address = $7, registered_by = $8, services = $9::json,
       metadata = $10::json, last_seen = ${NOW}, revision = registry_next_revision(), stale_announced = false
     WHERE id = $3
-    RETURNING registry_log(v, 'updated', v.revision, ${NOW}, $2) AS event`,
+    RETURNING ${LOGGED("'updated'", 'v.revision')}`,
   update: `
     UPDATE vms AS v SET
       name = coalesce($4::text, name),
@@ -111,13 +119,13 @@ const SQL = {
       stale_announced = stale_announced AND $5::text IS NULL,
       revision = registry_next_revision()
     WHERE id = $3
-    RETURNING registry_log(v, 'updated', v.revision, ${NOW}, $2) AS event`,
+    RETURNING ${LOGGED("'updated'", 'v.revision')}`,
   setServices: `
     UPDATE vms AS v SET services = $4::json, revision = registry_next_revision() WHERE id = $3
-    RETURNING registry_log(v, 'updated', v.revision, ${NOW}, $2) AS event`,
+    RETURNING ${LOGGED("'updated'", 'v.revision')}`,
   remove: `
     DELETE FROM vms AS v WHERE id = $3
-    RETURNING registry_log(v, 'deregistered', registry_next_revision(), ${NOW}, $2) AS event`,
+    RETURNING ${LOGGED("'deregistered'", 'registry_next_revision()')}`,
   removeForImport: 'DELETE FROM vms WHERE id = $1',
   heartbeat: 'SELECT registry_heartbeat($3, $1::timestamptz, $2, $4) AS last_seen',
   sweeper: 'SELECT pg_try_advisory_xact_lock($1) AS sweeper',
@@ -141,18 +149,18 @@ const SQL = {
     )
     DELETE FROM vms AS v USING due WHERE v.id = due.id
     RETURNING registry_log(v, 'reaped', registry_next_revision(), ${NOW}, $2) AS event`,
-  get: 'SELECT registry_vm(v) AS vm, v.owner, v.revision FROM vms v WHERE v.id = $1',
+  get: `SELECT registry_vm(v) AS vm, v.owner, v.revision, ${staleSql(NOW, '$2')} AS stale FROM vms v WHERE v.id = $3`,
   // One statement, so the VMs and the revision come from one snapshot: a client can watch
   // from that revision and miss nothing.
   list: `
-    SELECT s.value AS registry_revision, l.vm, l.owner, l.revision
+    SELECT s.value AS registry_revision, l.vm, l.owner, l.revision, l.stale
     FROM registry_state s
     LEFT JOIN LATERAL (
-      SELECT registry_vm(v) AS vm, v.owner, v.revision, v.registered_at, v.id
+      SELECT registry_vm(v) AS vm, v.owner, v.revision, v.registered_at, v.id, ${staleSql(NOW, '$5')} AS stale
       FROM vms v
       WHERE ($2::text IS NULL OR v.role = $2)
         AND ($3::text IS NULL OR v.status = $3)
-        AND ($4::boolean IS NULL OR (v.status = 'running' AND v.last_seen < ${NOW} - ${milliseconds('$5')}) = $4)
+        AND ($4::boolean IS NULL OR ${staleSql(NOW, '$5')} = $4)
     ) l ON true
     WHERE s.key = 'revision'
     ORDER BY l.registered_at DESC, l.id`,
@@ -250,7 +258,7 @@ export class PostgresStore implements RegistryStore {
           // A replacement keeps the owner: an admin's PUT must not take a VM from its token.
           const previous = current.address === vm.address ? (current.services ?? undefined) : undefined;
           const { rows } = await client.query<LoggedRow>(SQL.replace, this.vmParameters(vm, previous));
-          return { vm: recordOf(rows[0]), created: false };
+          return { vm: this.recordOf(rows[0]), created: false };
         });
       } catch (error) {
         // Another writer created it between our look and our insert: it is a replace now.
@@ -260,7 +268,7 @@ export class PostgresStore implements RegistryStore {
   }
 
   async get(id: string): Promise<VmRecord | undefined> {
-    const { rows } = await this.query<VmRow>(SQL.get, [id]);
+    const { rows } = await this.query<VmRow>(SQL.get, [this.fixedNow(), this.staleAfterMs, id]);
     return rows[0] && toRecord(rows[0]);
   }
 
@@ -294,7 +302,7 @@ export class PostgresStore implements RegistryStore {
         json(withHealth(services, moved ? undefined : previous, this.healthChecks)),
         json(changes.metadata),
       ]);
-      return recordOf(rows[0]);
+      return this.recordOf(rows[0]);
     });
   }
 
@@ -302,7 +310,7 @@ export class PostgresStore implements RegistryStore {
     return this.transaction(async (client) => {
       await this.lockExisting(client, id, options);
       const { rows } = await client.query<LoggedRow>(SQL.remove, [...this.writeParameters(), id]);
-      return recordOf(rows[0]);
+      return this.recordOf(rows[0]);
     });
   }
 
@@ -326,7 +334,7 @@ export class PostgresStore implements RegistryStore {
       const services = current && applyHealth(current.address, current.services ?? undefined, target, health);
       if (!services) return undefined;
       const { rows } = await client.query<LoggedRow>(SQL.setServices, [...this.writeParameters(), id, json(services)]);
-      return recordOf(rows[0]);
+      return this.recordOf(rows[0]);
     });
   }
 
@@ -365,7 +373,7 @@ export class PostgresStore implements RegistryStore {
       revision: number | null;
       type: EventType;
       at: string;
-      vm: Vm;
+      vm: StoredVm;
     }>(SQL.events, [since, limit]);
     const current = rows[0].registry_revision;
     if (since > current) {
@@ -377,7 +385,9 @@ export class PostgresStore implements RegistryStore {
         `revision ${since} is older than the event log keeps (it starts after ${oldest - 1}); list again, then watch from its revision`,
       );
     }
-    return rows.filter((row) => row.revision !== null).map((row) => ({ type: row.type, revision: row.revision!, at: row.at, vm: row.vm }));
+    return rows
+      .filter((row) => row.revision !== null)
+      .map((row) => ({ type: row.type, revision: row.revision!, at: row.at, vm: this.asOf(row.vm, Date.parse(row.at)) }));
   }
 
   onChange(listener: () => void): () => void {
@@ -400,6 +410,15 @@ export class PostgresStore implements RegistryStore {
     this.closed = true;
     await this.listener?.close();
     await this.pool.end();
+  }
+
+  /** The VM as it stood at `at` (ms, the database clock's): stale or not then. */
+  private asOf(vm: StoredVm, at: number): Vm {
+    return { ...vm, stale: isStale(vm, at, this.staleAfterMs) };
+  }
+
+  private recordOf({ event, at }: LoggedRow): VmRecord {
+    return toRecord({ ...event, stale: isStale(event.vm, at.getTime(), this.staleAfterMs) });
   }
 
   private fixedNow(): Date | null {
@@ -431,7 +450,7 @@ export class PostgresStore implements RegistryStore {
       imported?.replaced ? 'updated' : 'registered',
     ]);
     if (rows.length === 0) throw new ConflictError(vm.id);
-    return recordOf(rows[0]);
+    return this.recordOf(rows[0]);
   }
 
   /** Locks the VM's row for the rest of the transaction; answers what preconditions need, if it exists. */

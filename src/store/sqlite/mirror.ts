@@ -1,6 +1,6 @@
 import { matchesHealth, type CheckedService } from '../../domain/health.js';
 import { ROLES, STATUSES, type Role, type Status } from '../../domain/schemas.js';
-import { vmJsonString, writeVmJson, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
+import { vmJsonSize, vmJsonString, writeVmJson, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
 import { censusLines, type CensusLine, type ListFilter } from '../store.js';
 
 /**
@@ -27,7 +27,7 @@ export interface MirrorEntry extends VmJsonString {
 }
 
 function servicesOf(entry: MirrorEntry): CheckedService[] | null {
-  if (entry.services === undefined) entry.services = (JSON.parse(entryJson(entry)) as { services?: CheckedService[] }).services ?? null;
+  if (entry.services === undefined) entry.services = (JSON.parse(entryJson(entry, 0)) as { services?: CheckedService[] }).services ?? null;
   return entry.services;
 }
 
@@ -40,29 +40,34 @@ function ready(entry: MirrorEntry): MirrorEntry {
   return entry;
 }
 
+/** Whether the entry is stale for a reader whose staleness cutoff is `staleCutoff` (now minus the threshold). */
+export const staleAt = (entry: MirrorEntry, staleCutoff: number): boolean => entry.status === 'running' && entry.lastSeen < staleCutoff;
+
 /** The entry's JSON as the bytes of an answer of their own. */
-export function entryBytes(entry: MirrorEntry): Buffer {
-  const bytes = Buffer.allocUnsafe(ready(entry).size);
-  writeVmJson(bytes, 0, entry, entry.lastSeen);
+export function entryBytes(entry: MirrorEntry, staleCutoff: number): Buffer {
+  const stale = staleAt(entry, staleCutoff);
+  const bytes = Buffer.allocUnsafe(vmJsonSize(ready(entry), stale));
+  writeVmJson(bytes, 0, entry, entry.lastSeen, stale);
   return bytes;
 }
 
-export const entryJson = (entry: MirrorEntry): string => entryBytes(entry).toString();
+export const entryJson = (entry: MirrorEntry, staleCutoff: number): string => entryBytes(entry, staleCutoff).toString();
 
 const OPEN_LISTING = Buffer.from('{"vms":[');
 const COMMA = 0x2c;
 
 /** `{"vms":[…],"count":n,"revision":r}` from the entries' texts: one allocation, one write each. */
-export function listingBody(entries: readonly MirrorEntry[], revision: number): Buffer {
+export function listingBody(entries: readonly MirrorEntry[], revision: number, staleCutoff: number): Buffer {
   const close = `],"count":${entries.length},"revision":${revision}}`;
   let size = OPEN_LISTING.length + Math.max(entries.length - 1, 0) + close.length;
-  for (const entry of entries) size += ready(entry).size;
+  for (const entry of entries) size += vmJsonSize(ready(entry), staleAt(entry, staleCutoff));
   const body = Buffer.allocUnsafe(size);
   body.set(OPEN_LISTING);
   let at = OPEN_LISTING.length;
   for (let i = 0; i < entries.length; i++) {
     if (i > 0) body[at++] = COMMA;
-    at = writeVmJson(body, at, entries[i], entries[i].lastSeen);
+    const entry = entries[i];
+    at = writeVmJson(body, at, entry, entry.lastSeen, staleAt(entry, staleCutoff));
   }
   body.write(close, at, 'latin1');
   return body;
@@ -155,8 +160,9 @@ export class Mirror {
 
   /**
    * The entries a filter selects, in list order; running entries last seen before `staleCutoff`
-   * are stale. `oldestFresh` is the earliest lastSeen among the running, not yet stale entries the
-   * filter judged by staleness (Infinity when it did not): the first that time alone can turn stale.
+   * are stale. `oldestFresh` is the earliest lastSeen among the running, not yet stale entries of
+   * the role and status asked for (Infinity when there are none): the first that time alone can
+   * turn stale, and so move into or out of the selection, or change its stale flag.
    */
   select(filter: ListFilter, staleCutoff: number): { entries: MirrorEntry[]; oldestFresh: number } {
     const items = filter.role === undefined ? this.all.items : (this.byRole.get(filter.role)?.items ?? []);
@@ -167,10 +173,10 @@ export class Mirror {
     for (let i = items.length - 1; i >= 0; i--) {
       const entry = items[i];
       if (status !== undefined && entry.status !== status) continue;
-      if (stale !== undefined && entry.status === 'running') {
+      if (entry.status === 'running') {
         const isStale = entry.lastSeen < staleCutoff;
         if (!isStale && entry.lastSeen < oldestFresh) oldestFresh = entry.lastSeen;
-        if (isStale !== stale) continue;
+        if (stale !== undefined && isStale !== stale) continue;
       } else if (stale === true) continue;
       if (byHealth && !matchesHealth(servicesOf(entry) ?? undefined, filter)) continue;
       entries.push(entry);

@@ -5,8 +5,8 @@ import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas.js';
 import { applyHealth, withHealth, type CheckedService, type HealthTarget, type ServiceHealth } from '../../domain/health.js';
-import type { VmFields, VmRecord } from '../../domain/vm.js';
-import { isoTimestamp, servicesJson, vmJsonParts, vmJsonString, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
+import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
+import { isoTimestamp, servicesJson, vmJson, vmJsonParts, vmJsonString, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
 import type {
   CensusLine,
   EventType,
@@ -138,7 +138,8 @@ const recordOf = (vm: Vm, owner: string | null, revision: number): VmRecord => (
   revision,
 });
 
-const toRecord = (entry: MirrorEntry): VmRecord => recordOf(JSON.parse(entryJson(entry)) as Vm, entry.owner, entry.revision);
+const toRecord = (entry: MirrorEntry, staleCutoff: number): VmRecord =>
+  recordOf(JSON.parse(entryJson(entry, staleCutoff)) as Vm, entry.owner, entry.revision);
 
 /** The newest events kept in memory, so that the change feed reads what was just committed without a query. */
 const RECENT_EVENTS = 256;
@@ -328,32 +329,34 @@ export class SqliteStore implements RegistryStore {
 
   async get(id: string): Promise<VmRecord | undefined> {
     const entry = this.mirror.get(id);
-    return entry && toRecord(entry);
+    return entry && toRecord(entry, this.staleCutoff());
   }
 
   async getJson(id: string): Promise<JsonVm | undefined> {
     const entry = this.mirror.get(id);
-    return entry && { body: entryBytes(entry), revision: entry.revision };
+    return entry && { body: entryBytes(entry, this.staleCutoff()), revision: entry.revision };
   }
 
   async list(filter: ListFilter = {}): Promise<Listing> {
-    const { entries } = this.mirror.select(filter, this.clock.now() - this.staleAfterMs);
-    return { vms: entries.map((entry) => toRecord(entry)), revision: this.currentRevision };
+    const staleCutoff = this.staleCutoff();
+    const { entries } = this.mirror.select(filter, staleCutoff);
+    return { vms: entries.map((entry) => toRecord(entry, staleCutoff)), revision: this.currentRevision };
   }
 
   async listJson(filter: ListFilter = {}): Promise<JsonListing> {
     const now = this.clock.now();
     const cached = this.listings.get(filter, now);
     if (cached) return cached;
-    const { entries, oldestFresh } = this.mirror.select(filter, now - this.staleAfterMs);
+    const staleCutoff = now - this.staleAfterMs;
+    const { entries, oldestFresh } = this.mirror.select(filter, staleCutoff);
     const revision = this.currentRevision;
-    const body = listingBody(entries, revision);
+    const body = listingBody(entries, revision, staleCutoff);
     this.listings.set(filter, { body, revision, until: oldestFresh + this.staleAfterMs });
     return { body, revision };
   }
 
   async census(): Promise<CensusLine[]> {
-    return this.mirror.census(this.clock.now() - this.staleAfterMs);
+    return this.mirror.census(this.staleCutoff());
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
@@ -481,7 +484,12 @@ export class SqliteStore implements RegistryStore {
         `revision ${since} is older than the event log keeps (it starts after ${oldest - 1}); list again, then watch from its revision`,
       );
     }
-    return this.sql.eventsAfter.all(since, limit).map((row) => ({ type: row.type, revision: row.revision, at: isoTimestamp(row.at), vm: JSON.parse(row.vm) }));
+    return this.sql.eventsAfter.all(since, limit).map((row) => {
+      const vm = JSON.parse(row.vm) as Vm;
+      // Events logged before VMs carried stale: judged now as it would have been then.
+      if (vm.stale === undefined) vm.stale = isStale(vm, row.at, this.staleAfterMs);
+      return { type: row.type, revision: row.revision, at: isoTimestamp(row.at), vm };
+    });
   }
 
   onChange(listener: () => void): () => void {
@@ -613,6 +621,11 @@ export class SqliteStore implements RegistryStore {
     });
   }
 
+  /** Running VMs last seen before this are stale now. */
+  private staleCutoff(): number {
+    return this.clock.now() - this.staleAfterMs;
+  }
+
   private jsonFromFile(id: string): VmJsonText {
     const row = this.sql.get.get(id)!;
     // Services written before the JSON was prepared at write time may hold the client's field order.
@@ -654,13 +667,16 @@ export class SqliteStore implements RegistryStore {
 
   /**
    * Appends the change to the event log inside the caller's transaction, and stages the
-   * mirror's update for after the commit. The entry's JSON serves both.
+   * mirror's update for after the commit. The entry's JSON serves both; the event's shows
+   * whether the VM was stale at the change.
    */
   private record(row: VmRow, type: EventType, at: number): VmRecord {
-    const text = vmJsonString(jsonOf(row), row.last_seen);
+    const parts = jsonOf(row);
+    const text = vmJsonString(parts, row.last_seen);
     const entry = entryOf(row, text);
-    this.sql.appendEvent.run(row.revision, type, at, row.id, text.json);
-    const vm = JSON.parse(text.json) as Vm;
+    const json = isStale(entry, at, this.staleAfterMs) ? vmJson(parts, row.last_seen, true) : text.json;
+    this.sql.appendEvent.run(row.revision, type, at, row.id, json);
+    const vm = JSON.parse(json) as Vm;
     const event: RegistryEvent = { type, revision: row.revision, at: isoTimestamp(at), vm };
     this.staged.entries.push(() => {
       if (REMOVALS.has(type)) this.mirror.delete(row.id);
