@@ -109,3 +109,10 @@ export function matchesHealth(services: readonly CheckedService[] | undefined, f
   }
   return filter.health.includes(state);
 }
+
+/** FNV-1a: a fixed number for a key, the same after every restart and on every replica (offsets, shards). */
+export function hashOf(key: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
+}

@@ -2,6 +2,7 @@ import pino from 'pino';
 import { systemClock } from '../domain/clock.js';
 import { formatDuration } from '../domain/duration.js';
 import { redactDatabaseUrl } from '../store/postgres/database-url.js';
+import { PostgresHealthShares } from '../store/postgres/health-shares.js';
 import { openPostgresStore } from '../store/postgres/postgres-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { RegistryStore } from '../store/store.js';
@@ -43,7 +44,11 @@ export async function serve(config: ServerConfig): Promise<void> {
     rateLimitPerMinute: config.rateLimitPerMinute,
     metricsPublic: config.metricsPublic,
     maxWatchers: config.maxWatchers,
-    healthChecks: config.healthChecks,
+    // Replicas on one database split the checks between them; alone, a server checks every VM.
+    healthChecks: config.healthChecks && {
+      ...config.healthChecks,
+      ...(config.databaseUrl !== undefined && { share: new PostgresHealthShares(config.databaseUrl, log) }),
+    },
   });
 
   if (config.hostReason) log.warn(config.hostReason);

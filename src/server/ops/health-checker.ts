@@ -2,7 +2,7 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import { isIP } from 'node:net';
 import { Agent } from 'undici';
 import type { FastifyBaseLogger } from 'fastify';
-import type { HealthStatus, HealthTarget } from '../../domain/health.js';
+import { hashOf, type HealthStatus, type HealthTarget } from '../../domain/health.js';
 import { isoTimestamp } from '../../domain/vm-json.js';
 import { listFilter, type RegistryStore } from '../../store/store.js';
 import type { HealthHostRule } from './health-hosts.js';
@@ -47,13 +47,6 @@ interface Target extends HealthTarget {
   known: HealthStatus;
   /** ms into the round at which it is due. */
   offset: number;
-}
-
-/** FNV-1a: a key's fixed place in the interval, the same after every restart and on every replica. */
-export function hashOf(key: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
-  return hash >>> 0;
 }
 
 class Refused extends Error {
@@ -199,6 +192,8 @@ export class HealthChecker {
   }
 
   private async check(target: Target): Promise<void> {
+    // Its share may have moved to another replica since the round began.
+    if (!this.share.owns(target.vmId)) return;
     const began = performance.now();
     const at = Date.now();
     const verdict = await this.probe(target);
