@@ -45,8 +45,11 @@ function statusCell(vm: Vm, styles: Styles): string {
 }
 
 /** Services as `--service` takes them: `[protocol://]name:port[/path]`, comma-separated. */
+/** Each service as [protocol://]name:port[healthPath], with its health in brackets when checks are on. */
 export const servicesText = (vm: Vm) =>
-  (vm.services ?? []).map((s) => `${s.protocol ? `${s.protocol}://` : ''}${s.name}:${s.port}${s.healthPath ?? ''}`).join(',');
+  (vm.services ?? [])
+    .map((s) => `${s.protocol ? `${s.protocol}://` : ''}${s.name}:${s.port}${s.healthPath ?? ''}${s.health ? `(${s.health.status})` : ''}`)
+    .join(',');
 
 /** The list view: one VM per row, lastSeen relative, stale VMs marked. */
 export function vmTable(vms: Vm[], styles: Styles, now = Date.now()): string {

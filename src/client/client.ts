@@ -8,6 +8,7 @@ import type {
   HeartbeatResult,
   ImportedVm,
   ImportSummary,
+  DiscoverQuery,
   ListQuery,
   Registration,
   RegistryEvent,
@@ -134,8 +135,8 @@ export class RegistryClient {
 
   /** GET /registry/vms, newest registration first. */
   async list(options: ListOptions = {}): Promise<VmList> {
-    const { role, status, stale, signal } = options;
-    return (await this.call<VmList>('GET', '/registry/vms', { signal, ...this.blocking(options, { role, status, stale }) })).body;
+    const { role, status, stale, health, service, signal } = options;
+    return (await this.call<VmList>('GET', '/registry/vms', { signal, ...this.blocking(options, { role, status, stale, health, service }) })).body;
   }
 
   /** GET /registry/vms/:id; a 404 RegistryError if it is not registered. */
@@ -164,10 +165,14 @@ export class RegistryClient {
     return (await this.call<HeartbeatResult>('POST', `/registry/vms/${encodeURIComponent(id)}/heartbeat`, options)).body;
   }
 
-  /** GET /registry/discover/:role: running, non-stale VMs of the role, newest first. */
-  async discover(role: Role, options: RequestOptions & BlockingOptions = {}): Promise<VmList> {
-    const { signal } = options;
-    return (await this.call<VmList>('GET', `/registry/discover/${encodeURIComponent(role)}`, { signal, ...this.blocking(options, {}) })).body;
+  /**
+   * GET /registry/discover/:role: running, non-stale VMs of the role, newest first; with health
+   * checks on, none with a critical service unless `health: 'any'`.
+   */
+  async discover(role: Role, options: RequestOptions & BlockingOptions & DiscoverQuery = {}): Promise<VmList> {
+    const { signal, health, service } = options;
+    const path = `/registry/discover/${encodeURIComponent(role)}`;
+    return (await this.call<VmList>('GET', path, { signal, ...this.blocking(options, { health, service }) })).body;
   }
 
   /** The query and timeout of a call that may be a blocking query. */

@@ -4,6 +4,7 @@ import type { ImportedVmSchema, ImportSummarySchema } from '../server/routes/imp
 
 /** The client speaks the server's own types: every one is derived from the TypeBox schemas. */
 export type {
+  DiscoverQuery,
   ListQuery,
   Metadata,
   Registration,
@@ -14,6 +15,7 @@ export type {
   Vm,
   VmUpdate,
 } from '../domain/schemas.js';
+export type { HealthStatus, ServiceHealth } from '../domain/health.js';
 
 export type VmList = Static<typeof VmListSchema>;
 export type HeartbeatResult = Static<typeof HeartbeatSchema>;

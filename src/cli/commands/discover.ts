@@ -1,6 +1,6 @@
 import { argument, EXIT, stringOption, type Command } from '../command.js';
 import { fieldText, jsonText, vmDetail, vmTable } from '../output.js';
-import type { Role } from '../../client/index.js';
+import type { DiscoverQuery, Role } from '../../client/index.js';
 
 export const discover: Command = {
   name: 'discover',
@@ -14,11 +14,17 @@ export const discover: Command = {
   options: {
     first: { type: 'boolean', help: 'only the newest VM; exit 1 if there is none' },
     field: { type: 'string', value: 'FIELD', help: 'print only this field' },
+    health: { type: 'string', value: 'STATE', help: 'any: keep VMs with a critical service (left out while health checks are on)' },
+    service: { type: 'string', value: 'NAME', help: 'only VMs offering this service' },
   },
   connects: true,
   async run(context) {
     const role = argument(context) as Role;
-    const { vms, ...listing } = await context.client().discover(role, { signal: context.signal });
+    const { vms, ...listing } = await context.client().discover(role, {
+      signal: context.signal,
+      health: stringOption(context, 'health') as DiscoverQuery['health'],
+      service: stringOption(context, 'service'),
+    });
     const field = stringOption(context, 'field');
     const chosen = context.values.first ? vms.slice(0, 1) : vms;
     if (context.values.first && chosen.length === 0) {

@@ -11,6 +11,8 @@ export const ls: Command = {
     status: { type: 'string', value: 'STATUS', help: 'only this status (running leaves stale VMs out, as in the API)' },
     stale: { type: 'boolean', help: 'only stale VMs' },
     fresh: { type: 'boolean', help: 'leave stale VMs out' },
+    health: { type: 'string', value: 'STATE', help: 'only VMs in this health state: passing, critical or unknown' },
+    service: { type: 'string', value: 'NAME', help: 'only VMs offering this service (with --health, its state decides)' },
   },
   connects: true,
   async run(context) {
@@ -20,6 +22,8 @@ export const ls: Command = {
       ...(stringOption(context, 'status') !== undefined && { status: stringOption(context, 'status') as ListOptions['status'] }),
       ...(context.values.stale === true && { stale: true }),
       ...(context.values.fresh === true && { stale: false }),
+      health: stringOption(context, 'health') as ListOptions['health'],
+      service: stringOption(context, 'service'),
       signal: context.signal,
     };
     const listing = await context.client().list(filter);
