@@ -150,6 +150,30 @@ describe('vm-registry CLI against a real server', () => {
     assert.deepEqual(events.slice(-1).map((event) => event.type), ['deregistered']);
   });
 
+  it('watch against a registry that is down says so, retries with backoff, and exits 1 after --timeout', async () => {
+    const closed = await closedPort();
+    const down = new RegExp(`^vm-registry watch: cannot reach the registry at http://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\); retrying in \\d+m?s$`);
+    const result = await cli(['watch', '--timeout', '2s'], { env: { VERS_INFRA_URL: `http://127.0.0.1:${closed}` } });
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.stdout, '');
+    const lines = result.stderr.trim().split('\n');
+    const retries = lines.slice(0, -1);
+    assert.ok(retries.length >= 2, `retried more than once: ${result.stderr}`);
+    for (const line of retries) assert.match(line, down);
+    const waits = retries.map((line) => Number(/(\d+)ms$/.exec(line)?.[1] ?? 1000 * Number(/(\d+)s$/.exec(line)![1])));
+    assert.ok(waits[waits.length - 1] > waits[0], `the waits grow: ${waits.join(', ')}`);
+    assert.match(lines.at(-1)!, /^vm-registry watch: cannot reach the registry at .*\(ECONNREFUSED\); gave up after --timeout 2s$/);
+
+    const interrupted = await cli(['watch'], {
+      env: { VERS_INFRA_URL: `http://127.0.0.1:${closed}` },
+      onStderr: (stderr, child) => {
+        if (stderr.includes('retrying')) child.kill('SIGINT');
+      },
+    });
+    assert.match(interrupted.stderr.split('\n')[0], down, 'without --timeout it reports the outage too');
+    assert.equal(interrupted.code, 0, 'and Ctrl-C ends it cleanly');
+  });
+
   it('imports agent-services\' registry.json keeping timestamps, and exports the same format', async () => {
     const entry = {
       id: 'legacy-lt',

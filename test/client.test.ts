@@ -291,8 +291,8 @@ describe('watch', () => {
       await client.register(vm('f-worker'));
       await client.register(vm('f-infra', { role: 'infra' }));
       for await (const event of stream) {
-        assert.equal(event.vm.id, 'f-infra', 'the worker is filtered out');
         assert.equal(event.type, 'registered');
+        assert.equal(event.vm.id, 'f-infra', 'the worker is filtered out');
         break;
       }
     } finally {

@@ -195,6 +195,58 @@ describe('the event stream of a real server', () => {
   });
 });
 
+describe('a commit larger than the event log retention', () => {
+  it('importing 30 VMs with a retention of 20 leaves the feed live: the import reaches the watchers that were current, and the next registration reaches a new watch, an open watch, a blocking query and /health', async () => {
+    const server = await startServer({ env: { REGISTRY_DB: freshDb(), REGISTRY_EVENT_RETENTION: '20' } });
+    try {
+      const api = (path: string, init?: RequestInit) => fetch(`${server.url}${path}`, init);
+      const before = Number((await api('/registry/vms')).headers.get('x-registry-index'));
+      const open = await Watcher.open(`${server.url}/registry/events`);
+      const now = new Date().toISOString();
+      const batch = Array.from({ length: 30 }, (_, i) => ({ ...vm(`bulk-${i}`), status: 'running', registeredAt: now, lastSeen: now }));
+      const imported = await api('/registry/import', json('POST', { vms: batch }));
+      assert.equal(imported.status, 200, await imported.clone().text());
+      const afterImport: number = (await imported.json()).revision;
+      assert.equal(afterImport, before + 30);
+
+      const ids = batch.map((entry) => entry.id);
+      await open.until((e) => e.length >= 30);
+      assert.deepEqual(open.events.map((e) => e.data.vm.id), ids, 'the open watch got the whole import');
+      const resumed = await Watcher.open(`${server.url}/registry/events?since=${before}`);
+      await resumed.until((e) => e.length >= 30);
+      assert.deepEqual(resumed.events.map((e) => e.data.vm.id), ids, 'a watcher resuming from before the import reads all of it');
+      await resumed.close();
+
+      const fresh = await Watcher.open(`${server.url}/registry/events`);
+      const blocked = api(`/registry/vms?index=${afterImport}&wait=20s`);
+      await waitFor(async () => (await (await api('/health')).json()).waiting === 1);
+      const registered = await (await api('/registry/vms', json('POST', vm('after-bulk')))).json();
+
+      const answer = await blocked;
+      assert.equal(Number(answer.headers.get('x-registry-index')), afterImport + 1, 'the blocking query woke on the registration');
+      assert.ok((await answer.json()).vms.some((v: { id: string }) => v.id === 'after-bulk'));
+      for (const watcher of [open, fresh]) {
+        const events = await watcher.until((e) => e.some((x) => x.data.vm?.id === 'after-bulk'));
+        assert.deepEqual(events.at(-1)!.data, { type: 'registered', revision: afterImport + 1, at: registered.registeredAt, vm: registered });
+      }
+      assert.equal((await (await api('/health')).json()).revision, afterImport + 1);
+      assert.equal((await api(`/registry/events?since=${before}`)).status, 410, 'the next commit trimmed the log back to 20');
+      await Promise.all([open.close(), fresh.close()]);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+/** Polls until `check` holds; fails after `timeoutMs`. */
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await sleep(20);
+  }
+}
+
 describe('time-driven events', () => {
   it('stale within about a second of the threshold, recovered at the next heartbeat, reaped after REGISTRY_REAP_AFTER', async () => {
     const server = await startServer({

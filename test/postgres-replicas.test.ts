@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { startPostgres, type PostgresCluster } from './support/postgres.js';
 import { runCli, startServer, type ServerProcess } from './support/server-process.js';
 import { Watcher } from './support/watch.js';
+import { RegistryClient, type WatchItem } from '../src/client/index.js';
 
 let cluster: PostgresCluster;
 before(async () => (cluster = await startPostgres()));
@@ -23,6 +24,14 @@ const index = async (server: ServerProcess) => Number((await fetch(`${server.url
 async function startReplicas(database: string, env: Record<string, string> = {}): Promise<ServerProcess[]> {
   const url = await cluster.createDatabase(database);
   return Promise.all([0, 1].map(() => startServer({ env: { DATABASE_URL: url, ...env } })));
+}
+/** Polls until `check` holds, failing after 10 s with `what`. */
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `timed out: ${what}`);
+    await sleep(20);
+  }
 }
 const stopAll = (servers: ServerProcess[] | undefined) => Promise.all((servers ?? []).map((server) => server.stop()));
 
@@ -164,6 +173,67 @@ describe('a database outage', () => {
     await Promise.all(watchers.map((watcher) => watcher.until((events) => events.length === 1, 10_000)));
     await Promise.all(watchers.map((watcher) => watcher.close()));
     for (const watcher of watchers) assert.deepEqual(watcher.events.map((e) => e.data.vm.id), ['after-outage']);
+  });
+});
+
+describe('a replica whose feed fell behind by more than the event log keeps', () => {
+  let servers: ServerProcess[] | undefined;
+  const stopWatching = new AbortController();
+  after(() => {
+    stopWatching.abort();
+    return stopAll(servers);
+  });
+
+  it('resynchronises: its watchers, filtered or not, get a reset to re-list from, its blocking queries wake, /health moves on, and later changes flow', async () => {
+    const [a, b] = (servers = await startReplicas('behind', { REGISTRY_EVENT_RETENTION: '20' }));
+    const start = await index(b);
+    const all = await Watcher.open(`${b.url}/registry/events`);
+    const infra = await Watcher.open(`${b.url}/registry/events?role=infra`);
+    const sdk = new RegistryClient({ url: b.url });
+    const items: WatchItem[] = [];
+    const watching = (async () => {
+      for await (const item of sdk.watch({ since: start, signal: stopWatching.signal })) items.push(item);
+    })();
+    const blocked = fetch(`${b.url}/registry/vms?index=${start}&wait=60s`);
+    await eventually(async () => (await (await fetch(`${b.url}/health`)).json()).waiting === 1, 'the blocking query waits');
+
+    // Frozen, replica b reads nothing while a writes 30 changes, one commit each, past a log of 20.
+    b.child.kill('SIGSTOP');
+    try {
+      for (let i = 0; i < 30; i++) assert.equal((await fetch(`${a.url}/registry/vms`, json('POST', vm(`burst-${i}`)))).status, 201);
+    } finally {
+      b.child.kill('SIGCONT');
+    }
+
+    const answer = await blocked;
+    assert.equal(Number(answer.headers.get('x-registry-index')), start + 30, 'the blocking query woke with the fresh listing');
+    assert.equal((await answer.json()).count, 30);
+    for (const watcher of [all, infra]) {
+      const [reset] = await watcher.until((events) => events.some((e) => e.event === 'reset'), 10_000);
+      assert.deepEqual(reset.data, { type: 'reset', revision: start + 30 });
+      assert.equal(watcher.events.length, 1, 'the reset comes instead of the changes the log no longer holds');
+    }
+    assert.equal((await (await fetch(`${b.url}/health`)).json()).revision, start + 30);
+    await eventually(async () => items.length > 0, 'the SDK watch re-lists');
+    assert.equal(items[0].type, 'resync');
+
+    await fetch(`${a.url}/registry/vms`, json('POST', vm('after-reset', 'infra')));
+    for (const watcher of [all, infra]) {
+      const events = await watcher.until((e) => e.some((x) => x.data.vm?.id === 'after-reset'), 10_000);
+      assert.deepEqual(events.map((e) => e.event), ['reset', 'registered']);
+      assert.equal(events[1].id, start + 31);
+    }
+    await eventually(async () => (await (await fetch(`${b.url}/health`)).json()).revision === start + 31, '/health follows');
+
+    await eventually(async () => items.some((item) => item.type === 'registered' && item.vm.id === 'after-reset'), 'the SDK watch carries on');
+    stopWatching.abort();
+    await watching;
+    assert.deepEqual(items.map((item) => item.type), ['resync', 'registered'], 'the SDK re-lists at the reset and carries on');
+    const [resync] = items;
+    assert.ok(resync.type === 'resync');
+    assert.equal(resync.revision, start + 30);
+    assert.deepEqual(resync.vms.map((v) => v.id).sort(), Array.from({ length: 30 }, (_, i) => `burst-${i}`).sort());
+    await Promise.all([all.close(), infra.close()]);
   });
 });
 

@@ -12,6 +12,7 @@ import type {
   ListQuery,
   Registration,
   RegistryEvent,
+  RegistryReset,
   Role,
   Vm,
   VmList,
@@ -63,8 +64,11 @@ export interface EventsOptions extends RequestOptions {
   idleTimeout?: number;
 }
 
-/** An open event stream. Iterate it; `close()` (or leaving the loop) ends the connection. */
-export interface EventStream extends AsyncIterable<RegistryEvent> {
+/**
+ * An open event stream. Iterate it; `close()` (or leaving the loop) ends the connection. A
+ * `reset` item means changes were missed: list again (`watch` does so by itself).
+ */
+export interface EventStream extends AsyncIterable<RegistryEvent | RegistryReset> {
   close(): void;
 }
 
@@ -236,7 +240,7 @@ export class RegistryClient {
         try {
           for await (const message of readSse(response.body!, resetWatchdog)) {
             if (message.data === '') continue;
-            yield JSON.parse(message.data) as RegistryEvent;
+            yield JSON.parse(message.data) as RegistryEvent | RegistryReset;
           }
         } catch (error) {
           if (signal?.aborted) return;
@@ -252,8 +256,8 @@ export class RegistryClient {
   /**
    * Every change, for as long as the signal allows: reconnects after failures and resumes
    * after the last revision it delivered, so nothing is lost or repeated. When the server
-   * no longer holds that revision (410) it yields a `resync` item with the current VMs,
-   * then carries on from there.
+   * no longer holds that revision (410), or the stream says it lost its place (`reset`), it
+   * yields a `resync` item with the current VMs, then carries on from there.
    */
   watch(options: WatchOptions = {}): AsyncGenerator<WatchItem> {
     return watchEvents(this, options);

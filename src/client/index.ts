@@ -10,5 +10,5 @@ export {
 } from './client.js';
 export { isTransient, RegistryConfigError, RegistryError, RegistryUnreachableError } from './errors.js';
 export type { KeepAlive, KeepAliveOptions, KeepAliveState, KeepAliveStateChange } from './keep-alive.js';
-export type { Resync, WatchItem, WatchOptions } from './watch.js';
+export type { Resync, WatchItem, WatchOptions, WatchStateChange } from './watch.js';
 export * from './types.js';

@@ -24,5 +24,11 @@ export type Deleted = Static<typeof DeletedSchema>;
 export type ImportedVm = Static<typeof ImportedVmSchema>;
 export type ImportSummary = Static<typeof ImportSummarySchema>;
 
+/**
+ * Sent by GET /registry/events when the server lost its place in the event log: changes were
+ * missed, so list again; the stream goes on after `revision`.
+ */
+export type { ResetData as RegistryReset } from '../server/feed/change-feed.js';
+
 /** One change from GET /registry/events; for a removal, `vm` is its last state. */
 export type { EventType as RegistryEventType, RegistryEvent } from '../store/store.js';

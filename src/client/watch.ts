@@ -17,11 +17,20 @@ export interface WatchOptions {
   backoff?: Partial<Backoff>;
   /** See EventsOptions.idleTimeout. */
   idleTimeout?: number;
+  /**
+   * Told when a stream opens (`watching`) and before each wait after a failure worth retrying
+   * (`retrying`, with the error and the wait in ms): the iterator itself stays silent until a
+   * change arrives, so this is how a caller can tell a quiet registry from an unreachable one.
+   */
+  onStateChange?: (change: WatchStateChange) => void;
 }
+
+export type WatchStateChange = { state: 'watching' } | { state: 'retrying'; error: unknown; retryIn: number };
 
 /**
  * The registry no longer holds the events after the last delivered revision (it answered
- * 410), so some changes were missed: here is the current state instead, as of `revision`.
+ * 410, or its stream sent `reset`), so some changes were missed: here is the current state
+ * instead, as of `revision`.
  * Replace what you know with `vms`; events continue after `revision`.
  */
 export interface Resync {
@@ -33,7 +42,7 @@ export interface Resync {
 export type WatchItem = RegistryEvent | Resync;
 
 export async function* watchEvents(client: RegistryClient, options: WatchOptions = {}): AsyncGenerator<WatchItem> {
-  const { role, id, signal, idleTimeout } = options;
+  const { role, id, signal, idleTimeout, onStateChange } = options;
   const backoff: Backoff = { min: options.backoff?.min ?? 250, max: options.backoff?.max ?? 10_000 };
   const snapshot = async (): Promise<Resync> => {
     const listing = await client.list({ role, signal });
@@ -47,8 +56,18 @@ export async function* watchEvents(client: RegistryClient, options: WatchOptions
       since ??= (await snapshot()).revision;
       const stream = await client.events({ since, role, id, signal, ...(idleTimeout !== undefined && { idleTimeout }) } satisfies EventsOptions);
       failures = 0;
+      onStateChange?.({ state: 'watching' });
       try {
         for await (const event of stream) {
+          if (event.type === 'reset') {
+            const resync = await snapshot();
+            since = resync.revision;
+            yield resync;
+            // The stream goes on after the reset's revision, skipping below what the listing
+            // already holds; a listing older than the reset needs a stream from its own revision.
+            if (resync.revision < event.revision) break;
+            continue;
+          }
           // A server replaying what was already delivered must not make us repeat it.
           if (event.revision <= since) continue;
           since = event.revision;
@@ -73,7 +92,9 @@ export async function* watchEvents(client: RegistryClient, options: WatchOptions
         throw error;
       }
       failures++;
-      await sleep(backoffDelay(failures, backoff), signal);
+      const retryIn = backoffDelay(failures, backoff);
+      onStateChange?.({ state: 'retrying', error, retryIn });
+      await sleep(retryIn, signal);
     }
   }
 }

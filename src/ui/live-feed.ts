@@ -36,7 +36,8 @@ const sleep = (ms: number, signal: AbortSignal) =>
 /**
  * List, then watch from the listing's revision, so that no change falls in between. The
  * stream is read with fetch, because EventSource cannot send an Authorization header.
- * Reconnects resume from the last revision seen; a 410 (the log moved on) lists again.
+ * Reconnects resume from the last revision seen; a 410 (the log moved on) or a `reset` event
+ * (the server lost its place in the log) lists again.
  */
 export async function follow(api: Api, handlers: FeedHandlers, signal: AbortSignal): Promise<void> {
   let failures = 0;
@@ -47,7 +48,8 @@ export async function follow(api: Api, handlers: FeedHandlers, signal: AbortSign
       handlers.snapshot(listing);
       let since = listing.revision;
       let relistAt = Date.now() + RELIST_MS;
-      for (;;) {
+      let relist = false;
+      while (!relist) {
         const connection = AbortSignal.any([signal, AbortSignal.timeout(relistAt - Date.now())]);
         try {
           const response = await api.fetch(`/registry/events?since=${since}`, {
@@ -59,6 +61,10 @@ export async function follow(api: Api, handlers: FeedHandlers, signal: AbortSign
           failures = 0;
           handlers.connection({ state: 'live', revision: since });
           for await (const message of readSse(response.body)) {
+            if (message.event === 'reset') {
+              relist = true;
+              break;
+            }
             const event = JSON.parse(message.data) as ChangeEvent;
             since = event.revision;
             handlers.change(event);

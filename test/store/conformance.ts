@@ -314,6 +314,21 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         assert.equal(kept.length, EVENT_RETENTION);
       });
 
+      it('keeps every event of a commit larger than the retention until the next commit, so that a watcher current before it misses none', async () => {
+        await store.register(aVm({ id: 'before' }));
+        const before = await store.revision();
+        const at = clock.now();
+        const batch = Array.from({ length: EVENT_RETENTION + 10 }, (_, i) => ({ ...aVm({ id: `batch-${i}` }), registeredAt: at, lastSeen: at }));
+        await store.import(batch);
+        const events = await store.eventsSince(before, 1000);
+        assert.deepEqual(events.map((e) => e.vm.id), batch.map((vm) => vm.id));
+
+        await store.register(aVm({ id: 'after' }));
+        await assert.rejects(store.eventsSince(before), GoneError, 'the next commit trims the log to the retention again');
+        const revision = await store.revision();
+        assert.equal((await store.eventsSince(revision - EVENT_RETENTION, 1000)).length, EVENT_RETENTION);
+      });
+
       it('tells change listeners after commit, and not for a heartbeat', async () => {
         let calls = 0;
         const stop = store.onChange(() => calls++);

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { UnavailableError } from '../../src/domain/errors.js';
 import { startPostgres, type PostgresCluster } from '../support/postgres.js';
 import { aVm, registryStoreConformance } from './conformance.js';
+import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 
 let cluster: PostgresCluster;
@@ -28,7 +29,7 @@ describe('PostgreSQL store', () => {
       await client.connect();
       const { rows } = await client.query('SELECT version FROM registry_migrations ORDER BY version');
       await client.end();
-      assert.deepEqual(rows.map((row) => row.version), [1]);
+      assert.deepEqual(rows.map((row) => row.version), POSTGRES_MIGRATIONS.map((_, i) => i + 1));
       const written = await stores[0].register(aVm());
       assert.deepEqual(await stores[3].get('vm-1'), written);
     } finally {

@@ -42,6 +42,8 @@ export interface RunOptions {
   input?: string;
   /** Sees stdout so far after each chunk: lets a test interrupt a command that runs until signalled. */
   onStdout?: (stdout: string, child: ChildProcess) => void;
+  /** The same for stderr, where notes such as retries go. */
+  onStderr?: (stderr: string, child: ChildProcess) => void;
 }
 
 export function runCli(args: string[], options: RunOptions = {}) {
@@ -56,7 +58,10 @@ export function runCli(args: string[], options: RunOptions = {}) {
       stdout += chunk;
       options.onStdout?.(stdout, child);
     });
-    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      options.onStderr?.(stderr, child);
+    });
     child.stdin.end(options.input ?? '');
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

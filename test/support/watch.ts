@@ -42,7 +42,7 @@ export class Watcher {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(wake);
-        reject(new Error(`timed out; got ${this.events.map((e) => `${e.event}:${e.data.vm.id}@${e.id}`).join(', ')}`));
+        reject(new Error(`timed out; got ${this.events.map((e) => `${e.event}:${e.data.vm?.id}@${e.id}`).join(', ')}`));
       }, timeoutMs);
       const wake = () => {
         if (!check(this.events)) return;

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { GoneError } from '../../domain/errors.js';
 import type { RegistryEvent, RegistryStore } from '../../store/store.js';
 
 /** An event with its Server-Sent Events frame, encoded once however many watchers get it. */
@@ -6,13 +7,40 @@ export interface FeedEvent extends RegistryEvent {
   readonly frame: string;
 }
 
-export type FeedListener = (event: FeedEvent) => void;
+/**
+ * The feed could not read the changes it had not yet delivered (they left the event log, or
+ * the store is behind it): every watcher must list again, and changes go on after `revision`.
+ */
+/** The data of a reset as the stream sends it (event `reset`, no `id:`). */
+export interface ResetData {
+  type: 'reset';
+  /** List again: changes go on after this revision. */
+  revision: number;
+}
+
+export interface FeedReset {
+  readonly type: 'reset';
+  readonly revision: number;
+  readonly frame: string;
+}
+
+export type FeedChange = FeedEvent | FeedReset;
+export type FeedListener = (change: FeedChange) => void;
 
 const PAGE = 1000;
 
 export function sseFrame(event: RegistryEvent): string {
   const data = JSON.stringify({ type: event.type, revision: event.revision, at: event.at, vm: event.vm });
   return `id: ${event.revision}\nevent: ${event.type}\ndata: ${data}\n\n`;
+}
+
+/**
+ * No `id:` line: a client that ignores the reset and later resumes with the Last-Event-ID it
+ * holds gets 410 and lists again, instead of silently carrying on past the changes it missed.
+ */
+export function feedReset(revision: number): FeedReset {
+  const data = JSON.stringify({ type: 'reset', revision } satisfies ResetData);
+  return { type: 'reset', revision, frame: `event: reset\ndata: ${data}\n\n` };
 }
 
 /** The frame is encoded when a watcher first asks for it: with nobody watching, a change costs no encoding. */
@@ -123,7 +151,14 @@ export class ChangeFeed {
   private async readNew(): Promise<void> {
     try {
       for (;;) {
-        const events = await this.store.eventsSince(this.delivered, PAGE);
+        let events: RegistryEvent[];
+        try {
+          events = await this.store.eventsSince(this.delivered, PAGE);
+        } catch (error) {
+          if (!(error instanceof GoneError)) throw error;
+          await this.resync(error);
+          continue;
+        }
         for (const event of events) {
           const delivery = feedEvent(event);
           this.delivered = event.revision;
@@ -136,5 +171,22 @@ export class ChangeFeed {
     } catch (error) {
       this.log?.warn({ err: error }, 'reading the event log failed; retrying at the next change');
     }
+  }
+
+  /**
+   * A feed stuck on a revision the log no longer holds would answer nothing forever, so it
+   * jumps to the store's revision, tells every watcher (filtered or not: none can tell what its
+   * filter missed) to list again, and wakes every blocking query, whose answer is then a fresh
+   * listing. This happens to a replica whose feed fell behind while others wrote more than the
+   * retention, or over a store restored to an older revision.
+   */
+  private async resync(gone: GoneError): Promise<void> {
+    const revision = await this.store.revision();
+    this.log?.warn({ from: this.delivered, to: revision, reason: gone.message }, 'the change feed lost its place in the event log; watchers are told to list again');
+    this.delivered = revision;
+    const reset = feedReset(revision);
+    for (const observer of this.observers) observer(reset);
+    for (const listener of this.listeners) listener(reset);
+    for (const waiter of this.waiters) waiter.wake();
   }
 }

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
+import { GoneError } from '../../domain/errors.js';
 import type { RegistryEvent, RegistryStore } from '../../store/store.js';
-import { sseFrame, type ChangeFeed, type FeedEvent } from './change-feed.js';
+import { feedReset, sseFrame, type ChangeFeed, type FeedChange } from './change-feed.js';
 
 export interface StreamFilter {
   role?: string;
@@ -14,27 +15,29 @@ const PAGE = 1000;
 /**
  * One SSE watcher. It listens to the feed before reading its backlog, holding live events
  * back until the backlog is out, and sends each revision at most once and in order, so that
- * a resume neither skips nor repeats an event.
+ * a resume neither skips nor repeats an event. When the feed resets, the watcher gets the
+ * reset, filters or not, and then the changes after it.
  */
 export class EventStream {
   private lastSent: number;
-  private held: FeedEvent[] | undefined = [];
+  private held: FeedChange[] | undefined = [];
   private response: ServerResponse | undefined;
   private readonly stopListening: () => void;
 
   private constructor(
     private readonly filter: StreamFilter,
     since: number,
-    feed: ChangeFeed,
+    private readonly feed: ChangeFeed,
     private readonly onEnd: (stream: EventStream) => void,
   ) {
     this.lastSent = since;
-    this.stopListening = feed.listen((event) => (this.held ? this.held.push(event) : this.send(event)));
+    this.stopListening = feed.listen((change) => (this.held ? this.hold(change) : this.send(change)));
   }
 
   /**
    * Opens a stream from `since` (exclusive). Fails, before anything is written, with the
-   * store's GoneError when that revision is no longer in the log.
+   * store's GoneError when that revision is no longer in the log. Without `since` it starts at
+   * the feed's revision and has no backlog: what the feed has yet to read, it delivers.
    */
   static async open(
     store: RegistryStore,
@@ -43,6 +46,7 @@ export class EventStream {
   ): Promise<{ stream: EventStream; backlog: RegistryEvent[] }> {
     const since = options.since ?? feed.revision;
     const stream = new EventStream(options.filter, since, feed, options.onEnd);
+    if (options.since === undefined) return { stream, backlog: [] };
     try {
       return { stream, backlog: await store.eventsSince(since, PAGE) };
     } catch (error) {
@@ -68,9 +72,16 @@ export class EventStream {
     });
     response.write(`retry: 2000\n: watching from revision ${this.lastSent}\n\n`);
     let page = backlog;
-    while (page.length > 0 && this.response) {
-      for (const event of page) this.send({ ...event, frame: sseFrame(event) });
-      page = page.length === PAGE ? await store.eventsSince(this.lastSent, PAGE) : [];
+    try {
+      while (page.length > 0 && this.response && this.held?.[0]?.type !== 'reset') {
+        for (const event of page) this.send({ ...event, frame: sseFrame(event) });
+        page = page.length === PAGE ? await store.eventsSince(this.lastSent, PAGE) : [];
+      }
+    } catch (error) {
+      if (!(error instanceof GoneError)) throw error;
+      // The log moved on while the backlog was being sent: everything held is at or before the
+      // feed's revision, so the watcher lists again and goes on from there.
+      this.held = [feedReset(this.feed.revision)];
     }
     const held = this.held ?? [];
     this.held = undefined;
@@ -90,12 +101,24 @@ export class EventStream {
     if (!response.writableEnded) response.end();
   }
 
-  private send(event: FeedEvent): void {
-    if (!this.response || event.revision <= this.lastSent) return;
-    this.lastSent = event.revision;
-    if (this.filter.role !== undefined && event.vm.role !== this.filter.role) return;
-    if (this.filter.id !== undefined && event.vm.id !== this.filter.id) return;
-    this.response.write(event.frame);
+  /** A reset makes what was held before it moot: the watcher lists again anyway. */
+  private hold(change: FeedChange): void {
+    if (change.type === 'reset') this.held = [change];
+    else this.held!.push(change);
+  }
+
+  private send(change: FeedChange): void {
+    if (!this.response) return;
+    if (change.type === 'reset') {
+      // May move back, over a store restored to an older revision: changes go on from there.
+      this.lastSent = change.revision;
+    } else {
+      if (change.revision <= this.lastSent) return;
+      this.lastSent = change.revision;
+      if (this.filter.role !== undefined && change.vm.role !== this.filter.role) return;
+      if (this.filter.id !== undefined && change.vm.id !== this.filter.id) return;
+    }
+    this.response.write(change.frame);
     if (this.response.writableLength > MAX_BUFFERED_BYTES) this.end();
   }
 }

@@ -60,6 +60,10 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       config: { scope: 'read' },
       schema: {
         summary: 'Watch changes as Server-Sent Events',
+        description:
+          'Each change is an event with `id:` its revision, `event:` its type and `data:` {type, revision, at, vm}. ' +
+          'An event `reset` with data {type: "reset", revision} and no `id:` says the server lost its place in the ' +
+          'event log and changes were missed: list again; the stream goes on after that revision.',
         querystring: EventsQuerySchema,
         response: {
           200: {

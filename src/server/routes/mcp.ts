@@ -53,7 +53,8 @@ function injectFetch(app: FastifyInstance, ip: string): typeof fetch {
 const feedChanges =
   (feed: ChangeFeed): ChangeSource =>
   async (listener) =>
-    feed.listen((event) => listener({ vm: event.vm }));
+    // A reset names no VM: every subscription is told to read again.
+    feed.listen((change) => listener(change.type === 'reset' ? {} : { vm: change.vm }));
 
 /**
  * POST/GET/DELETE /mcp: the MCP server over Streamable HTTP, behind the same tokens as

@@ -112,4 +112,26 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
       RETURN registry_iso(at);
     END $$;
   `,
+  `
+  -- The trim spares the events of the calling transaction: a watcher current before a commit
+  -- larger than the retention (a large import) must be able to read all of it. The first
+  -- revision the transaction logs is remembered in a transaction-local setting; the next
+  -- transaction trims the log to the retention again.
+  CREATE OR REPLACE FUNCTION registry_log(v vms, kind text, rev bigint, at timestamptz, retention bigint) RETURNS json
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+    DECLARE
+      document json := registry_vm(v);
+      first bigint := nullif(current_setting('registry.first_logged', true), '')::bigint;
+    BEGIN
+      IF first IS NULL THEN
+        first := rev;
+        PERFORM set_config('registry.first_logged', rev::text, true);
+      END IF;
+      INSERT INTO events (revision, type, at, vm_id, vm) VALUES (rev, kind, at, v.id, document);
+      DELETE FROM events WHERE revision <= least(rev - retention, first - 1);
+      PERFORM pg_notify('vm_registry_changes', '');
+      RETURN json_build_object('revision', rev, 'vm', document, 'owner', v.owner);
+    END $$;
+  `,
 ];

@@ -583,7 +583,9 @@ export class SqliteStore implements RegistryStore {
       }
       if (this.allocated !== this.currentRevision) {
         this.sql.setRevision.run(this.allocated);
-        this.sql.trimEvents.run(this.allocated - this.eventRetention);
+        // Never this commit's own events: a watcher current before it must be able to read all of
+        // them even when they outnumber the retention (a large import); the next commit trims them.
+        this.sql.trimEvents.run(Math.min(this.allocated - this.eventRetention, this.currentRevision));
       }
       this.sql.commit.run();
     } catch (error) {
