@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Role } from '../src/domain/schemas/vm.js';
@@ -248,5 +250,57 @@ describe('starting against PostgreSQL', () => {
     const { code, stderr } = await runCli(['serve'], { env: { PORT: '0', DATABASE_URL: 'mysql://localhost/registry' } });
     assert.equal(code, 2);
     assert.match(stderr, /DATABASE_URL must be a postgres:\/\/ or postgresql:\/\/ URL/);
+  });
+});
+
+describe('health checks shared by two replicas', () => {
+  it('each VM is checked by exactly one live replica; when one is killed, the other takes its share within an interval', async () => {
+    const INTERVAL_MS = 500;
+    const checks = new Map<string, number>();
+    const target = createServer((request, response) => {
+      checks.set(request.url!, (checks.get(request.url!) ?? 0) + 1);
+      response.end('ok');
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const port = (target.address() as AddressInfo).port;
+    const servers = await startReplicas('health_shares', {
+      REGISTRY_HEALTH_CHECKS: 'on',
+      REGISTRY_HEALTH_INTERVAL: `${INTERVAL_MS}ms`,
+      REGISTRY_HEALTH_TIMEOUT: '200ms',
+      REGISTRY_HEALTH_HOSTS: '127.0.0.1',
+    });
+    const [a, b] = servers;
+    try {
+      const ids = Array.from({ length: 24 }, (_, i) => `checked-${i}`);
+      for (const id of ids) {
+        const body = { ...vm(id), address: '127.0.0.1', services: [{ name: 'pi-rpc', port, healthPath: `/health/${id}` }] };
+        assert.equal((await fetch(`${a.url}/registry/vms`, json('POST', body))).status, 201);
+      }
+      /** Checks of each VM during `rounds` intervals. */
+      const countOver = async (rounds: number) => {
+        checks.clear();
+        await sleep(rounds * INTERVAL_MS);
+        return ids.map((id) => checks.get(`/health/${id}`) ?? 0);
+      };
+      // Both replicas settle on half the shards each within a few rounds.
+      await sleep(6 * INTERVAL_MS);
+      const shared = await countOver(8);
+      // One checker: once a round, 8 or 9 in 8 rounds, give or take an edge; two would make about 16.
+      for (const [i, n] of shared.entries()) assert.ok(n >= 6 && n <= 10, `${ids[i]} was checked ${n} times in 8 intervals`);
+      const checkedBy = async (server: ServerProcess) =>
+        Number(/vm_registry_health_checks_total\{result="pass"\} (\d+)/.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0);
+      assert.ok((await checkedBy(a)) > 0 && (await checkedBy(b)) > 0, 'both replicas take a share');
+
+      await a.kill();
+      await sleep(2 * INTERVAL_MS);
+      const alone = await countOver(8);
+      for (const [i, n] of alone.entries()) assert.ok(n >= 6 && n <= 10, `${ids[i]} was checked ${n} times in 8 intervals after the kill`);
+      const health = (await (await fetch(`${b.url}/registry/vms`)).json()).vms.map((v: { services: Array<{ health: { status: string } }> }) => v.services[0].health.status);
+      assert.deepEqual(new Set(health), new Set(['passing']));
+    } finally {
+      await stopAll([b]);
+      await stopAll([a]);
+      target.close();
+    }
   });
 });

@@ -13,7 +13,20 @@ import type {
   RequestOptions,
   VersionedVm,
 } from './calls.js';
-import type { Deleted, HeartbeatResult, ImportedVm, ImportSummary, Registration, RegistryEvent, RegistryReset, Role, Vm, VmList, VmUpdate } from './types.js';
+import type {
+  Deleted,
+  DiscoverQuery,
+  HeartbeatResult,
+  ImportedVm,
+  ImportSummary,
+  Registration,
+  RegistryEvent,
+  RegistryReset,
+  Role,
+  Vm,
+  VmList,
+  VmUpdate,
+} from './types.js';
 import { watchEvents, type WatchItem, type WatchOptions } from './watch.js';
 
 export interface RegistryClientOptions {
@@ -88,8 +101,8 @@ export class RegistryClient implements RegistryCalls {
 
   /** GET /registry/vms, newest registration first. */
   async list(options: ListOptions = {}): Promise<VmList> {
-    const { role, status, stale, signal } = options;
-    return (await this.call<VmList>('GET', '/registry/vms', { signal, ...this.blocking(options, { role, status, stale }) })).body;
+    const { role, status, stale, health, service, signal } = options;
+    return (await this.call<VmList>('GET', '/registry/vms', { signal, ...this.blocking(options, { role, status, stale, health, service }) })).body;
   }
 
   /** GET /registry/vms/:id; a 404 RegistryError if it is not registered. */
@@ -118,10 +131,14 @@ export class RegistryClient implements RegistryCalls {
     return (await this.call<HeartbeatResult>('POST', `/registry/vms/${encodeURIComponent(id)}/heartbeat`, options)).body;
   }
 
-  /** GET /registry/discover/:role: running, non-stale VMs of the role, newest first. */
-  async discover(role: Role, options: RequestOptions & BlockingOptions = {}): Promise<VmList> {
-    const { signal } = options;
-    return (await this.call<VmList>('GET', `/registry/discover/${encodeURIComponent(role)}`, { signal, ...this.blocking(options, {}) })).body;
+  /**
+   * GET /registry/discover/:role: running, non-stale VMs of the role, newest first; with health
+   * checks on, none with a critical service unless `health: 'any'`.
+   */
+  async discover(role: Role, options: RequestOptions & BlockingOptions & DiscoverQuery = {}): Promise<VmList> {
+    const { signal, health, service } = options;
+    const path = `/registry/discover/${encodeURIComponent(role)}`;
+    return (await this.call<VmList>('GET', path, { signal, ...this.blocking(options, { health, service }) })).body;
   }
 
   /** The query and timeout of a call that may be a blocking query. */

@@ -3,7 +3,8 @@ import type { DeletedSchema, HeartbeatSchema, VmListSchema } from '../domain/sch
 
 /** The client speaks the server's own types: every one is derived from the TypeBox schemas. */
 export type { Metadata, Registration, Replacement, Role, Service, Status, Vm, VmUpdate } from '../domain/schemas/vm.js';
-export type { ListQuery } from '../domain/schemas/query.js';
+export type { DiscoverQuery, ListQuery } from '../domain/schemas/query.js';
+export type { HealthStatus, ServiceHealth } from '../domain/schemas/service-health.js';
 /** A full entry, timestamps included, as agent-services' data/registry.json and `export` hold it. */
 export type { ImportedVm, ImportSummary } from '../domain/schemas/import.js';
 /** One change from GET /registry/events (for a removal, `vm` is its last state), or a reset: list again. */

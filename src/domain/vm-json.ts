@@ -1,4 +1,5 @@
-import type { Service } from './schemas/vm.js';
+import type { CheckedService } from './service-health.js';
+import type { ServiceHealth } from './schemas/service-health.js';
 
 /**
  * A VM's JSON exactly as the API answers it (fast-json-stringify over VmSchema: required
@@ -10,13 +11,17 @@ import type { Service } from './schemas/vm.js';
  */
 const str = JSON.stringify;
 
-export function servicesJson(services: readonly Service[]): string {
+const healthJson = (h: ServiceHealth) =>
+  `{"status":${str(h.status)}${h.checkedAt === undefined ? '' : `,"checkedAt":${str(h.checkedAt)}`}${h.output === undefined ? '' : `,"output":${str(h.output)}`}}`;
+
+export function servicesJson(services: readonly CheckedService[]): string {
   return `[${services
     .map(
       (s) =>
         `{"name":${str(s.name)},"port":${s.port}` +
         (s.protocol === undefined ? '' : `,"protocol":${str(s.protocol)}`) +
         (s.healthPath === undefined ? '' : `,"healthPath":${str(s.healthPath)}`) +
+        (s.health === undefined ? '' : `,"health":${healthJson(s.health)}`) +
         '}',
     )
     .join(',')}]`;

@@ -1,4 +1,5 @@
 import { InvalidInputError } from './errors.js';
+import type { CheckedService } from './service-health.js';
 import { LIMITS, type Metadata, type Registration, type Role, type Service, type Status, type VmUpdate } from './schemas/vm.js';
 
 /** A registration after validation and normalisation: what the store writes. */
@@ -9,7 +10,7 @@ export interface VmFields {
   status: Status;
   address: string;
   registeredBy: string;
-  services?: Service[];
+  services?: CheckedService[];
   metadata?: Metadata;
   /** Name of the token that registered the VM; never shown in API answers. */
   owner?: string;

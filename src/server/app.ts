@@ -26,6 +26,7 @@ import { uiRoutes } from './routes/ui.js';
 import { whoamiRoutes } from './routes/whoami.js';
 import { TokenRegistry } from './http/tokens.js';
 import { startSweeper, type SweeperOptions } from './feed/sweeper.js';
+import { HealthChecker, WHOLE_REGISTRY, type HealthCheckSettings, type HealthShare } from './ops/health-checker.js';
 import { importRoutes } from './routes/import.js';
 import { vmRoutes } from './routes/vms.js';
 import { VERSION } from '../domain/version.js';
@@ -57,6 +58,8 @@ export interface AppOptions {
   eventRetention?: number;
   /** The sweeper that turns time into stale and reaped events; off when undefined (tests drive it). */
   sweeper?: SweeperOptions;
+  /** REGISTRY_HEALTH_CHECKS=on; the store must have been opened with health checks too. */
+  healthChecks?: HealthCheckSettings & { share?: HealthShare };
 }
 
 /**
@@ -122,6 +125,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const feed = await ChangeFeed.start(store, options.logger);
   const sweeper = options.sweeper && startSweeper(store, options.sweeper, options.logger);
+  const { share, ...checkSettings } = options.healthChecks ?? {};
+  const checker =
+    options.healthChecks &&
+    new HealthChecker(store, checkSettings as HealthCheckSettings, share ?? WHOLE_REGISTRY, metrics.healthChecks(), options.logger);
+  checker?.start();
   // Taken at the first scrape, not at start: listing every VM would delay a restart's first answer.
   let census: Promise<FleetCensus> | undefined;
   metrics.follow(feed, async () => (store.census ? store.census() : (await (census ??= FleetCensus.start(store, feed))).lines()));
@@ -135,6 +143,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     clearInterval(closeIdle);
     sweeper?.stop();
+    await checker?.stop();
     void census?.then((started) => started.stop());
     metrics.close();
     feed.close();
@@ -163,7 +172,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await guardedScope.register(
       async (registry) => {
         const maxWatchers = options.maxWatchers ?? 2_000;
-        await registry.register(vmRoutes, { store, feed, maxWaiting: maxWatchers });
+        await registry.register(vmRoutes, { store, feed, maxWaiting: maxWatchers, healthChecks: options.healthChecks !== undefined });
         await registry.register(eventRoutes, { store, feed, keepAliveMs: options.keepAliveMs ?? 15_000, maxWatchers });
         await registry.register(importRoutes, { store, clock });
         await registry.register(whoamiRoutes);

@@ -1,5 +1,7 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { ConfigError, parseSettings, type SettingValues, type Settings } from './settings.js';
+import type { HealthCheckSettings } from './ops/health-checker.js';
+import { HealthHostRule, ownAddresses } from './ops/health-hosts.js';
 
 export interface SelfRegistrationConfig {
   id: string;
@@ -7,15 +9,19 @@ export interface SelfRegistrationConfig {
   address: string;
 }
 
+type HealthSetting = 'healthChecks' | 'healthScheme' | 'healthIntervalMs' | 'healthTimeoutMs' | 'healthFailures' | 'healthConcurrency' | 'healthHosts';
+
 /**
  * The settings as the server uses them: each parsed by its row in SETTINGS, and the few that
- * depend on one another (the host, self-registration) resolved together.
+ * depend on one another (the host, self-registration, health checks) resolved together.
  */
-export type ServerConfig = Omit<SettingValues, 'host' | 'selfId' | 'selfName' | 'selfAddress'> & {
+export type ServerConfig = Omit<SettingValues, 'host' | 'selfId' | 'selfName' | 'selfAddress' | HealthSetting> & {
   host: string;
   /** Why the host is what it is, when the operator did not choose it. */
   hostReason?: string;
   self?: SelfRegistrationConfig;
+  /** REGISTRY_HEALTH_CHECKS=on: probe services' healthPath; undefined when off. */
+  healthChecks?: HealthCheckSettings;
 };
 
 const LOOPBACK = new BlockList();
@@ -46,16 +52,40 @@ export function refuseOpenExposure(config: ServerConfig, anyToken: boolean): voi
 }
 
 export function loadConfig(settings: Settings): ServerConfig {
-  const { host, selfId, selfName, selfAddress, ...parsed } = parseSettings(settings);
+  const {
+    host,
+    selfId,
+    selfName,
+    selfAddress,
+    healthChecks: checking,
+    healthScheme: scheme,
+    healthIntervalMs: intervalMs,
+    healthTimeoutMs: timeoutMs,
+    healthFailures: failures,
+    healthConcurrency: concurrency,
+    healthHosts,
+    ...parsed
+  } = parseSettings(settings);
   const authConfigured = Boolean(parsed.authToken || parsed.tokensFile);
   if (parsed.authOff && authConfigured) {
     throw new ConfigError(
       `REGISTRY_AUTH=off switches authentication off, but ${parsed.authToken ? 'VERS_AUTH_TOKEN' : 'REGISTRY_TOKENS_FILE'} is set; unset one of them`,
     );
   }
+  const listenHost = host ?? (authConfigured ? '::' : '127.0.0.1');
+  // Checked whether or not checks are on: a typo must not wait for the day someone turns them on.
+  if (timeoutMs > intervalMs) {
+    throw new ConfigError(`REGISTRY_HEALTH_TIMEOUT (${timeoutMs} ms) must not be longer than REGISTRY_HEALTH_INTERVAL (${intervalMs} ms)`);
+  }
+  let hosts: HealthHostRule;
+  try {
+    hosts = new HealthHostRule(healthHosts, ownAddresses(listenHost));
+  } catch (error) {
+    throw new ConfigError(`REGISTRY_HEALTH_HOSTS: ${(error as Error).message}`);
+  }
   return {
     ...parsed,
-    host: host ?? (authConfigured ? '::' : '127.0.0.1'),
+    host: listenHost,
     ...(host === undefined &&
       !authConfigured && {
         hostReason:
@@ -63,5 +93,6 @@ export function loadConfig(settings: Settings): ServerConfig {
           'set VERS_AUTH_TOKEN (and HOST=:: or HOST=0.0.0.0) to serve other machines',
       }),
     self: selfId === undefined ? undefined : { id: selfId, name: selfName, address: selfAddress },
+    healthChecks: checking ? { intervalMs, timeoutMs, failures, concurrency, scheme, hosts } : undefined,
   };
 }

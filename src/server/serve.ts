@@ -2,6 +2,7 @@ import pino from 'pino';
 import { systemClock } from '../domain/clock.js';
 import { formatDuration } from '../domain/duration.js';
 import { redactDatabaseUrl } from '../store/postgres/database-url.js';
+import { PostgresHealthShares } from '../store/postgres/health-shares.js';
 import { openPostgresStore } from '../store/postgres/postgres-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { RegistryStore } from '../store/store.js';
@@ -13,7 +14,7 @@ import { VERSION } from '../domain/version.js';
 
 /** DATABASE_URL selects PostgreSQL, shared by every replica; otherwise the embedded SQLite file. */
 async function openStore(config: ServerConfig, log: pino.Logger): Promise<RegistryStore> {
-  const common = { staleAfterMs: config.staleAfterMs, eventRetention: config.eventRetention };
+  const common = { staleAfterMs: config.staleAfterMs, eventRetention: config.eventRetention, healthChecks: config.healthChecks !== undefined };
   if (config.databaseUrl !== undefined) {
     return openPostgresStore({ ...common, url: config.databaseUrl, poolMax: config.pgPoolMax, log });
   }
@@ -44,6 +45,11 @@ export async function serve(config: ServerConfig): Promise<void> {
     metricsPublic: config.metricsPublic,
     maxWatchers: config.maxWatchers,
     eventRetention: config.eventRetention,
+    // Replicas on one database split the checks between them; alone, a server checks every VM.
+    healthChecks: config.healthChecks && {
+      ...config.healthChecks,
+      ...(config.databaseUrl !== undefined && { share: new PostgresHealthShares(config.databaseUrl, log) }),
+    },
   });
 
   if (config.hostReason) log.warn(config.hostReason);

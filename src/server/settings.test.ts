@@ -28,6 +28,13 @@ const REFUSED: Record<SettingName, string | null> = {
   VERS_VM_ID: 'has spaces',
   REGISTRY_SELF_NAME: null,
   REGISTRY_SELF_ADDRESS: null,
+  REGISTRY_HEALTH_CHECKS: 'yes',
+  REGISTRY_HEALTH_SCHEME: 'ftp',
+  REGISTRY_HEALTH_INTERVAL: 'often',
+  REGISTRY_HEALTH_TIMEOUT: '0',
+  REGISTRY_HEALTH_FAILURES: 'two',
+  REGISTRY_HEALTH_CONCURRENCY: '-1',
+  REGISTRY_HEALTH_HOSTS: '10.0.0.0/99',
 };
 
 describe('the server settings', () => {
@@ -50,6 +57,7 @@ describe('the server settings', () => {
       eventRetention: 10_000,
       logLevel: 'info',
       self: undefined,
+      healthChecks: undefined,
     });
     assert.match(hostReason ?? '', /no VERS_AUTH_TOKEN is set, so the registry listens on 127\.0\.0\.1 only/);
   });
@@ -81,6 +89,19 @@ describe('the server settings', () => {
     assert.equal(loadConfig({ REGISTRY_REAP_AFTER: 'never' }).reapAfterMs, undefined);
     assert.equal(loadConfig({ REGISTRY_REAP_AFTER: '90s' }).reapAfterMs, 90_000);
     assert.deepEqual(loadConfig({ VERS_VM_ID: ' infra-1 ' }).self, { id: 'infra-1', name: hostname(), address: hostname() });
+  });
+
+  it('health checks: their settings are checked while checks are off, and a timeout longer than the interval is refused', () => {
+    const checks = loadConfig({ REGISTRY_HEALTH_CHECKS: 'ON', REGISTRY_HEALTH_INTERVAL: '10s', REGISTRY_HEALTH_HOSTS: '*.vm.internal, 10.0.0.0/8' }).healthChecks;
+    assert.deepEqual(checks && { ...checks, hosts: undefined }, {
+      intervalMs: 10_000,
+      timeoutMs: 5_000,
+      failures: 2,
+      concurrency: 256,
+      scheme: 'http',
+      hosts: undefined,
+    });
+    assert.throws(() => loadConfig({ REGISTRY_HEALTH_TIMEOUT: '1m' }), /^Error: REGISTRY_HEALTH_TIMEOUT \(60000 ms\) must not be longer than REGISTRY_HEALTH_INTERVAL/);
   });
 
   it('each setting has its own serve flag', () => {

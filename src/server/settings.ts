@@ -23,20 +23,20 @@ interface Row<Env extends string> {
 interface WithDefault<Env extends string, Value> extends Row<Env> {
   /** The text a missing setting stands for, parsed like any given value. */
   default: string;
-  parse(text: string, env: Env): Value;
+  parse(text: string, env: NoInfer<Env>): Value;
 }
 
 interface WithoutDefault<Env extends string, Value> extends Row<Env> {
   /** What a missing setting means, when no single text says it. */
   unset?: string;
   /** Given undefined when the setting is missing. */
-  parse(text: string | undefined, env: Env): Value;
+  parse(text: string | undefined, env: NoInfer<Env>): Value;
 }
 
 type Setting<Env extends string, Value> = Row<Env> & {
   default?: string;
   unset?: string;
-  parse(text: string | undefined, env: Env): Value;
+  parse(text: string | undefined, env: NoInfer<Env>): Value;
 };
 
 // A function rather than object literals so that each row's env stays a literal type
@@ -72,6 +72,13 @@ function duration(text: string, env: string): number {
 /** Free text; surrounding blanks are a slip of the shell, not part of a host or path. */
 function trimmed(text: string | undefined): string | undefined {
   return text?.trim() || undefined;
+}
+
+/** One of a few words, in any case. */
+function oneOf<const T extends string>(text: string, env: string, values: readonly T[]): T {
+  const value = text.trim().toLowerCase();
+  if (!values.includes(value as T)) throw new ConfigError(`${env} must be ${values.join(' or ')} (got "${text}")`);
+  return value as T;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -195,6 +202,45 @@ export const SETTINGS = {
     help: 'address of the self-registration',
     unset: 'hostname',
     parse: (text) => trimmed(text) ?? hostname(),
+  }),
+  healthChecks: setting({
+    env: 'REGISTRY_HEALTH_CHECKS',
+    flag: 'health-checks',
+    help: "`on`: probe each service's `healthPath`; discover then leaves out VMs with a critical service",
+    see: 'health-checks.md',
+    default: 'off',
+    parse: (text, env) => oneOf(text, env, ['on', 'off']) === 'on',
+  }),
+  healthScheme: setting({
+    env: 'REGISTRY_HEALTH_SCHEME',
+    flag: 'health-scheme',
+    help: '`http` or `https`: how checks speak to services',
+    default: 'http',
+    parse: (text, env) => oneOf(text, env, ['http', 'https']),
+  }),
+  healthIntervalMs: setting({ env: 'REGISTRY_HEALTH_INTERVAL', flag: 'health-interval', help: 'each service is checked once this often', default: '30s', parse: duration }),
+  healthTimeoutMs: setting({
+    env: 'REGISTRY_HEALTH_TIMEOUT',
+    flag: 'health-timeout',
+    help: 'a check that has not answered by then fails; at most `REGISTRY_HEALTH_INTERVAL`',
+    default: '5s',
+    parse: duration,
+  }),
+  healthFailures: setting({
+    env: 'REGISTRY_HEALTH_FAILURES',
+    flag: 'health-failures',
+    help: 'consecutive failed checks that make a service critical',
+    default: '2',
+    parse: count,
+  }),
+  healthConcurrency: setting({ env: 'REGISTRY_HEALTH_CONCURRENCY', flag: 'health-concurrency', help: 'checks in flight at once', default: '256', parse: count }),
+  healthHosts: setting({
+    env: 'REGISTRY_HEALTH_HOSTS',
+    flag: 'health-hosts',
+    help: 'comma-separated hosts, `*.suffix`, IPs and CIDRs checks may reach',
+    see: 'health-checks.md',
+    unset: 'any but loopback, link-local and this server',
+    parse: (text) => (text ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== ''),
   }),
 };
 

@@ -1,8 +1,11 @@
 import { ROLES, STATUSES, type Role, type Status, type VmUpdate } from '../domain/schemas/vm.js';
 import type { RegistryEvent } from '../domain/schemas/events.js';
+import type { HealthStatus, ServiceHealth } from '../domain/schemas/service-health.js';
+import type { HealthFilter, HealthTarget } from '../domain/service-health.js';
 import type { VmFields, VmRecord } from '../domain/vm.js';
 
-export interface ListFilter {
+/** Role, status and staleness, and the health rule of ../domain/service-health.ts (matchesHealth). */
+export interface ListFilter extends HealthFilter {
   role?: Role;
   status?: Status;
   /** true: only stale VMs; false: leave stale VMs out; undefined: both. */
@@ -119,6 +122,12 @@ export interface RegistryStore {
   onChange(listener: () => void): () => void;
   /** Current registry revision. */
   revision(): Promise<number>;
+  /**
+   * Stores a health check's verdict on one service, as an `updated` change with its revision
+   * and event, but only when it changes the service's status: answers undefined, writing
+   * nothing, when the status is the stored one or the VM no longer has that target.
+   */
+  recordHealth(id: string, target: HealthTarget, health: ServiceHealth): Promise<VmRecord | undefined>;
   /** Counts entries; throws if the store does not answer. */
   count(): Promise<number>;
   close(): Promise<void>;
@@ -133,8 +142,16 @@ export function listFilter(query: ListFilter): ListFilter {
   return { ...query, stale };
 }
 
-/** The filter discover applies: running and not stale, of one role. */
-export const discoverFilter = (role: Role): ListFilter => ({ role, status: 'running', stale: false });
+/** What discover is answered from: running and not stale, of one role, healthy enough (and offering a service). */
+export const discoverFilter = (role: Role, health: Pick<ListFilter, 'health' | 'service'> = {}): ListFilter => ({
+  role,
+  status: 'running',
+  stale: false,
+  ...health,
+});
+
+/** With health checks on, discover leaves out what is known to be broken; a VM not checked yet is found at once. */
+export const DISCOVERABLE: readonly HealthStatus[] = ['passing', 'unknown'];
 
 /** How many VMs share a role, status and staleness (stale: running and silent past the threshold). */
 export interface CensusLine {

@@ -1,9 +1,11 @@
 import type { Vm } from '../client/index.js';
 import { ago } from '../domain/duration.js';
 
-/** Services as the CLI's `--service` flag takes them: `[protocol://]name:port[/path]`, comma-separated. */
+/** Services as the CLI's `--service` flag takes them, `[protocol://]name:port[/path]`, comma-separated; each with its health in brackets while checks are on. */
 export const servicesText = (vm: Vm) =>
-  (vm.services ?? []).map((s) => `${s.protocol ? `${s.protocol}://` : ''}${s.name}:${s.port}${s.healthPath ?? ''}`).join(',');
+  (vm.services ?? [])
+    .map((s) => `${s.protocol ? `${s.protocol}://` : ''}${s.name}:${s.port}${s.healthPath ?? ''}${s.health ? `(${s.health.status})` : ''}`)
+    .join(',');
 
 /** One VM on one line, in the words an agent needs to use it. */
 export function vmLine(vm: Vm, now = Date.now()): string {

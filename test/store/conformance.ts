@@ -3,7 +3,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ManualClock } from '../../src/domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../src/domain/errors.js';
 import { staleAfterEvent } from '../../src/domain/stale-after-event.js';
-import { discoverFilter, listFilter, type RegistryStore } from '../../src/store/store.js';
+import type { HealthTarget } from '../../src/domain/service-health.js';
+import { discoverFilter, DISCOVERABLE, listFilter, type RegistryStore } from '../../src/store/store.js';
 import { aVm, STALE_AFTER_MS } from '../../src/testing/fixtures.js';
 
 export interface StoreFixture {
@@ -14,7 +15,13 @@ export interface StoreFixture {
 }
 
 /** Opens an empty store whose clock starts now and stands still unless advanced. */
-export type StoreFactory = (options: { staleAfterMs: number; clock: ManualClock; eventRetention: number }) => Promise<StoreFixture>;
+export type StoreFactory = (options: {
+  staleAfterMs: number;
+  clock: ManualClock;
+  eventRetention: number;
+  /** REGISTRY_HEALTH_CHECKS: off, as by default, except for the service health cases. */
+  healthChecks: boolean;
+}) => Promise<StoreFixture>;
 
 export const EVENT_RETENTION = 50;
 
@@ -32,7 +39,7 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
 
     beforeEach(async () => {
       clock = new ManualClock(Date.now());
-      fixture = await open({ staleAfterMs: STALE_AFTER_MS, clock, eventRetention: EVENT_RETENTION });
+      fixture = await open({ staleAfterMs: STALE_AFTER_MS, clock, eventRetention: EVENT_RETENTION, healthChecks: false });
       store = fixture.store;
     });
     afterEach(async () => fixture.cleanup());
@@ -482,6 +489,88 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
         await store.register(aVm({ owner: 'pool-a' }));
         const [event] = await store.eventsSince(start);
         assert.equal('owner' in event.vm, false);
+      });
+    });
+
+    describe('service health', () => {
+      const checked = { name: 'pi-rpc', port: 3001, healthPath: '/health' };
+      const board = { name: 'board', port: 3002, healthPath: '/ready' };
+      const target = (service = checked, address = 'vm-1.vm.vers.sh'): HealthTarget => ({ address, service });
+      const failed = { status: 'critical' as const, checkedAt: '2026-11-27T12:00:00.000Z', output: 'HTTP 500' };
+      const passed = { status: 'passing' as const, checkedAt: '2026-11-27T12:00:30.000Z', output: 'HTTP 200' };
+      const statuses = async (id = 'vm-1') => (await store.get(id))?.services?.map((s) => s.health?.status);
+
+      it('with checks off, services are stored exactly as sent, with no health', async () => {
+        const vm = await store.register(aVm({ services: [checked] }));
+        assert.deepEqual(vm.services, [checked]);
+      });
+
+      describe('with checks on', () => {
+        beforeEach(async () => {
+          await fixture.cleanup();
+          fixture = await open({ staleAfterMs: STALE_AFTER_MS, clock, eventRetention: EVENT_RETENTION, healthChecks: true });
+          store = fixture.store;
+        });
+
+        it('a service with a healthPath starts unknown; one without carries no health', async () => {
+          const vm = await store.register(aVm({ services: [checked, { name: 'ssh', port: 22 }] }));
+          assert.deepEqual(vm.services, [{ ...checked, health: { status: 'unknown' } }, { name: 'ssh', port: 22 }]);
+          assert.deepEqual(await store.get('vm-1'), vm);
+        });
+
+        it('a change of status is an updated event with a new revision; the same status again writes nothing', async () => {
+          const registered = await store.register(aVm({ services: [checked] }));
+          const changed = await store.recordHealth('vm-1', target(), failed);
+          assert.equal(changed?.revision, registered.revision + 1);
+          assert.deepEqual(changed?.services, [{ ...checked, health: failed }]);
+          assert.deepEqual(await store.get('vm-1'), changed);
+          assert.equal(await store.recordHealth('vm-1', target(), { ...failed, checkedAt: passed.checkedAt }), undefined);
+          assert.equal(await store.revision(), changed!.revision);
+          const events = await store.eventsSince(registered.revision);
+          assert.deepEqual(events.map((e) => [e.type, e.revision, e.vm.services?.[0].health?.status]), [['updated', changed!.revision, 'critical']]);
+        });
+
+        it('a verdict about a target the VM no longer has (moved, or service changed) writes nothing', async () => {
+          await store.register(aVm({ services: [checked] }));
+          const revision = await store.revision();
+          assert.equal(await store.recordHealth('vm-1', target(checked, 'elsewhere.vm.vers.sh'), failed), undefined);
+          assert.equal(await store.recordHealth('vm-1', target({ ...checked, port: 9 }), failed), undefined);
+          assert.equal(await store.recordHealth('nobody', target(), failed), undefined);
+          assert.equal(await store.revision(), revision);
+          assert.deepEqual(await statuses(), ['unknown']);
+        });
+
+        it('health carries over a PUT or PATCH at the same address, and starts unknown again when the address or the target changes', async () => {
+          await store.register(aVm({ services: [checked, board] }));
+          await store.recordHealth('vm-1', target(), failed);
+          await store.recordHealth('vm-1', target(board), passed);
+          await store.put(aVm({ name: 'renamed', services: [checked, board] }));
+          assert.deepEqual(await statuses(), ['critical', 'passing']);
+          await store.update('vm-1', { metadata: { again: true } });
+          assert.deepEqual(await statuses(), ['critical', 'passing']);
+          await store.update('vm-1', { services: [checked, { ...board, healthPath: '/other' }] });
+          assert.deepEqual(await statuses(), ['critical', 'unknown']);
+          await store.update('vm-1', { address: 'moved.vm.vers.sh' });
+          assert.deepEqual(await statuses(), ['unknown', 'unknown']);
+        });
+
+        it('filters by the worst state of a VM, or of the named service alone', async () => {
+          await store.register(aVm({ id: 'healthy', services: [checked, board] }));
+          await store.register(aVm({ id: 'half', services: [checked, board] }));
+          await store.register(aVm({ id: 'new', services: [checked] }));
+          await store.register(aVm({ id: 'unchecked', services: [{ name: 'ssh', port: 22 }] }));
+          for (const service of [checked, board]) await store.recordHealth('healthy', { address: 'healthy.vm.vers.sh', service }, passed);
+          await store.recordHealth('half', { address: 'half.vm.vers.sh', service: checked }, passed);
+          await store.recordHealth('half', { address: 'half.vm.vers.sh', service: board }, failed);
+          const sorted = async (filter: object) => (await ids(filter)).sort();
+          assert.deepEqual(await sorted({ health: ['passing'] }), ['healthy', 'unchecked']);
+          assert.deepEqual(await sorted({ health: ['critical'] }), ['half']);
+          assert.deepEqual(await sorted({ health: ['unknown'] }), ['new']);
+          assert.deepEqual(await sorted({ service: 'pi-rpc' }), ['half', 'healthy', 'new']);
+          assert.deepEqual(await sorted({ service: 'pi-rpc', health: ['passing'] }), ['half', 'healthy']);
+          assert.deepEqual(await sorted(discoverFilter('lieutenant', { health: DISCOVERABLE })), ['healthy', 'new', 'unchecked']);
+          assert.deepEqual(await sorted(discoverFilter('lieutenant', { health: DISCOVERABLE, service: 'board' })), ['healthy']);
+        });
       });
     });
 

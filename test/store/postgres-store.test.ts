@@ -13,9 +13,9 @@ before(async () => (cluster = await startPostgres()));
 after(() => cluster?.destroy());
 let databases = 0;
 
-registryStoreConformance('PostgreSQL', async ({ staleAfterMs, clock, eventRetention }) => {
+registryStoreConformance('PostgreSQL', async ({ staleAfterMs, clock, eventRetention, healthChecks }) => {
   const url = await cluster.createDatabase(`conformance_${databases++}`);
-  const store = await openPostgresStore({ url, clock, staleAfterMs, eventRetention });
+  const store = await openPostgresStore({ url, clock, staleAfterMs, eventRetention, healthChecks });
   return { store, advance: async (ms) => clock.advance(ms), cleanup: () => store.close() };
 });
 

@@ -17,8 +17,8 @@ const dir = tempDir();
 after(() => dir.remove());
 let files = 0;
 
-registryStoreConformance('SQLite', async ({ staleAfterMs, clock, eventRetention }) => {
-  const store = openSqliteStore({ file: join(dir.path, `conformance-${files++}.db`), clock, staleAfterMs, eventRetention });
+registryStoreConformance('SQLite', async ({ staleAfterMs, clock, eventRetention, healthChecks }) => {
+  const store = openSqliteStore({ file: join(dir.path, `conformance-${files++}.db`), clock, staleAfterMs, eventRetention, healthChecks });
   return { store, advance: async (ms) => clock.advance(ms), cleanup: () => store.close() };
 });
 

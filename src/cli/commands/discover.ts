@@ -1,6 +1,9 @@
-import { argument, choice, EXIT, stringOption, WIDE_OPTION, type Command } from '../command.js';
+import { argument, choice, choiceOption, EXIT, stringOption, WIDE_OPTION, type Command } from '../command.js';
 import { fieldText, jsonText, vmDetail, vmTable } from '../output.js';
 import { ROLES } from '../../domain/schemas/vm.js';
+import { HEALTH_STATUSES } from '../../domain/schemas/service-health.js';
+
+const DISCOVER_HEALTH = ['any', ...HEALTH_STATUSES] as const;
 
 export const discover: Command = {
   name: 'discover',
@@ -15,12 +18,18 @@ export const discover: Command = {
   options: {
     first: { type: 'boolean', help: 'only the newest VM; exit 1 if there is none' },
     field: { type: 'string', value: 'FIELD', help: 'print only this field, of the VMs that have it' },
+    health: { type: 'string', value: 'STATE', help: 'any: keep VMs with a critical service (left out while health checks are on)' },
+    service: { type: 'string', value: 'NAME', help: 'only VMs offering this service' },
     ...WIDE_OPTION,
   },
   connects: true,
   async run(context) {
     const role = choice(argument(context), ROLES, 'ROLE');
-    const { vms, ...listing } = await context.client().discover(role, { signal: context.signal });
+    const { vms, ...listing } = await context.client().discover(role, {
+      signal: context.signal,
+      health: choiceOption(context, 'health', DISCOVER_HEALTH),
+      service: stringOption(context, 'service'),
+    });
     if (context.values.first && vms.length === 0) {
       context.note(`vm-registry discover: no running, non-stale VM has role ${role}`);
       return EXIT.failure;

@@ -1,5 +1,6 @@
-import { choiceOption, UsageError, WIDE_OPTION, type Command } from '../command.js';
+import { choiceOption, stringOption, UsageError, WIDE_OPTION, type Command } from '../command.js';
 import { ROLES, STATUSES } from '../../domain/schemas/vm.js';
+import { HEALTH_STATUSES } from '../../domain/schemas/service-health.js';
 import { jsonText, vmTable } from '../output.js';
 import type { ListOptions } from '../../client/index.js';
 
@@ -15,6 +16,8 @@ export const ls: Command = {
     status: { type: 'string', value: 'STATUS', help: 'only this status (running leaves stale VMs out, as in the API)' },
     stale: { type: 'boolean', help: 'only stale VMs' },
     fresh: { type: 'boolean', help: 'leave stale VMs out' },
+    health: { type: 'string', value: 'STATE', help: 'only VMs in this health state: passing, critical or unknown' },
+    service: { type: 'string', value: 'NAME', help: 'only VMs offering this service (with --health, its state decides)' },
     ...WIDE_OPTION,
   },
   connects: true,
@@ -27,6 +30,8 @@ export const ls: Command = {
       ...(status !== undefined && { status }),
       ...(context.values.stale === true && { stale: true }),
       ...(context.values.fresh === true && { stale: false }),
+      health: choiceOption(context, 'health', HEALTH_STATUSES),
+      service: stringOption(context, 'service'),
       signal: context.signal,
     };
     const listing = await context.client().list(filter);

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { RoleSchema, StatusSchema, VmIdSchema } from './vm.js';
+import { HEALTH_STATUSES } from './service-health.js';
+import { LIMITS, RoleSchema, StatusSchema, VmIdSchema } from './vm.js';
 
 /**
  * A registry revision as text: digits only, and at most 15 of them, so that it stays an
@@ -26,8 +27,35 @@ export const ListQuerySchema = Type.Object({
       description: 'true: only stale VMs; false: none. Default: status=running implies false.',
     }),
   ),
+  health: Type.Optional(
+    Type.Unsafe<(typeof HEALTH_STATUSES)[number]>({
+      type: 'string',
+      enum: [...HEALTH_STATUSES],
+      description: 'Only VMs in this health state: the worst of their services (or of ?service=).',
+    }),
+  ),
+  service: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: LIMITS.serviceNameLength,
+      description: 'Only VMs offering this service; with health, its state alone decides.',
+    }),
+  ),
 });
 export type ListQuery = Static<typeof ListQuerySchema>;
+
+/** The filters of GET /registry/discover/:role. */
+export const DiscoverFilterSchema = Type.Object({
+  health: Type.Optional(
+    Type.Unsafe<'any' | (typeof HEALTH_STATUSES)[number]>({
+      type: 'string',
+      enum: ['any', ...HEALTH_STATUSES],
+      description: 'With health checks on, VMs with a critical service are left out; any: keep them.',
+    }),
+  ),
+  service: ListQuerySchema.properties.service,
+});
+export type DiscoverQuery = Static<typeof DiscoverFilterSchema>;
 
 /** `?index=N&wait=30s`: the Consul-style blocking query parameters of list and discover. */
 const blockingQuery = {
@@ -37,5 +65,5 @@ const blockingQuery = {
 
 /** GET /registry/vms: the filters, and a blocking query. */
 export const ListWithIndexSchema = Type.Object({ ...ListQuerySchema.properties, ...blockingQuery }, { additionalProperties: false });
-/** GET /registry/discover/:role: a blocking query only. */
-export const DiscoverQuerySchema = Type.Object(blockingQuery, { additionalProperties: false });
+/** GET /registry/discover/:role: the filters, and a blocking query. */
+export const DiscoverQuerySchema = Type.Object({ ...DiscoverFilterSchema.properties, ...blockingQuery }, { additionalProperties: false });

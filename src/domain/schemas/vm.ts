@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { ServiceHealthSchema } from './service-health.js';
 
 /** Every size limit in one place: the schemas, the README and the error messages read them from here. */
 export const LIMITS = {
@@ -96,6 +97,9 @@ export type Service = Static<typeof ServiceSchema>;
 
 export const ServicesSchema = Type.Array(ServiceSchema, { maxItems: LIMITS.services });
 
+/** A service in an answer: as declared, plus the health checker's verdict (never sent by clients). */
+export const VmServiceSchema = Type.Object({ ...ServiceSchema.properties, health: Type.Optional(ServiceHealthSchema) });
+
 export const MetadataSchema = Type.Object(
   {},
   { additionalProperties: true, description: 'Free-form JSON object.' },
@@ -152,7 +156,7 @@ export const VmSchema = Type.Object({
   role: RoleSchema,
   status: StatusSchema,
   address: Type.String(),
-  services: Type.Optional(Type.Array(ServiceSchema)),
+  services: Type.Optional(Type.Array(VmServiceSchema)),
   metadata: Type.Optional(MetadataSchema),
   registeredBy: Type.String(),
   registeredAt: Type.String({ format: 'date-time' }),

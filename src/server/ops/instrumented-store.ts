@@ -34,6 +34,7 @@ export function instrumentStore(store: RegistryStore, metrics: RegistryMetrics):
     update: timed('update', store.update),
     deregister: timed('deregister', store.deregister),
     import: timed('import', store.import),
+    recordHealth: timed('recordHealth', store.recordHealth),
     // Every argument passed on: a wrapper that names them would silently drop one added later.
     heartbeat: async (...args) => {
       const beat = await heartbeat(...args);

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { HealthCheckObserver } from './health-checker.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import type { CensusLine } from '../../store/store.js';
 
@@ -28,6 +29,7 @@ export type StoreOperation =
   | 'get'
   | 'list'
   | 'update'
+  | 'recordHealth'
   | 'deregister'
   | 'import'
   | 'heartbeat'
@@ -137,6 +139,53 @@ export class RegistryMetrics {
   storeTimer(operation: StoreOperation): { start(): () => void } {
     const series = this.storeDuration.labels({ operation });
     return { start: () => series.startTimer() };
+  }
+
+  /** The health checker's series, created only when checks are on. */
+  healthChecks(): HealthCheckObserver {
+    const registers = [this.registry];
+    const checks = new Counter({
+      name: `${PREFIX}health_checks_total`,
+      help: 'Health checks run by this server, by result (pass or fail).',
+      labelNames: ['result'] as const,
+      registers,
+    });
+    const failures = new Counter({
+      name: `${PREFIX}health_check_failures_total`,
+      help: 'Failed health checks by reason: status (not 2xx), timeout, connection, refused (REGISTRY_HEALTH_HOSTS).',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    const latency = new Histogram({
+      name: `${PREFIX}health_check_duration_seconds`,
+      help: 'Time from the start of a health check to its verdict.',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    const overdue = new Counter({
+      name: `${PREFIX}health_checks_overdue_total`,
+      help: 'Health checks started later than their interval by more than REGISTRY_HEALTH_TIMEOUT, or not started in it at all.',
+      registers,
+    });
+    const services = new Gauge({
+      name: `${PREFIX}health_services`,
+      help: 'Checked services by health status, as this server saw them at the start of its last round.',
+      labelNames: ['status'] as const,
+      registers,
+    });
+    for (const result of ['pass', 'fail']) checks.labels({ result });
+    for (const reason of ['status', 'timeout', 'connection', 'refused']) failures.labels({ reason });
+    return {
+      checked(seconds, failure) {
+        latency.observe(seconds);
+        checks.inc({ result: failure === undefined ? 'pass' : 'fail' });
+        if (failure !== undefined) failures.inc({ reason: failure });
+      },
+      overdue: () => overdue.inc(),
+      statuses(counts) {
+        for (const [status, count] of Object.entries(counts)) services.set({ status }, count);
+      },
+    };
   }
 
   countHeartbeat(): void {

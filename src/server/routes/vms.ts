@@ -14,7 +14,7 @@ import {
 } from '../../domain/schemas/vm.js';
 import { NotFoundError } from '../../domain/errors.js';
 import { normaliseRegistration, normaliseUpdate } from '../../domain/vm.js';
-import { discoverFilter, listFilter, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
+import { discoverFilter, DISCOVERABLE, listFilter, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
 import { ownerRestriction } from '../http/auth.js';
 import { CallerQuota } from '../http/caller-quota.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
@@ -27,6 +27,8 @@ export interface VmRoutesOptions {
   feed: ChangeFeed;
   /** Blocking queries (?index=) each caller may have waiting at once. */
   maxWaiting: number;
+  /** REGISTRY_HEALTH_CHECKS=on: discover leaves out VMs with a critical service unless ?health=any. */
+  healthChecks?: boolean;
 }
 
 const blockingQueryLimit = { ...ErrorSchema, description: 'The caller already has REGISTRY_MAX_WATCHERS blocking queries waiting.' };
@@ -40,7 +42,7 @@ const sendPrepared = (reply: FastifyReply, body: Buffer) => reply.type('applicat
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) });
 
 /** agent-services' /registry endpoints, plus PUT. Mounted under /registry. */
-export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed, maxWaiting }) => {
+export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed, maxWaiting, healthChecks }) => {
   const revision = () => store.revision();
   const blocking = { feed, waiting: new CallerQuota(maxWaiting) };
   const listing = ({ vms, revision }: Listing) => ({ vms, count: vms.length, revision });
@@ -99,9 +101,12 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
       },
     },
     async (request, reply) => {
-      const { role, status, stale } = request.query;
+      const { role, status, stale, health, service } = request.query;
       await waitForIndex(blocking, request.query, reply, revision);
-      return sendListing(reply, listFilter({ role, status, stale: stale === undefined ? undefined : stale === 'true' }));
+      return sendListing(
+        reply,
+        listFilter({ role, status, stale: stale === undefined ? undefined : stale === 'true', health: health && [health], service }),
+      );
     },
   );
 
@@ -174,8 +179,10 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
       },
     },
     async (request, reply) => {
+      const { health, service } = request.query;
       await waitForIndex(blocking, request.query, reply, revision);
-      return sendListing(reply, discoverFilter(request.params.role));
+      const healthy = health === 'any' ? undefined : health !== undefined ? [health] : healthChecks ? DISCOVERABLE : undefined;
+      return sendListing(reply, discoverFilter(request.params.role, { health: healthy, service }));
     },
   );
 };

@@ -2,6 +2,8 @@ import pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas/vm.js';
+import { applyHealth, matchesHealth, withHealth, type CheckedService, type HealthTarget } from '../../domain/service-health.js';
+import type { ServiceHealth } from '../../domain/schemas/service-health.js';
 import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import type {
   Heartbeat,
@@ -22,12 +24,11 @@ import {
   DEFAULT_EVENT_RETENTION,
   DEFAULT_PAGE,
   recordOf,
-  type WriteTarget,
 } from '../rules.js';
 import { ChangeListener } from './change-listener.js';
 import { redactDatabaseUrl } from './database-url.js';
 import { migrate } from './migrate.js';
-import { SQL, SWEEP_LOCK, type LoggedRow, type StoredVm, type VmRow } from './statements.js';
+import { SQL, SWEEP_LOCK, type LockedRow, type LoggedRow, type StoredVm, type VmRow } from './statements.js';
 import type { StoreLog } from './store-log.js';
 import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
 import { isUnavailable, unavailableOr } from './unavailable.js';
@@ -41,6 +42,8 @@ export interface PostgresStoreOptions {
   /** Connections in this replica's pool (one more is kept for LISTEN). */
   poolMax?: number;
   log?: StoreLog;
+  /** REGISTRY_HEALTH_CHECKS=on: services with a healthPath carry their health (see withHealth). */
+  healthChecks?: boolean;
   /**
    * Tests only: take the time from this clock instead of the database's, so that a test can
    * move it. Left unset, every statement uses the database clock and replicas agree.
@@ -68,6 +71,7 @@ export class PostgresStore implements RegistryStore {
   readonly staleAfterMs: number;
   private readonly eventRetention: number;
   private readonly clock: Clock | undefined;
+  private readonly healthChecks: boolean;
   private readonly changeListeners = new ChangeListeners();
   private listener: ChangeListener | undefined;
   private closed = false;
@@ -79,6 +83,7 @@ export class PostgresStore implements RegistryStore {
     this.staleAfterMs = options.staleAfterMs;
     this.eventRetention = options.eventRetention ?? DEFAULT_EVENT_RETENTION;
     this.clock = options.clock;
+    this.healthChecks = options.healthChecks ?? false;
   }
 
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
@@ -134,7 +139,8 @@ export class PostgresStore implements RegistryStore {
           }
           checkWrite(vm.id, current, options);
           // A replacement keeps the owner: an admin's PUT must not take a VM from its token.
-          const { rows } = await client.query<LoggedRow>(SQL.replace, this.vmParameters(vm));
+          const previous = current.address === vm.address ? (current.services ?? undefined) : undefined;
+          const { rows } = await client.query<LoggedRow>(SQL.replace, this.vmParameters(vm, previous));
           return { vm: this.recordOf(rows[0]), created: false };
         });
       } catch (error) {
@@ -159,21 +165,24 @@ export class PostgresStore implements RegistryStore {
     ]);
     return {
       // An empty registry answers one row, with the revision and no VM.
-      vms: rows.filter((row) => row.vm !== null).map(toRecord),
+      vms: rows.filter((row) => row.vm !== null && matchesHealth(row.vm.services, filter)).map(toRecord),
       revision: rows[0].registry_revision,
     };
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
     return this.transaction(async (client) => {
-      await this.lockExisting(client, id, options);
+      const current = await this.lockExisting(client, id, options);
+      const moved = changes.address !== undefined && changes.address !== current.address;
+      const previous = current.services ?? undefined;
+      const services = changes.services ?? (moved ? previous : undefined);
       const { rows } = await client.query<LoggedRow>(SQL.update, [
         ...this.writeParameters(),
         id,
         changes.name ?? null,
         changes.status ?? null,
         changes.address ?? null,
-        json(changes.services),
+        json(withHealth(services, moved ? undefined : previous, this.healthChecks)),
         json(changes.metadata),
       ]);
       return this.recordOf(rows[0]);
@@ -199,6 +208,16 @@ export class PostgresStore implements RegistryStore {
       }
       const { rows } = await client.query<{ value: number }>(SQL.revision);
       return { created, replaced: vms.length - created, revision: rows[0].value };
+    });
+  }
+
+  async recordHealth(id: string, target: HealthTarget, health: ServiceHealth): Promise<VmRecord | undefined> {
+    return this.transaction(async (client) => {
+      const current = await this.lock(client, id);
+      const services = current && applyHealth(current.address, current.services ?? undefined, target, health);
+      if (!services) return undefined;
+      const { rows } = await client.query<LoggedRow>(SQL.setServices, [...this.writeParameters(), id, json(services)]);
+      return this.recordOf(rows[0]);
     });
   }
 
@@ -285,8 +304,10 @@ export class PostgresStore implements RegistryStore {
     return [this.fixedNow(), this.eventRetention];
   }
 
-  private vmParameters(vm: VmFields): unknown[] {
-    const { id, name, role, status, address, registeredBy, services, metadata } = vm;
+  /** `previous`: the services of the entry replaced at the same address, whose health carries over. */
+  private vmParameters(vm: VmFields, previous?: CheckedService[]): unknown[] {
+    const { id, name, role, status, address, registeredBy, metadata } = vm;
+    const services = withHealth(vm.services, previous, this.healthChecks);
     return [...this.writeParameters(), id, name, role, status, address, registeredBy, json(services), json(metadata)];
   }
 
@@ -308,15 +329,16 @@ export class PostgresStore implements RegistryStore {
   }
 
   /** Locks the VM's row for the rest of the transaction; answers what preconditions need, if it exists. */
-  private async lock(client: pg.PoolClient, id: string): Promise<WriteTarget | undefined> {
-    const { rows } = await client.query<WriteTarget>(SQL.lock, [id]);
+  private async lock(client: pg.PoolClient, id: string): Promise<LockedRow | undefined> {
+    const { rows } = await client.query<LockedRow>(SQL.lock, [id]);
     return rows[0];
   }
 
-  private async lockExisting(client: pg.PoolClient, id: string, options: WriteOptions): Promise<void> {
+  private async lockExisting(client: pg.PoolClient, id: string, options: WriteOptions): Promise<LockedRow> {
     const current = await this.lock(client, id);
     if (!current) throw new NotFoundError(id);
     checkWrite(id, current, options);
+    return current;
   }
 
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = [], name?: string): Promise<pg.QueryResult<R>> {

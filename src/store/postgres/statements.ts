@@ -1,4 +1,6 @@
 import type { Vm } from '../../domain/schemas/vm.js';
+import type { CheckedService } from '../../domain/service-health.js';
+import type { WriteTarget } from '../rules.js';
 
 /**
  * The statements the PostgreSQL store runs, and the shapes of their answers. The functions they
@@ -18,6 +20,12 @@ export type StoredVm = Omit<Vm, 'stale'>;
 export interface LoggedRow {
   event: { revision: number; vm: StoredVm; owner: string | null };
   at: Date;
+}
+
+/** A locked row: what write preconditions check, and what a service's health carries over from. */
+export interface LockedRow extends WriteTarget {
+  address: string;
+  services: CheckedService[] | null;
 }
 
 /** A VM row as reads answer it, judged stale or not by the database clock. */
@@ -43,7 +51,7 @@ const UPDATED_LAST_SEEN = `CASE WHEN $5::text = 'running' THEN ${NOW} ELSE last_
 export const SQL = {
   // Every change locks its row before it takes a revision: an UPDATE that ran into a concurrent
   // change of its row would evaluate its SET list again, and take a second revision.
-  lock: 'SELECT revision, owner FROM vms WHERE id = $1 FOR UPDATE',
+  lock: 'SELECT revision, owner, address, services FROM vms WHERE id = $1 FOR UPDATE',
   insert: `
     INSERT INTO vms AS v (id, name, role, status, address, registered_by, services, metadata, owner, registered_at, last_seen, revision)
     SELECT $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, coalesce($12, t.now), coalesce($13, t.now), registry_next_revision()
@@ -67,6 +75,9 @@ export const SQL = {
       stale_announced = stale_announced AND coalesce($5::text, status) = 'running' AND ${UPDATED_LAST_SEEN} = last_seen,
       revision = registry_next_revision()
     WHERE id = $3
+    RETURNING ${LOGGED("'updated'", 'v.revision')}`,
+  setServices: `
+    UPDATE vms AS v SET services = $4::json, revision = registry_next_revision() WHERE id = $3
     RETURNING ${LOGGED("'updated'", 'v.revision')}`,
   remove: `
     DELETE FROM vms AS v WHERE id = $3

@@ -7,7 +7,8 @@ interface CachedListing {
   until: number;
 }
 
-const keyOf = (filter: ListFilter) => `${filter.role ?? ''}|${filter.status ?? ''}|${filter.stale ?? ''}`;
+const keyOf = (filter: ListFilter) =>
+  `${filter.role ?? ''}|${filter.status ?? ''}|${filter.stale ?? ''}|${filter.health?.join() ?? ''}|${filter.service ?? ''}`;
 
 /**
  * Listing bodies by filter, answered again until the store says something changed (a commit or

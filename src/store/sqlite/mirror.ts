@@ -1,3 +1,4 @@
+import { matchesHealth, type CheckedService } from '../../domain/service-health.js';
 import { ROLES, STATUSES, type Role, type Status } from '../../domain/schemas/vm.js';
 import { vmJsonSize, vmJsonString, writeVmJson, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
 import { censusLines, type CensusLine, type ListFilter } from '../store.js';
@@ -21,6 +22,13 @@ export interface MirrorEntry extends VmJsonString {
    * so that a restart over 100k VMs answers its first discover without serializing all.
    */
   prepare: (() => VmJsonText) | undefined;
+  /** The services, read from the JSON when a health or service filter first asks (null: none). */
+  services: CheckedService[] | null | undefined;
+}
+
+function servicesOf(entry: MirrorEntry): CheckedService[] | null {
+  if (entry.services === undefined) entry.services = (JSON.parse(entryJson(entry, 0)) as { services?: CheckedService[] }).services ?? null;
+  return entry.services;
 }
 
 /** The entry, with its JSON built if it was loaded at start and not read since. */
@@ -159,6 +167,7 @@ export class Mirror {
   select(filter: ListFilter, staleCutoff: number): { entries: MirrorEntry[]; oldestFresh: number } {
     const items = filter.role === undefined ? this.all.items : (this.byRole.get(filter.role)?.items ?? []);
     const { status, stale } = filter;
+    const byHealth = filter.health !== undefined || filter.service !== undefined;
     const entries: MirrorEntry[] = [];
     let oldestFresh = Infinity;
     for (let i = items.length - 1; i >= 0; i--) {
@@ -169,6 +178,7 @@ export class Mirror {
         if (!isStale && entry.lastSeen < oldestFresh) oldestFresh = entry.lastSeen;
         if (stale !== undefined && isStale !== stale) continue;
       } else if (stale === true) continue;
+      if (byHealth && !matchesHealth(servicesOf(entry) ?? undefined, filter)) continue;
       entries.push(entry);
     }
     return { entries, oldestFresh };

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { VmFields, VmRecord } from '../../domain/vm.js';
+import type { CheckedService } from '../../domain/service-health.js';
 import { isoTimestamp, servicesJson, vmJsonParts, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
 import type { EventType } from '../../domain/schemas/events.js';
 import type { Mirror, MirrorEntry } from './mirror.js';
@@ -99,6 +100,7 @@ export function entryOf(row: MirroredColumns, { json, lastSeenAt, size }: VmJson
     lastSeenAt,
     size,
     prepare,
+    services: undefined,
     id: row.id,
     role: row.role,
     status: row.status,
@@ -109,6 +111,9 @@ export function entryOf(row: MirroredColumns, { json, lastSeenAt, size }: VmJson
     staleAnnounced: row.stale_announced === 1,
   };
 }
+
+/** The services column as the store wrote it, health included. */
+export const parseServices = (text: string | null): CheckedService[] | undefined => (text === null ? undefined : JSON.parse(text));
 
 /** A new row's columns from the API's fields; the caller sets its times. */
 export function rowOf(vm: VmFields, revision: number): Omit<VmRow, 'registered_at' | 'last_seen'> {

@@ -2,6 +2,8 @@ import type Database from 'better-sqlite3';
 import type { Clock } from '../../domain/clock.js';
 import { ConflictError, NotFoundError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas/vm.js';
+import type { ServiceHealth } from '../../domain/schemas/service-health.js';
+import { applyHealth, withHealth, type CheckedService, type HealthTarget } from '../../domain/service-health.js';
 import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import { staysStaleAfterUpdate } from '../../domain/stale-after-event.js';
 import { isoTimestamp, servicesJson, vmJson, vmJsonString, type VmJsonText } from '../../domain/vm-json.js';
@@ -36,7 +38,7 @@ import { ListingCache } from './listing-cache.js';
 import { entryBytes, entryJson, listingBody, Mirror, type MirrorEntry } from './mirror.js';
 import { openDatabase, startCheckpointing } from './open.js';
 import { RecentEvents } from './recent-events.js';
-import { entryOf, jsonOf, loadMirror, rowOf, rowStatements, type RowStatements, type VmRow } from './rows.js';
+import { entryOf, jsonOf, loadMirror, parseServices, rowOf, rowStatements, type RowStatements, type VmRow } from './rows.js';
 import type { WalCheckpointer } from './wal-checkpointer.js';
 
 export interface SqliteStoreOptions {
@@ -48,6 +50,8 @@ export interface SqliteStoreOptions {
   eventRetention?: number;
   /** Heartbeats are written to the file in one transaction per window of this many ms (default 1000). */
   heartbeatWindowMs?: number;
+  /** REGISTRY_HEALTH_CHECKS=on: services with a healthPath carry their health (see withHealth). */
+  healthChecks?: boolean;
 }
 
 /** Opening failed: the message says which file and why, for the operator. */
@@ -85,6 +89,7 @@ export class SqliteStore implements RegistryStore {
   readonly kind = 'sqlite';
   readonly staleAfterMs: number;
   private readonly clock: Clock;
+  private readonly healthChecks: boolean;
   private readonly changeListeners = new ChangeListeners();
   private readonly sql: RowStatements;
   private readonly mirror = new Mirror();
@@ -104,6 +109,7 @@ export class SqliteStore implements RegistryStore {
     this.file = options.file;
     this.clock = options.clock;
     this.staleAfterMs = options.staleAfterMs;
+    this.healthChecks = options.healthChecks ?? false;
     const eventRetention = options.eventRetention ?? DEFAULT_EVENT_RETENTION;
     this.recentEvents = new RecentEvents(Math.min(RECENT_EVENTS, eventRetention));
     this.commits = new GroupCommit(db, eventRetention, () => {
@@ -149,7 +155,7 @@ export class SqliteStore implements RegistryStore {
       const now = this.clock.now();
       const revision = this.commits.nextRevision();
       const row: VmRow = {
-        ...rowOf(vm, revision),
+        ...this.rowOf(vm, revision, current.address === vm.address ? parseServices(current.services) : undefined),
         registered_at: current.registered_at,
         last_seen: now,
         owner: current.owner,
@@ -196,12 +202,15 @@ export class SqliteStore implements RegistryStore {
       const current = this.existing(id, options);
       const now = this.clock.now();
       const revision = this.commits.nextRevision();
+      const moved = changes.address !== undefined && changes.address !== current.address;
+      const previous = parseServices(current.services);
+      const services = withHealth(changes.services ?? (moved ? previous : undefined), moved ? undefined : previous, this.healthChecks);
       const row: VmRow = {
         ...current,
         ...(changes.name !== undefined && { name: changes.name }),
         ...(changes.status !== undefined && { status: changes.status }),
         ...(changes.address !== undefined && { address: changes.address }),
-        ...(changes.services !== undefined && { services: servicesJson(changes.services) }),
+        ...(services !== undefined && { services: servicesJson(services) }),
         ...(changes.metadata !== undefined && { metadata: JSON.stringify(changes.metadata) }),
         // Only a move to running says the VM is alive; pausing or renaming a dead VM must not revive it.
         last_seen: changes.status === 'running' ? now : current.last_seen,
@@ -232,12 +241,23 @@ export class SqliteStore implements RegistryStore {
       for (const vm of vms) {
         // Delete and insert rather than update: the replace statement keeps registered_at, an import must not.
         const replaced = this.sql.remove.run(vm.id).changes > 0;
-        const row: VmRow = { ...rowOf(vm, this.commits.nextRevision()), registered_at: vm.registeredAt, last_seen: vm.lastSeen };
+        const row: VmRow = { ...this.rowOf(vm, this.commits.nextRevision()), registered_at: vm.registeredAt, last_seen: vm.lastSeen };
         this.sql.insert.run(row);
         this.logChange(row, replaced ? 'updated' : 'registered', now);
         if (!replaced) created++;
       }
       return { created, replaced: vms.length - created, revision: this.commits.revisionSoFar };
+    });
+  }
+
+  async recordHealth(id: string, target: HealthTarget, health: ServiceHealth): Promise<VmRecord | undefined> {
+    return this.commits.batched(() => {
+      const current = this.current(id);
+      const services = current && applyHealth(current.address, parseServices(current.services), target, health);
+      if (!current || !services) return undefined;
+      const row: VmRow = { ...current, services: servicesJson(services), revision: this.commits.nextRevision() };
+      this.sql.replace.run(row);
+      return this.logChange(row, 'updated', this.clock.now());
     });
   }
 
@@ -350,6 +370,11 @@ export class SqliteStore implements RegistryStore {
     return jsonOf({ ...row, services });
   }
 
+  /** A new row's columns; `previous`: the services of the entry replaced at the same address, whose health carries over. */
+  private rowOf(vm: VmFields, revision: number, previous?: CheckedService[]): Omit<VmRow, 'registered_at' | 'last_seen'> {
+    return rowOf({ ...vm, services: withHealth(vm.services, previous, this.healthChecks) }, revision);
+  }
+
   /** The VM's row, with the lastSeen of heartbeats not yet written to the file. */
   private current(id: string): VmRow | undefined {
     const row = this.sql.get.get(id);
@@ -359,7 +384,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   private insert(vm: VmFields, now: number): VmRecord {
-    const row: VmRow = { ...rowOf(vm, this.commits.nextRevision()), registered_at: now, last_seen: now };
+    const row: VmRow = { ...this.rowOf(vm, this.commits.nextRevision()), registered_at: now, last_seen: now };
     this.sql.insert.run(row);
     return this.logChange(row, 'registered', now);
   }

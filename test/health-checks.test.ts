@@ -1,0 +1,255 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runCli, startServer, tempDir, type ServerProcess } from './support/server-process.js';
+import { Watcher } from './support/watch.js';
+
+const dir = tempDir();
+after(() => dir.remove());
+let databases = 0;
+const freshDb = () => join(dir.path, `registry-${databases++}.db`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Mode = 'ok' | 'fail' | 'hang' | 'drip' | 'redirect';
+
+/** A service whose health a test toggles, counting the connections it was sent. */
+class Target {
+  mode: Mode = 'ok';
+  connections = 0;
+  requests: Array<Record<string, string | string[] | undefined>> = [];
+  private readonly server: Server;
+
+  private constructor() {
+    this.server = createServer((request, response) => {
+      this.requests.push(request.headers);
+      if (this.mode === 'ok') response.end('ok');
+      else if (this.mode === 'fail') response.writeHead(500).end('broken');
+      else if (this.mode === 'redirect') response.writeHead(302, { location: '/elsewhere' }).end();
+      else if (this.mode === 'drip') {
+        response.writeHead(200);
+        const drip = setInterval(() => response.write('.'), 20);
+        response.on('close', () => clearInterval(drip));
+      }
+      // hang: never answers
+    });
+    this.server.on('connection', () => this.connections++);
+  }
+
+  static async start(): Promise<Target> {
+    const target = new Target();
+    await new Promise<void>((resolve) => target.server.listen(0, '127.0.0.1', resolve));
+    return target;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+const checked = (id: string, address: string, port: number) => ({
+  id,
+  name: id,
+  role: 'lieutenant',
+  address,
+  registeredBy: 'health-test',
+  services: [{ name: 'pi-rpc', port, healthPath: '/health' }],
+});
+const post = (body: unknown): RequestInit => ({ method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+const FAST = { REGISTRY_HEALTH_CHECKS: 'on', REGISTRY_HEALTH_INTERVAL: '300ms', REGISTRY_HEALTH_TIMEOUT: '200ms', REGISTRY_HEALTH_FAILURES: '2' };
+
+type Health = { status: string; checkedAt?: string; output?: string };
+type Answer = { vms: Array<{ id: string; services?: Array<{ health?: Health }> }> };
+
+const auth = { authorization: 'Bearer secret-token' };
+const authed = (init: RequestInit = {}): RequestInit => ({ ...init, headers: { ...(init.headers as object), ...auth } });
+
+describe('active health checks on a real server', () => {
+  let target: Target;
+  let server: ServerProcess;
+  const api = async (path: string, init?: RequestInit) => fetch(`${server.url}${path}`, init);
+  const healthOf = async (id: string): Promise<Health | undefined> =>
+    ((await (await api(`/registry/vms/${id}`, authed())).json()) as Answer['vms'][number]).services?.[0].health;
+  const until = async (id: string, status: string) => {
+    for (let i = 0; i < 100; i++) {
+      if ((await healthOf(id))?.status === status) return;
+      await sleep(50);
+    }
+    assert.fail(`${id} never became ${status}; it is ${JSON.stringify(await healthOf(id))}`);
+  };
+
+  before(async () => {
+    target = await Target.start();
+    server = await startServer({ env: { REGISTRY_DB: freshDb(), ...FAST, REGISTRY_HEALTH_HOSTS: '127.0.0.1', VERS_AUTH_TOKEN: 'secret-token' } });
+  });
+  after(async () => {
+    await server.stop();
+    await target.close();
+  });
+
+  it('passing, then critical after 2 failures, still critical while it hangs, passing again; one event per change, discover follows', async () => {
+    const watcher = await Watcher.open(`${server.url}/registry/events?id=hc-1`, auth);
+    const created = await api('/registry/vms', authed(post(checked('hc-1', '127.0.0.1', target.port))));
+    assert.equal(created.status, 201);
+    assert.deepEqual(((await created.json()) as Answer['vms'][number]).services?.[0].health, { status: 'unknown' });
+    const get = (path: string) => api(path, authed()).then(async (r) => ((await r.json()) as Answer).vms.map((vm) => vm.id));
+
+    await until('hc-1', 'passing');
+    await sleep(1000); // three more passing rounds: none of them may write
+    target.mode = 'fail';
+    await until('hc-1', 'critical');
+    assert.equal((await healthOf('hc-1'))?.output, 'HTTP 500');
+    assert.deepEqual(await get('/registry/discover/lieutenant'), []);
+    assert.deepEqual(await get('/registry/discover/lieutenant?health=any'), ['hc-1']);
+    assert.deepEqual(await get('/registry/vms?health=critical'), ['hc-1']);
+    assert.deepEqual(await get('/registry/vms?health=passing'), []);
+    target.mode = 'hang';
+    await sleep(1000);
+    assert.equal((await healthOf('hc-1'))?.status, 'critical');
+    target.mode = 'ok';
+    await until('hc-1', 'passing');
+    assert.deepEqual(await get('/registry/discover/lieutenant'), ['hc-1']);
+    assert.deepEqual(await get('/registry/discover/lieutenant?service=pi-rpc'), ['hc-1']);
+    assert.deepEqual(await get('/registry/discover/lieutenant?service=board'), []);
+
+    const events = await watcher.until((e) => e.length >= 4);
+    await sleep(700);
+    await watcher.close();
+    const services = (e: (typeof events)[number]) => e.data.vm.services as Array<{ health: Health }>;
+    assert.deepEqual(
+      events.map((e) => `${e.event}:${services(e)[0].health.status}`),
+      ['registered:unknown', 'updated:passing', 'updated:critical', 'updated:passing'],
+    );
+    for (const event of events.slice(1)) assert.ok(!Number.isNaN(Date.parse(services(event)[0].health.checkedAt!)));
+  });
+
+  it('sends no registry credentials and follows no redirect (a 3xx is a failure)', async () => {
+    const other = await Target.start();
+    try {
+      other.mode = 'redirect';
+      await api('/registry/vms', authed(post(checked('hc-redirect', '127.0.0.1', other.port))));
+      await until('hc-redirect', 'critical');
+      assert.equal((await healthOf('hc-redirect'))?.output, 'HTTP 302');
+      assert.ok(other.requests.length >= 2);
+      for (const headers of other.requests) {
+        assert.equal(headers.authorization, undefined);
+        assert.equal(headers.cookie, undefined);
+      }
+      assert.ok(other.requests.every((h) => h['user-agent'] === 'vm-registry-health-check'));
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a target that hangs or drips bytes costs one timeout each, and the others are still checked', async () => {
+    const hanging = await Target.start();
+    const dripping = await Target.start();
+    try {
+      hanging.mode = 'hang';
+      dripping.mode = 'drip';
+      await api('/registry/vms', authed(post(checked('hc-hang', '127.0.0.1', hanging.port))));
+      await api('/registry/vms', authed(post(checked('hc-drip', '127.0.0.1', dripping.port))));
+      await api('/registry/vms', authed(post(checked('hc-fine', '127.0.0.1', target.port))));
+      await until('hc-hang', 'critical');
+      await until('hc-drip', 'critical');
+      await until('hc-fine', 'passing');
+      assert.match((await healthOf('hc-hang'))!.output!, /timeout after 200 ms/);
+      assert.match((await healthOf('hc-drip'))!.output!, /^HTTP 200$|timeout/);
+    } finally {
+      await hanging.close();
+      await dripping.close();
+    }
+  });
+
+  it('refuses unknown health values and empty service names with a 400 naming the parameter', async () => {
+    for (const path of ['/registry/vms?health=bad', '/registry/discover/lieutenant?health=bad', '/registry/vms?health=any']) {
+      const response = await api(path, authed());
+      assert.equal(response.status, 400, path);
+      assert.match(((await response.json()) as { error: string }).error, /health/);
+    }
+    const response = await api('/registry/vms?service=', authed());
+    assert.equal(response.status, 400);
+    assert.match(((await response.json()) as { error: string }).error, /service/);
+  });
+
+  it('/metrics counts checks, failures by reason, latency, overdue checks and services by status', async () => {
+    const text = await (await api('/metrics', authed())).text();
+    assert.match(text, /vm_registry_health_checks_total\{result="pass"\} [1-9]/);
+    assert.match(text, /vm_registry_health_check_failures_total\{reason="status"\} [1-9]/);
+    assert.match(text, /vm_registry_health_check_failures_total\{reason="timeout"\} [1-9]/);
+    assert.match(text, /vm_registry_health_check_duration_seconds_count [1-9]/);
+    assert.match(text, /vm_registry_health_checks_overdue_total \d/);
+    assert.match(text, /vm_registry_health_services\{status="passing"\} [1-9]/);
+  });
+});
+
+describe('health checks never reach a host the rule refuses', () => {
+  it('loopback by address or by a name resolving to it is refused unless REGISTRY_HEALTH_HOSTS names it, and counted', async () => {
+    const target = await Target.start();
+    const server = await startServer({ env: { REGISTRY_DB: freshDb(), ...FAST } });
+    try {
+      for (const [id, address] of [['by-ip', '127.0.0.1'], ['by-name', 'localhost']]) {
+        const response = await fetch(`${server.url}/registry/vms`, post(checked(id, address, target.port)));
+        assert.equal(response.status, 201);
+      }
+      const health = async (id: string) =>
+        ((await (await fetch(`${server.url}/registry/vms/${id}`)).json()) as Answer['vms'][number]).services?.[0].health;
+      for (let i = 0; i < 100 && ((await health('by-ip'))?.status !== 'critical' || (await health('by-name'))?.status !== 'critical'); i++) {
+        await sleep(50);
+      }
+      for (const id of ['by-ip', 'by-name']) {
+        const seen = await health(id);
+        assert.equal(seen?.status, 'critical', id);
+        assert.match(seen!.output!, /^refused: .*(127\.0\.0\.1|::1) is loopback/, id);
+      }
+      assert.equal(target.connections, 0);
+      assert.match(await (await fetch(`${server.url}/metrics`)).text(), /vm_registry_health_check_failures_total\{reason="refused"\} [1-9]/);
+    } finally {
+      await server.stop();
+      await target.close();
+    }
+  });
+
+  it('with checks off (the default), services carry no health and discover is as before', async () => {
+    const server = await startServer({ env: { REGISTRY_DB: freshDb() } });
+    try {
+      const created = await (await fetch(`${server.url}/registry/vms`, post(checked('plain', '127.0.0.1', 9)))).json();
+      assert.deepEqual(created.services, [{ name: 'pi-rpc', port: 9, healthPath: '/health' }]);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('health check settings', () => {
+  for (const [name, value] of [
+    ['REGISTRY_HEALTH_CHECKS', 'maybe'],
+    ['REGISTRY_HEALTH_SCHEME', 'gopher'],
+    ['REGISTRY_HEALTH_INTERVAL', 'soon'],
+    ['REGISTRY_HEALTH_TIMEOUT', '0'],
+    ['REGISTRY_HEALTH_FAILURES', '0'],
+    ['REGISTRY_HEALTH_CONCURRENCY', 'lots'],
+    ['REGISTRY_HEALTH_HOSTS', 'bad host!'],
+    ['REGISTRY_HEALTH_HOSTS', '10.0.0.0/99'],
+  ]) {
+    it(`an invalid ${name} (${value}) stops the server at start, naming it`, async () => {
+      const { code, stderr } = await runCli(['serve'], { env: { REGISTRY_DB: freshDb(), PORT: '0', [name]: value } });
+      assert.equal(code, 2);
+      assert.match(stderr, new RegExp(name));
+    });
+  }
+
+  it('a timeout longer than the interval stops the server at start', async () => {
+    const { code, stderr } = await runCli(['serve'], {
+      env: { REGISTRY_DB: freshDb(), PORT: '0', REGISTRY_HEALTH_INTERVAL: '1s', REGISTRY_HEALTH_TIMEOUT: '2s' },
+    });
+    assert.equal(code, 2);
+    assert.match(stderr, /REGISTRY_HEALTH_TIMEOUT .* REGISTRY_HEALTH_INTERVAL/);
+  });
+});
