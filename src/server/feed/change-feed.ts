@@ -1,12 +1,26 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { GoneError } from '../../domain/errors.js';
 import type { RegistryEvent, RegistryReset } from '../../domain/schemas/events.js';
-import type { Role } from '../../domain/schemas/vm.js';
+import type { Role, Vm } from '../../domain/schemas/vm.js';
+import { hashOf } from '../../domain/service-health.js';
 import { staleAfterEvent, type StaleStanding } from '../../domain/stale-after-event.js';
-import { matchesFilter, type FilterStanding, type ListFilter, type RegistryStore } from '../../store/store.js';
+import { matchesFilter, type FilterStanding, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
+import type { VmRecord } from '../../domain/vm.js';
 
-/** What the feed knows of a VM between its changes: what filters look at, and its stale marker. */
-export interface Standing extends FilterStanding, StaleStanding {}
+/** What the feed knows of a VM between its changes: what filters look at, its stale marker, and a hash of what answers show of it. */
+export interface Standing extends FilterStanding, StaleStanding {
+  shown: number;
+}
+
+/**
+ * A hash of a VM as listings show it, lastSeen aside: heartbeats move lastSeen without a
+ * change, and a change that moves only lastSeen (a PATCH to running of a running VM) is no
+ * more news to a blocking query than a heartbeat.
+ */
+function shownHash(vm: Vm, stale: boolean): number {
+  const { name, role, status, address, registeredBy, registeredAt, services, metadata } = vm;
+  return hashOf(JSON.stringify([name, role, status, address, registeredBy, registeredAt, services, metadata, stale]));
+}
 
 /**
  * An event with its Server-Sent Events frame, encoded once however many watchers get it, and
@@ -69,10 +83,11 @@ function feedEvent(event: RegistryEvent, before: Standing | undefined): FeedEven
   let frame: string | undefined;
   const gone = event.type === 'deregistered' || event.type === 'reaped';
   const { role, status, lastSeen, services } = event.vm;
+  const stale = staleAfterEvent(event, before);
   return {
     ...event,
     before,
-    after: gone ? undefined : { role, status, lastSeen, services, stale: staleAfterEvent(event, before) },
+    after: gone ? undefined : { role, status, lastSeen, services, stale, shown: shownHash(event.vm, stale) },
     get frame() {
       return (frame ??= sseFrame(event));
     },
@@ -139,7 +154,7 @@ export class ChangeFeed {
   private constructor(
     private readonly store: RegistryStore,
     private readonly log: FastifyBaseLogger | undefined,
-    { vms, revision }: { vms: readonly (Standing & { id: string })[]; revision: number },
+    { vms, revision }: Listing,
   ) {
     this.delivered = revision;
     this.recentFrom = revision;
@@ -254,8 +269,10 @@ export class ChangeFeed {
     for (const waiter of [...this.waiters.all()]) waiter.end('left');
   }
 
-  private know(vms: readonly (Standing & { id: string })[]): void {
-    this.standings = new Map(vms.map(({ id, role, status, stale, lastSeen, services }) => [id, { role, status, stale, lastSeen, services }]));
+  private know(vms: readonly VmRecord[]): void {
+    this.standings = new Map(
+      vms.map((vm) => [vm.id, { role: vm.role, status: vm.status, stale: vm.stale, lastSeen: vm.lastSeen, services: vm.services, shown: shownHash(vm, vm.stale) }]),
+    );
   }
 
   /** Index of the first recent change with a revision above `revision`. */
@@ -270,9 +287,13 @@ export class ChangeFeed {
     return low;
   }
 
+  /** Notes a change that alters what `filter` answers: a VM in the answer before or after it, unless it stays in with nothing shown changed. */
   private touch(touched: Map<string, boolean>, change: FeedEvent, filter: ListFilter): void {
-    if (!concerns(change, filter) || touched.has(change.vm.id)) return;
-    touched.set(change.vm.id, change.before !== undefined && matchesFilter(filter, change.before));
+    const { before, after } = change;
+    if (touched.has(change.vm.id)) return;
+    const wasIn = before !== undefined && matchesFilter(filter, before);
+    const isIn = after !== undefined && matchesFilter(filter, after);
+    if (wasIn ? !isIn || before.shown !== after!.shown : isIn) touched.set(change.vm.id, wasIn);
   }
 
   private deliver(event: RegistryEvent): void {
