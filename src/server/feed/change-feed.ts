@@ -94,6 +94,11 @@ function feedEvent(event: RegistryEvent, before: Standing | undefined): FeedEven
   };
 }
 
+interface RevisionWaiter {
+  after: number;
+  wake(): void;
+}
+
 interface Waiter {
   after: number;
   filter: ListFilter;
@@ -145,6 +150,7 @@ export class ChangeFeed {
   private readonly listenersById = new Buckets<string, FeedListener>();
   private readonly observers = new Set<FeedListener>();
   private readonly waiters = new Buckets<string, Waiter>();
+  private readonly revisionWaiters = new Set<RevisionWaiter>();
   private waiting = 0;
   private watching = 0;
   private reading: Promise<void> | undefined;
@@ -216,6 +222,28 @@ export class ChangeFeed {
   }
 
   /**
+   * Resolves once the registry is past `after`, when `timeoutMs` has gone by, or when the
+   * signal aborts (the client left), whichever comes first, leaving no timer or waiter behind.
+   */
+  waitForRevisionAfter(after: number, timeoutMs: number, signal: AbortSignal): Promise<void> {
+    if (this.delivered > after || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter: RevisionWaiter = {
+        after,
+        wake: () => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', waiter.wake);
+          this.revisionWaiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.wake, timeoutMs);
+      signal.addEventListener('abort', waiter.wake, { once: true });
+      this.revisionWaiters.add(waiter);
+    });
+  }
+
+  /**
    * Resolves once a change after revision `after` concerns `filter`, when `timeoutMs` has gone
    * by, or when the signal aborts (the client left), whichever comes first, leaving no timer or
    * waiter behind. Changes the feed already delivered are looked up among the recent ones; an
@@ -267,6 +295,7 @@ export class ChangeFeed {
   close(): void {
     this.unsubscribe();
     for (const waiter of [...this.waiters.all()]) waiter.end('left');
+    for (const waiter of this.revisionWaiters) waiter.wake();
   }
 
   private know(vms: readonly VmRecord[]): void {
@@ -331,6 +360,7 @@ export class ChangeFeed {
           continue;
         }
         for (const event of events) this.deliver(event);
+        for (const waiter of this.revisionWaiters) if (this.delivered > waiter.after) waiter.wake();
         if (events.length < PAGE) return;
       }
     } catch (error) {
@@ -358,5 +388,6 @@ export class ChangeFeed {
     for (const listener of this.listenersById.all()) listener(reset);
     for (const listener of this.listenersByRole.all()) listener(reset);
     for (const waiter of [...this.waiters.all()]) waiter.end('reset');
+    for (const waiter of this.revisionWaiters) waiter.wake();
   }
 }
