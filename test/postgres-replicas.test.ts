@@ -102,6 +102,8 @@ describe('two replicas on one PostgreSQL database', () => {
     const workerRevision = Number(/\d+/.exec(worker.headers.get('etag')!)![0]);
     await eventually(async () => (await (await fetch(`${b.url}/health`)).json()).revision >= workerRevision, 'b has read the worker change');
     assert.equal((await (await fetch(`${b.url}/health`)).json()).waiting, 1, 'the worker change woke nothing');
+    const wakeups = /^vm_registry_blocking_wakeups_total (\d+)$/m.exec(await (await fetch(`${b.url}/metrics`)).text())?.[1];
+    assert.equal(wakeups, '0', 'not even to find that the answer was the same');
     await fetch(`${a.url}/registry/vms`, json('POST', vm('blocking-1', 'infra')));
     const answer = await blocked;
     assert.ok(Number(answer.headers.get('x-registry-index')) > workerRevision);
