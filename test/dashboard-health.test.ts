@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { launchBrowser, pageErrors, type Browser } from './support/browser.js';
+import { FAST_CHECKS, Target } from './support/health-target.js';
 import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
-
-/** The VMs' services, all on one local port: each healthPath answers 200 unless a test makes it fail. */
-const failing = new Set(['/broken']);
-const target: Server = createServer((request, response) => response.writeHead(failing.has(request.url!) ? 500 : 200).end());
 
 describe('the dashboard shows each checked service’s health and filters by it', () => {
   const dir = tempDir();
+  /** The VMs' services, all on one local port: /broken answers 500, every other path 200. */
+  let target: Target;
   let server: ServerProcess;
   let browser: Browser;
   let page: Page;
@@ -35,17 +32,11 @@ describe('the dashboard shows each checked service’s health and filters by it'
     );
 
   before(async () => {
-    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-    const port = (target.address() as AddressInfo).port;
+    target = await Target.start();
+    target.paths.set('/broken', 'fail');
+    const { port } = target;
     server = await startServer({
-      env: {
-        HOST: '127.0.0.1',
-        REGISTRY_DB: join(dir.path, 'registry.db'),
-        REGISTRY_HEALTH_CHECKS: 'on',
-        REGISTRY_HEALTH_INTERVAL: '300ms',
-        REGISTRY_HEALTH_TIMEOUT: '200ms',
-        REGISTRY_HEALTH_HOSTS: '127.0.0.1',
-      },
+      env: { HOST: '127.0.0.1', REGISTRY_DB: join(dir.path, 'registry.db'), ...FAST_CHECKS, REGISTRY_HEALTH_HOSTS: '127.0.0.1' },
     });
     await register('vm-up', [{ name: 'pi-rpc', port, healthPath: '/health' }]);
     await register('vm-down', [{ name: 'pi-rpc', port, healthPath: '/broken' }, { name: 'board', port: 3000 }]);
@@ -60,8 +51,7 @@ describe('the dashboard shows each checked service’s health and filters by it'
   after(async () => {
     await browser?.close();
     await server?.stop();
-    target.closeAllConnections();
-    await new Promise((resolve) => target.close(resolve));
+    await target?.close();
     dir.remove();
   });
 
@@ -96,7 +86,7 @@ describe('the dashboard shows each checked service’s health and filters by it'
     await page.goto(`${server.url}/ui?health=critical&role=lieutenant`);
     await showing(['vm-down']);
     assert.equal(await page.inputValue('#health-filter'), 'critical');
-    failing.add('/health');
+    target.paths.set('/health', 'fail');
     // The checker marks vm-up critical; its `updated` event brings it into the filtered view.
     await showing(['vm-down', 'vm-up']);
     await dot('vm-up').and(page.locator('.health-critical')).waitFor();
