@@ -210,3 +210,28 @@ describe('health check settings', () => {
     assert.match(stderr, /REGISTRY_HEALTH_TIMEOUT .* REGISTRY_HEALTH_INTERVAL/);
   });
 });
+
+describe('shutting down with checks in flight', () => {
+  it('SIGTERM while every check hangs on its target exits cleanly at once, without waiting out the checks', async () => {
+    const target = await Target.start();
+    target.mode = 'hang';
+    const db = freshDb();
+    const checking = { REGISTRY_DB: db, REGISTRY_HEALTH_CHECKS: 'on', REGISTRY_HEALTH_INTERVAL: '30s', REGISTRY_HEALTH_TIMEOUT: '30s', REGISTRY_HEALTH_HOSTS: '127.0.0.1' };
+    // Registered before the server that checks them starts, so that its first round holds them
+    // all: 200 offsets spread over 30 s put a check in flight every 150 ms.
+    const registering = await startServer({ env: { REGISTRY_DB: db } });
+    for (let i = 0; i < 200; i++) await fetch(`${registering.url}/registry/vms`, post(checked(`hang-${i}`, '127.0.0.1', target.port)));
+    await registering.stop();
+    const server = await startServer({ env: checking });
+    try {
+      for (let i = 0; i < 200 && target.requests.length < 3; i++) await sleep(50);
+      assert.ok(target.requests.length >= 3, `checks in flight: ${target.requests.length}`);
+      const stopped = await Promise.race([server.stop(), sleep(15_000).then(() => 'still running' as const)]);
+      assert.equal(stopped, 0, 'exited with 0 well before the checks’ 30 s timeout');
+      assert.match(server.output(), /"closed cleanly"/);
+    } finally {
+      await server.kill();
+      await target.close();
+    }
+  });
+});
