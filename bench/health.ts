@@ -57,6 +57,8 @@ export interface HealthBenchResults {
   machine: Machine;
   options: Omit<BenchOptions, 'out'>;
   intervalSeconds: number;
+  /** Ports of 127.0.0.1 the target listens on, the VMs' services spread over them. */
+  targetPorts: number;
   /** 1–2 minute load average when the run began: the machine is shared, so the figures are ratios. */
   loadAverage: number[];
   preload: PreloadResult;
@@ -119,14 +121,14 @@ async function untilAllPassing(url: string, n: number): Promise<void> {
   }
 }
 
-/** The target every VM's service points at: node:http answering 200, in its own process. */
-async function startTarget(): Promise<{ port: number; stop(): void }> {
+/** The target every VM's service points at: node:http answering 200 on several ports, in its own process. */
+async function startTarget(): Promise<{ ports: number[]; stop(): void }> {
   const child = fork(fileURLToPath(new URL('./health-target-server.js', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const { port } = await new Promise<{ port: number }>((resolve, reject) => {
+  const { ports } = await new Promise<{ ports: number[] }>((resolve, reject) => {
     child.once('message', resolve);
     child.once('exit', () => reject(new Error('the health-check target exited before listening')));
   });
-  return { port, stop: () => child.kill('SIGTERM') };
+  return { ports, stop: () => child.kill('SIGTERM') };
 }
 
 export async function benchHealthChecks(options: BenchOptions): Promise<HealthBenchResults> {
@@ -143,8 +145,9 @@ export async function benchHealthChecks(options: BenchOptions): Promise<HealthBe
     REGISTRY_HEALTH_HOSTS: '127.0.0.1',
   });
   try {
-    progress(`preloading ${options.n} VMs, each with pi-rpc on 127.0.0.1:${target.port}/health…`);
-    const loaded = await preload(registry.server.url, options.n, options.connections, { address: '127.0.0.1', port: target.port });
+    progress(`preloading ${options.n} VMs, each with pi-rpc on one of ${target.ports.length} ports of 127.0.0.1…`);
+    const { ports } = target;
+    const loaded = await preload(registry.server.url, options.n, options.connections, (i) => ({ address: '127.0.0.1', port: ports[i % ports.length] }));
     const phases: HealthPhase[] = [];
     for (let run = 1; run <= options.runs; run++) {
       for (const checks of ['off', 'on'] as const) {
@@ -173,6 +176,7 @@ export async function benchHealthChecks(options: BenchOptions): Promise<HealthBe
       machine,
       options: recorded,
       intervalSeconds: INTERVAL_S,
+      targetPorts: target.ports.length,
       loadAverage,
       preload: loaded,
       phases,
@@ -211,7 +215,7 @@ export function formatHealthResults(results: HealthBenchResults): string {
   const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
   return [
     `vm-registry ${machine.commit}, health checks: N = ${options.n.toLocaleString('en-US')} VMs with one checked service each, ` +
-      `every ${results.intervalSeconds} s, target node:http on 127.0.0.1 in its own process; ${options.runs} × ${options.duration} s ` +
+      `every ${results.intervalSeconds} s, target node:http on ${results.targetPorts} ports of 127.0.0.1 in its own process; ${options.runs} × ${options.duration} s ` +
       `of heartbeats per setting, off and on alternating`,
     `machine: ${machine.cpu}, ${machine.cores} cores, load average ${loadAverage.join(' ')} at start (shared), node ${machine.node}`,
     '',
