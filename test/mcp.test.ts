@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -7,10 +6,10 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ResourceUpdatedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { RegistryClient, RegistryError, type Role } from '../src/client/index.js';
-import { sha256Hex } from '../src/server/http/tokens.js';
 import { REGISTRY_TOOLS } from '../src/tools/index.js';
 import { FAST_CHECKS, Target } from './support/health-target.js';
 import { CLI, startServer, tempDir, type ServerProcess } from './support/server-process.js';
+import { writeTokensFile } from './support/tokens.js';
 
 const dir = tempDir();
 let server: ServerProcess;
@@ -61,17 +60,11 @@ function nextUpdate(client: Client, uri: string): Promise<string> {
 
 describe('MCP server, with the SDK\'s own Client', () => {
   before(async () => {
-    const tokensFile = join(dir.path, 'tokens.json');
-    writeFileSync(
-      tokensFile,
-      JSON.stringify({
-        tokens: [
-          { name: 'admin', sha256: sha256Hex(TOKENS.admin), scopes: ['admin'] },
-          { name: 'pool', sha256: sha256Hex(TOKENS.pool), scopes: ['read', 'write'] },
-          { name: 'reader', sha256: sha256Hex(TOKENS.reader), scopes: ['read'] },
-        ],
-      }),
-    );
+    const tokensFile = writeTokensFile(join(dir.path, 'tokens.json'), [
+      ['admin', TOKENS.admin, ['admin']],
+      ['pool', TOKENS.pool, ['read', 'write']],
+      ['reader', TOKENS.reader, ['read']],
+    ]);
     server = await startServer({ env: { REGISTRY_DB: join(dir.path, 'registry.db'), REGISTRY_TOKENS_FILE: tokensFile } });
   });
   after(async () => {
