@@ -145,3 +145,32 @@ describe('blocking queries over random change sequences', () => {
     );
   });
 });
+
+describe('a blocking discover filtered by health', () => {
+  it('wakes when a service it counts turns critical, and not when another role\'s service does', async () => {
+    const h = await testApp();
+    try {
+      const checked = (id: string, role: Role) =>
+        h.register({ id, role, services: [{ name: 'api', port: 8080, healthPath: '/healthz' }] });
+      const target = (id: string) => ({ address: `${id}.vm.vers.sh`, service: { name: 'api', port: 8080, healthPath: '/healthz' } });
+      await checked('infra-api', 'infra');
+      await checked('worker-api', 'worker');
+      const first = await h.request({ method: 'GET', url: '/registry/discover/infra?health=unknown' });
+      assert.deepEqual(first.body.vms.map((vm: { id: string }) => vm.id), ['infra-api'], 'not checked yet: unknown');
+      const blocked = h.request({ method: 'GET', url: `/registry/discover/infra?health=unknown&index=${first.headers['x-registry-index']}&wait=10m` });
+      let answered = false;
+      void blocked.then(() => (answered = true));
+
+      const elsewhere = await h.store.recordHealth('worker-api', target('worker-api'), { status: 'critical' });
+      while ((await h.request({ method: 'GET', url: '/health' })).body.revision < elsewhere!.revision) await new Promise(setImmediate);
+      await new Promise(setImmediate);
+      assert.equal(answered, false, 'a worker turning critical is not news to an infra query');
+
+      await h.store.recordHealth('infra-api', target('infra-api'), { status: 'critical' });
+      const answer = await blocked;
+      assert.deepEqual(answer.body.vms, [], 'the infra VM left the answer');
+    } finally {
+      await h.close();
+    }
+  });
+});
