@@ -23,7 +23,7 @@ describe('blocking queries and filtered watchers on a real server', () => {
   const indexOf = (response: Response) => Number(response.headers.get('x-registry-index'));
   const metric = async (name: string) => {
     const text = await (await api('/metrics')).text();
-    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)![1]);
+    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
   };
   const health = async () => (await api('/health')).json() as Promise<{ revision: number; waiting: number }>;
   /** Polls until the server's change feed has handed out `revision`: every wake-up it causes has happened. */

@@ -66,7 +66,7 @@ async function followView(view: View, steps: Step[]): Promise<void> {
       .sort((x, y) => x.id.localeCompare(y.id));
   const metric = async (name: string) => {
     const text = (await h.app.inject({ method: 'GET', url: '/metrics' })).body;
-    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)![1]);
+    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
   };
   /** Until the feed has handed out every committed change, and what they woke has been counted. */
   const settle = async () => {
