@@ -29,7 +29,7 @@ export interface VmRoutesOptions {
   maxWaiting: number;
   /** REGISTRY_HEALTH_CHECKS=on: discover leaves out VMs with a critical service unless ?health=any. */
   healthChecks?: boolean;
-  /** registry_blocking_wakeups_total and registry_blocking_wakeups_unchanged_total. */
+  /** Counts vm_registry_blocking_wakeups_total and vm_registry_blocking_wakeups_unchanged_total. */
   wakeups?: WakeupCounter;
 }
 
