@@ -151,6 +151,31 @@ describe('vm-registry CLI against a real server', () => {
     assert.deepEqual(events.slice(-1).map((event) => event.type), ['deregistered']);
   });
 
+  it('discover --watch prints the answer, then again each time it changes, and nothing for other roles', async () => {
+    let answered = false;
+    let printed = '';
+    const watched = cli(['discover', 'custom', '--watch', '--first', '--field', 'address'], {
+      // It lives through three more CLI runs (the registrations), each a process start.
+      timeout: 60_000,
+      onStdout: (stdout, child) => {
+        printed = stdout;
+        if (stdout.includes('cw-2.')) child.kill('SIGINT');
+      },
+      onStderr: (stderr) => (answered = stderr.includes('no running, non-stale VM has role custom')),
+    });
+    const until = async (check: () => boolean) => {
+      for (let i = 0; !check() && i < 200; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    };
+    await until(() => answered);
+    await register('cw-bystander', 'worker');
+    await register('cw-1', 'custom');
+    await until(() => printed !== '');
+    await register('cw-2', 'custom');
+    const result = await watched;
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, 'cw-1.vm.vers.sh\ncw-2.vm.vers.sh\n', 'the newest custom VM\'s address, each time it changed');
+  });
+
   it('watch against a registry that is down says so, retries with backoff, and exits 3 (unreachable) after --timeout', async () => {
     const closed = await closedPort();
     const down = new RegExp(`^vm-registry watch: cannot reach the registry at http://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\); retrying in \\d+m?s$`);

@@ -105,6 +105,24 @@ describe('RegistryClient against a real server', () => {
     assert.equal(unchanged.revision, changed.revision, 'no change: the same answer when the wait is over');
   });
 
+  it('discoverChanges yields the answer, then each changed one: not timeouts, not other roles\' changes', async () => {
+    const stop = new AbortController();
+    const seen: string[][] = [];
+    const following = (async () => {
+      for await (const answer of client.discoverChanges('custom', { wait: '300ms', signal: stop.signal })) seen.push(answer.vms.map((v) => v.id));
+    })();
+    await until(() => seen.length === 1, 'the first answer');
+    await client.register(vm('changes-worker'));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await client.register(vm('changes-custom', { role: 'custom' }));
+    await until(() => seen.length === 2, 'the registration');
+    await client.deregister('changes-custom');
+    await until(() => seen.length === 3, 'the deregistration');
+    stop.abort();
+    await following;
+    assert.deepEqual(seen, [[], ['changes-custom'], []], 'two waits ran out and a worker registered in between, none of which was yielded');
+  });
+
   it('carries the server message of a rejected request', async () => {
     await assert.rejects(client.register(vm('m-3', { services: [{ name: 'x', port: 70000 }] })), {
       name: 'RegistryError',

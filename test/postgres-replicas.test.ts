@@ -94,16 +94,29 @@ describe('two replicas on one PostgreSQL database', () => {
     assert.deepEqual(onB.map((e) => `${e.event}:${e.data.vm.id}`), onA.map((e) => `${e.event}:${e.data.vm.id}`));
   });
 
-  it('a blocking query on one replica answers as soon as the other one writes', async () => {
+  it('a blocking discover on one replica sleeps through the other\'s changes to other roles and wakes on one to its own', async () => {
     const since = await index(b);
-    const started = Date.now();
-    const blocked = fetch(`${b.url}/registry/discover/infra?index=${since}&wait=20s`);
-    await sleep(300);
+    const blocked = fetch(`${b.url}/registry/discover/infra?index=${since}&wait=60s`);
+    await eventually(async () => (await (await fetch(`${b.url}/health`)).json()).waiting === 1, 'the blocking query waits');
+    const worker = await fetch(`${a.url}/registry/vms`, json('POST', vm('replica-worker', 'worker')));
+    const workerRevision = Number(/\d+/.exec(worker.headers.get('etag')!)![0]);
+    await eventually(async () => (await (await fetch(`${b.url}/health`)).json()).revision >= workerRevision, 'b has read the worker change');
+    assert.equal((await (await fetch(`${b.url}/health`)).json()).waiting, 1, 'the worker change woke nothing');
+    const wakeups = /^vm_registry_blocking_wakeups_total (\d+)$/m.exec(await (await fetch(`${b.url}/metrics`)).text())?.[1];
+    assert.equal(wakeups, '0', 'not even to find that the answer was the same');
     await fetch(`${a.url}/registry/vms`, json('POST', vm('blocking-1', 'infra')));
     const answer = await blocked;
-    assert.ok(Date.now() - started < 5000, 'answered on the change, not at the end of the wait');
-    assert.ok(Number(answer.headers.get('x-registry-index')) > since);
-    assert.ok((await answer.json()).vms.some((v: { id: string }) => v.id === 'blocking-1'));
+    assert.ok(Number(answer.headers.get('x-registry-index')) > workerRevision);
+    assert.deepEqual((await answer.json()).vms.map((v: { id: string }) => v.id), ['blocking-1'], 'answered on the infra change, before its wait was over');
+  });
+
+  it('a role watcher on one replica sees a VM the other moves out of the role leave it', async () => {
+    const registered = await fetch(`${a.url}/registry/vms`, json('POST', vm('replica-mover', 'lieutenant')));
+    const watcher = await Watcher.open(`${b.url}/registry/events?role=lieutenant&since=${/\d+/.exec(registered.headers.get('etag')!)![0]}`);
+    await fetch(`${a.url}/registry/vms/replica-mover`, json('PUT', vm('replica-mover', 'worker')));
+    const [moved] = await watcher.until((events) => events.length > 0);
+    await watcher.close();
+    assert.deepEqual([moved.event, moved.data.vm.id, moved.data.vm.role], ['updated', 'replica-mover', 'worker']);
   });
 });
 

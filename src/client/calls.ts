@@ -10,9 +10,10 @@ export interface ConditionalOptions extends RequestOptions {
 }
 
 /**
- * A blocking query: answer once the registry revision passes `index` (the `revision` of an
- * earlier answer), or with the unchanged answer when `wait` is over (ms, or "30s", "5m";
- * default 60 s, at most 10 min). The request's own timeout is stretched to cover the wait.
+ * A blocking query: answer once a change after `index` (the `revision` of an earlier answer,
+ * also sent as its X-Registry-Index) concerns this query's result, or with the unchanged
+ * answer when `wait` is over (ms, or "30s", "5m"; default 60 s, at most 10 min). The
+ * request's own timeout is stretched to cover the wait.
  */
 export interface BlockingOptions {
   index?: number;

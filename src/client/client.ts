@@ -141,6 +141,35 @@ export class RegistryClient implements RegistryCalls {
     return (await this.call<VmList>('GET', path, { signal, ...this.blocking(options, { health, service }) })).body;
   }
 
+  /**
+   * Follows a discover with blocking queries: yields the answer at once, then each answer
+   * that differs from the last one yielded, re-asking with the X-Registry-Index of the last
+   * answer. The server answers a blocking query when a change concerns this role's result
+   * (a VM entering, leaving or changing in it), or when `wait` is over with the same VMs,
+   * which is not yielded; nor is a move of lastSeen alone, as heartbeats make no changes.
+   * Ends when `signal` aborts; errors (a 429, an unreachable registry) are thrown.
+   */
+  async *discoverChanges(role: Role, options: RequestOptions & DiscoverQuery & Pick<BlockingOptions, 'wait'> = {}): AsyncGenerator<VmList> {
+    const { signal, health, service, wait } = options;
+    const path = `/registry/discover/${encodeURIComponent(role)}`;
+    let index: number | undefined;
+    let last: string | undefined;
+    while (!signal?.aborted) {
+      let answer: { body: VmList; response: Response };
+      try {
+        answer = await this.call<VmList>('GET', path, { signal, ...this.blocking({ index, wait }, { health, service }) });
+      } catch (error) {
+        if (signal?.aborted) return;
+        throw error;
+      }
+      index = Number(answer.response.headers.get('x-registry-index'));
+      const shown = JSON.stringify(answer.body.vms.map(({ lastSeen: _moves, ...vm }) => vm));
+      if (shown === last) continue;
+      last = shown;
+      yield answer.body;
+    }
+  }
+
   /** The query and timeout of a call that may be a blocking query. */
   private blocking(options: BlockingOptions, query: Call['query']): Pick<Call, 'query' | 'timeout'> {
     if (options.index === undefined) return { query };

@@ -172,7 +172,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await guardedScope.register(
       async (registry) => {
         const maxWatchers = options.maxWatchers ?? 2_000;
-        await registry.register(vmRoutes, { store, feed, maxWaiting: maxWatchers, healthChecks: options.healthChecks !== undefined });
+        await registry.register(vmRoutes, {
+          store,
+          feed,
+          maxWaiting: maxWatchers,
+          healthChecks: options.healthChecks !== undefined,
+          wakeups: metrics.blockingWakeups(),
+        });
         await registry.register(eventRoutes, { store, feed, keepAliveMs: options.keepAliveMs ?? 15_000, maxWatchers });
         await registry.register(importRoutes, { store, clock });
         await registry.register(whoamiRoutes, { store });

@@ -46,7 +46,7 @@ describe('the server settings', () => {
       authToken: undefined,
       authOff: false,
       tokensFile: undefined,
-      rateLimitPerMinute: 120_000,
+      rateLimitPerMinute: 600_000,
       maxWatchers: 2_000,
       db: './data/registry.db',
       databaseUrl: undefined,

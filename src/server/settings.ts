@@ -121,8 +121,11 @@ export const SETTINGS = {
     flag: 'rate-limit',
     help: 'requests a minute per caller (a token from one address, or an address without a token); `off`',
     see: 'security.md#limits',
-    // Generous: one orchestrator registering or listing a whole swarm from one address must not be held back.
-    default: '120000',
+    // A swarm behind one address (a NAT, one host of many VMs) sharing a token is one caller:
+    // 100,000 VMs heartbeating once a minute are 100,000 requests a minute before any other
+    // call, and re-registering them after an outage doubles that. 600,000 (10,000/s) holds them
+    // with room, yet still stops a runaway loop long before it takes the whole server.
+    default: '600000',
     parse: (text, env) => (['off', '0'].includes(text.trim()) ? undefined : count(text.trim(), env)),
   }),
   maxWatchers: setting({

@@ -1,7 +1,7 @@
 import { ROLES, STATUSES, type Role, type Status, type VmUpdate } from '../domain/schemas/vm.js';
 import type { RegistryEvent } from '../domain/schemas/events.js';
 import type { HealthStatus, ServiceHealth } from '../domain/schemas/service-health.js';
-import type { HealthFilter, HealthTarget } from '../domain/service-health.js';
+import { matchesHealth, type HealthFilter, type HealthTarget } from '../domain/service-health.js';
 import type { VmFields, VmRecord } from '../domain/vm.js';
 
 /** Role, status and staleness, and the health rule of ../domain/service-health.ts (matchesHealth). */
@@ -149,6 +149,27 @@ export const discoverFilter = (role: Role, health: Pick<ListFilter, 'health' | '
   stale: false,
   ...health,
 });
+
+/** What a filter looks at of a VM: its role, status, staleness and services. */
+export interface FilterStanding {
+  role: Role;
+  status: Status;
+  stale: boolean;
+  services?: VmFields['services'];
+}
+
+/**
+ * The filter rule on one VM whose staleness is already judged, for those that follow changes
+ * (the change feed waking blocking queries) rather than read the store.
+ */
+export function matchesFilter(filter: ListFilter, vm: FilterStanding): boolean {
+  return (
+    (filter.role === undefined || vm.role === filter.role) &&
+    (filter.status === undefined || vm.status === filter.status) &&
+    (filter.stale === undefined || vm.stale === filter.stale) &&
+    matchesHealth(vm.services, filter)
+  );
+}
 
 /** With health checks on, discover leaves out what is known to be broken; a VM not checked yet is found at once. */
 export const DISCOVERABLE: readonly HealthStatus[] = ['passing', 'unknown'];

@@ -59,7 +59,12 @@ export type DiscoverQuery = Static<typeof DiscoverFilterSchema>;
 
 /** `?index=N&wait=30s`: the Consul-style blocking query parameters of list and discover. */
 const blockingQuery = {
-  index: Type.Optional(Type.String({ pattern: REVISION_PATTERN, description: 'Answer once the registry revision exceeds this.' })),
+  index: Type.Optional(
+    Type.String({
+      pattern: REVISION_PATTERN,
+      description: 'An earlier answer\'s X-Registry-Index: answer once a change after it concerns this answer (a VM entering, leaving or changing in it).',
+    }),
+  ),
   wait: Type.Optional(Type.String({ description: 'Longest wait, such as 30s or 5m (default 60s, at most 10m).' })),
 };
 

@@ -2,12 +2,9 @@ import type { ServerResponse } from 'node:http';
 import { GoneError } from '../../domain/errors.js';
 import type { RegistryStore } from '../../store/store.js';
 import type { RegistryEvent } from '../../domain/schemas/events.js';
-import { feedReset, sseFrame, type ChangeFeed, type FeedChange } from './change-feed.js';
+import { concerns, feedReset, sseFrame, type ChangeFeed, type FeedChange, type FeedReset, type WatchFilter } from './change-feed.js';
 
-export interface StreamFilter {
-  role?: string;
-  id?: string;
-}
+export type StreamFilter = Pick<WatchFilter, 'role' | 'id'>;
 
 /** A watcher that cannot keep up is dropped past this much unsent data; it resumes with Last-Event-ID. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
@@ -32,7 +29,7 @@ export class EventStream {
     private readonly onEnd: (stream: EventStream) => void,
   ) {
     this.lastSent = since;
-    this.stopListening = feed.listen((change) => (this.held ? this.hold(change) : this.send(change)));
+    this.stopListening = feed.listen((change) => (this.held ? this.hold(change) : this.send(change)), filter);
   }
 
   /**
@@ -75,7 +72,7 @@ export class EventStream {
     let page = backlog;
     try {
       while (page.length > 0 && this.response && this.held?.[0]?.type !== 'reset') {
-        for (const event of page) this.send({ ...event, frame: sseFrame(event) });
+        for (const event of page) this.send({ ...event, frame: sseFrame(event) }, this.wants(event));
         page = page.length === PAGE ? await store.eventsSince(this.lastSent, PAGE) : [];
       }
     } catch (error) {
@@ -108,7 +105,19 @@ export class EventStream {
     else this.held!.push(change);
   }
 
-  private send(change: FeedChange): void {
+  /**
+   * Whether a backlog event is for this watcher, judged as the feed judges live ones (a VM
+   * leaving the role counts) while the feed still holds the change; an older one by the VM
+   * as the event shows it.
+   */
+  private wants(event: RegistryEvent): boolean {
+    const judged = this.feed.recentChange(event.revision);
+    if (judged) return concerns(judged, this.filter);
+    return (this.filter.role === undefined || event.vm.role === this.filter.role) && (this.filter.id === undefined || event.vm.id === this.filter.id);
+  }
+
+  /** Live changes come from the feed already filtered; `wanted` false only moves the stream past a backlog event. */
+  private send(change: FeedReset | (RegistryEvent & { readonly frame: string }), wanted = true): void {
     if (!this.response) return;
     if (change.type === 'reset') {
       // May move back, over a store restored to an older revision: changes go on from there.
@@ -116,8 +125,7 @@ export class EventStream {
     } else {
       if (change.revision <= this.lastSent) return;
       this.lastSent = change.revision;
-      if (this.filter.role !== undefined && change.vm.role !== this.filter.role) return;
-      if (this.filter.id !== undefined && change.vm.id !== this.filter.id) return;
+      if (!wanted) return;
     }
     this.response.write(change.frame);
     if (this.response.writableLength > MAX_BUFFERED_BYTES) this.end();

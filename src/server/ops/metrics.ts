@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { HealthCheckObserver } from './health-checker.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
+import type { WakeupCounter } from '../http/blocking-query.js';
 import type { CensusLine } from '../../store/store.js';
 
 const PREFIX = 'vm_registry_';
@@ -186,6 +187,22 @@ export class RegistryMetrics {
         for (const [status, count] of Object.entries(counts)) services.set({ status }, count);
       },
     };
+  }
+
+  /** Blocking queries (?index=) woken by a change, and those of them whose answer then had nothing new. */
+  blockingWakeups(): WakeupCounter {
+    const registers = [this.registry];
+    const woken = new Counter({
+      name: `${PREFIX}blocking_wakeups_total`,
+      help: 'Blocking queries woken before their wait was over: by a change that concerns their filter, or by a feed reset.',
+      registers,
+    });
+    const unchanged = new Counter({
+      name: `${PREFIX}blocking_wakeups_unchanged_total`,
+      help: 'Wake-ups whose answer was the one the client had (a VM came and went before the read); the query waits on.',
+      registers,
+    });
+    return { woken: () => woken.inc(), unchanged: () => unchanged.inc() };
   }
 
   countHeartbeat(): void {

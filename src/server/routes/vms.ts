@@ -20,7 +20,7 @@ import { CallerQuota } from '../http/caller-quota.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { BadRequestError } from '../http/errors.js';
 import { etag, parseIfMatch } from '../http/if-match.js';
-import { waitForIndex } from '../http/blocking-query.js';
+import { blockingAnswer, type Answer, type WakeupCounter } from '../http/blocking-query.js';
 
 export interface VmRoutesOptions {
   store: RegistryStore;
@@ -29,6 +29,8 @@ export interface VmRoutesOptions {
   maxWaiting: number;
   /** REGISTRY_HEALTH_CHECKS=on: discover leaves out VMs with a critical service unless ?health=any. */
   healthChecks?: boolean;
+  /** Counts vm_registry_blocking_wakeups_total and vm_registry_blocking_wakeups_unchanged_total. */
+  wakeups?: WakeupCounter;
 }
 
 const blockingQueryLimit = { ...ErrorSchema, description: 'The caller already has REGISTRY_MAX_WATCHERS blocking queries waiting.' };
@@ -42,17 +44,16 @@ const sendPrepared = (reply: FastifyReply, body: Buffer) => reply.type('applicat
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) });
 
 /** agent-services' /registry endpoints, plus PUT. Mounted under /registry. */
-export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed, maxWaiting, healthChecks }) => {
+export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed, maxWaiting, healthChecks, wakeups }) => {
   const revision = () => store.revision();
-  const blocking = { feed, waiting: new CallerQuota(maxWaiting) };
+  const blocking = { feed, waiting: new CallerQuota(maxWaiting), wakeups };
   const listing = ({ vms, revision }: Listing) => ({ vms, count: vms.length, revision });
-  const sendListing = async (reply: FastifyReply, filter: ListFilter) => {
-    if (store.listJson) {
-      const { body, revision } = await store.listJson(filter);
-      return sendPrepared(reply.header('x-registry-index', revision), body);
-    }
-    const result = await store.list(filter);
-    return reply.header('x-registry-index', result.revision).send(listing(result));
+  /** Answers a listing, held first when the query is a blocking one; X-Registry-Index is the revision it is current as of. */
+  const sendListing = async (reply: FastifyReply, query: { index?: string; wait?: string }, filter: ListFilter) => {
+    const read = (): Promise<Answer> => (store.listJson ? store.listJson(filter) : store.list(filter));
+    const answer = await blockingAnswer(blocking, query, reply, filter, read, revision);
+    reply.header('x-registry-index', answer.revision);
+    return 'body' in answer ? sendPrepared(reply, answer.body) : reply.send(listing(answer));
   };
 
   app.post(
@@ -102,9 +103,9 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
     },
     async (request, reply) => {
       const { role, status, stale, health, service } = request.query;
-      await waitForIndex(blocking, request.query, reply, revision);
       return sendListing(
         reply,
+        request.query,
         listFilter({ role, status, stale: stale === undefined ? undefined : stale === 'true', health: health && [health], service }),
       );
     },
@@ -180,9 +181,8 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
     },
     async (request, reply) => {
       const { health, service } = request.query;
-      await waitForIndex(blocking, request.query, reply, revision);
       const healthy = health === 'any' ? undefined : health !== undefined ? [health] : healthChecks ? DISCOVERABLE : undefined;
-      return sendListing(reply, discoverFilter(request.params.role, { health: healthy, service }));
+      return sendListing(reply, request.query, discoverFilter(request.params.role, { health: healthy, service }));
     },
   );
 };
