@@ -95,7 +95,7 @@ export interface SwarmRun {
     /** Of those, answers with the same set of VMs as the last one the client had. */
     unchanged: number;
     perChange: number;
-    /** The server's own counters, where it has them (registry_blocking_wakeups_*). */
+    /** The server's own counters, where it has them (vm_registry_blocking_wakeups_*). */
     server?: { wakeups: number; unchanged: number };
   };
   /** Every failure, by what failed and how: HTTP status, refused watcher, event gap, reset. */

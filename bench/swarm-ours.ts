@@ -109,8 +109,8 @@ export async function startOurs(onPostgres: boolean, replicas: number): Promise<
       let unchanged = 0;
       for (const url of urls) {
         const text = (await send(`${url}/metrics`, 'GET', undefined, { token })).body.toString();
-        const woken = counter(text, 'registry_blocking_wakeups_total');
-        const wasted = counter(text, 'registry_blocking_wakeups_unchanged_total');
+        const woken = counter(text, 'vm_registry_blocking_wakeups_total');
+        const wasted = counter(text, 'vm_registry_blocking_wakeups_unchanged_total');
         if (woken === undefined || wasted === undefined) return undefined;
         wakeups += woken;
         unchanged += wasted;
