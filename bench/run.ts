@@ -177,7 +177,7 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
  * --pg ours on one and on two PostgreSQL replicas. Each starts fresh and is stopped before the
  * next, so that none runs on a machine another still loads.
  */
-async function swarm(options: BenchOptions): Promise<SwarmResults> {
+async function swarm(options: BenchOptions, save: (results: SwarmResults) => void): Promise<SwarmResults> {
   const startedAt = new Date().toISOString();
   const machine = describeMachine();
   const { swarmVms: n, swarmSeconds: seconds } = options;
@@ -194,6 +194,7 @@ async function swarm(options: BenchOptions): Promise<SwarmResults> {
       : []),
   ];
   const runs: SwarmRun[] = [];
+  const results = (): SwarmResults => ({ format: 1, kind: 'swarm', startedAt, machine, options: { vms: n, seconds, pg: options.pg }, runs });
   for (const { name, start, skipped } of contenders) {
     progress(`${name}:`);
     if (!start) {
@@ -214,8 +215,10 @@ async function swarm(options: BenchOptions): Promise<SwarmResults> {
       await target.stop();
       closeConnections();
     }
+    // A 100k run lasts many minutes: what is measured is kept even if a later contender fails.
+    save(results());
   }
-  return { format: 1, kind: 'swarm', startedAt, machine, options: { vms: n, seconds, pg: options.pg }, runs };
+  return results();
 }
 
 const defaultOut = fileURLToPath(new URL('../../bench/results', import.meta.url));
@@ -229,11 +232,11 @@ try {
 if (options === 'help') {
   process.stdout.write(`${USAGE}\n`);
 } else if (options.swarm) {
-  const results = await swarm(options);
   mkdirSync(options.out, { recursive: true });
-  const file = join(options.out, `${results.startedAt.replace(/[:.]/g, '-')}-swarm-n${results.options.vms}.json`);
-  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(`${formatSwarm(results)}\nresults: ${file}\n`);
+  const fileOf = (results: SwarmResults) => join(options.out, `${results.startedAt.replace(/[:.]/g, '-')}-swarm-n${results.options.vms}.json`);
+  const save = (results: SwarmResults) => writeFileSync(fileOf(results), `${JSON.stringify(results, null, 2)}\n`);
+  const results = await swarm(options, save);
+  process.stdout.write(`${formatSwarm(results)}\nresults: ${fileOf(results)}\n`);
 } else {
   const results = await bench(options);
   mkdirSync(options.out, { recursive: true });
