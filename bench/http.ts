@@ -18,6 +18,8 @@ export interface SendOptions {
   localAddress?: string;
   /** Aborts the request, such as a blocking query still waiting when the run ends. */
   signal?: AbortSignal;
+  /** The connection pool to use instead of the shared one. */
+  agent?: Agent;
 }
 
 /** Keep-alive, so preloading measures the server rather than TCP handshakes; one pool per local address. */
@@ -34,7 +36,7 @@ export function send(url: string, method: string, body?: string, options: SendOp
       url,
       {
         method,
-        agent,
+        agent: options.agent ?? agent,
         localAddress: options.localAddress,
         signal: options.signal,
         headers: {

@@ -152,6 +152,7 @@ export async function startEtcd(): Promise<SwarmTarget> {
       return () => void watcher.cancel().catch(() => undefined);
     },
     usage: () => usage([child.pid!]),
+    died: () => (child.exitCode !== null || child.signalCode !== null ? `etcd exited (${child.exitCode ?? child.signalCode}): ${log.trim().split('\n').slice(-3).join(' ')}` : undefined),
     wakeupCounters: async () => undefined,
   };
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Agent } from 'node:http';
 import { registration } from './fixtures.js';
 import { send, type Exchange } from './http.js';
 import { preload } from './preload.js';
@@ -10,14 +11,29 @@ import { SwarmFailure, type Answer, type ChangeType, type SwarmTarget } from './
 /**
  * Our server in the swarm: default settings, auth on with one token every agent shares, as the
  * seed's users run it, over SQLite or over PostgreSQL with one or more replicas (agents spread
- * over them). Each agent sends from a loopback address of its own (VMs share 1,000 of them),
- * as agents on VMs of their own would: the server's per-caller limits count per token and address.
+ * over them). Agents send from loopback addresses other than the server's, as agents on VMs of
+ * their own would (the server's per-caller limits count per token and address): each watcher
+ * and each blocking discover its own, VMs 250 hosts' worth, and plain discovers 50.
  */
 
-const VM_ADDRESSES = 1000;
-/** A loopback address for agent number `agent`, outside 127.0.0.0/16 where other servers listen. */
+const VM_ADDRESSES = 250;
+const DISCOVER_ADDRESSES = 50;
+/**
+ * Connections per address for requests (watchers have their own): enough for a host's VMs at
+ * the swarm's rate, and few enough that a stalled server cannot make the load generator open
+ * tens of thousands of sockets (the process has a limit on open files, as the server has).
+ */
+const SOCKETS_PER_ADDRESS = 16;
+/** A loopback address for agent number `agent` (see SwarmTarget), outside 127.0.0.0/16 where servers listen. */
 const addressOf = (agent: number) => {
-  const slot = agent < 1_000_000 ? agent % VM_ADDRESSES : VM_ADDRESSES + (agent % 1_000_000) + (agent >= 2_000_000 ? 2000 : 0);
+  const slot =
+    agent < 1_000_000
+      ? agent % VM_ADDRESSES
+      : agent < 2_000_000
+        ? VM_ADDRESSES + (agent % 1_000_000)
+        : agent < 2_500_000
+          ? 5000 + (agent % DISCOVER_ADDRESSES)
+          : 10_000 + (agent % 1_000_000);
   return `127.${64 + (slot >> 16)}.${(slot >> 8) & 255}.${slot & 255}`;
 };
 
@@ -54,12 +70,21 @@ export async function startOurs(onPostgres: boolean, replicas: number): Promise<
   const registry = await startRegistry(undefined, onPostgres, { token, replicas });
   const urls = registry.replicas.map((server) => server.url);
   const urlOf = (agent: number) => urls[agent % urls.length];
+  const pool = new Agent({ keepAlive: true, maxSockets: SOCKETS_PER_ADDRESS });
   const request = (agent: number, method: string, path: string, body?: string, signal?: AbortSignal) =>
-    send(`${urlOf(agent)}${path}`, method, body, { token, localAddress: addressOf(agent), signal, timeoutMs: WAIT_MS + 30_000 });
+    send(`${urlOf(agent)}${path}`, method, body, { token, localAddress: addressOf(agent), signal, agent: pool, timeoutMs: WAIT_MS + 30_000 });
   const database = () => (registry.cluster ? postgresProcesses(registry.cluster.port) : []);
 
   return {
-    stop: () => registry.dispose(),
+    async stop() {
+      pool.destroy();
+      await registry.dispose();
+    },
+    died() {
+      const dead = registry.replicas.find((server) => server.child.exitCode !== null || server.child.signalCode !== null);
+      if (!dead) return undefined;
+      return `server exited (${dead.child.exitCode ?? dead.child.signalCode}): ${dead.output().trim().split('\n').slice(-3).join(' ')}`;
+    },
     preload: (n) => preload(urls[0], n, 32, token),
     async register(id, role, agent) {
       expect(`register ${id}`, await request(agent, 'POST', '/registry/vms', registration(id, role)), 201);

@@ -52,6 +52,8 @@ export interface SwarmTarget {
   usage(): Usage;
   /** The server's own count of blocking wake-ups and of those that found nothing new, if it keeps one. */
   wakeupCounters(): Promise<{ wakeups: number; unchanged: number } | undefined>;
+  /** Why the contender is no longer running (a process exited), or undefined while it runs. */
+  died(): string | undefined;
   /** Stops every process of the contender and deletes its data. */
   stop(): Promise<void>;
 }
@@ -253,6 +255,11 @@ export async function runSwarm(target: SwarmTarget, n: number, seconds: number, 
   );
 
   await Promise.all(operations);
+  const died = target.died();
+  if (died) {
+    progress(`  ${died}`);
+    fail(died);
+  }
   const after = target.usage();
   const serverAfter = await target.wakeupCounters();
   const elapsed = (performance.now() - began) / 1000;
