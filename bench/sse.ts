@@ -33,6 +33,8 @@ export function watch(url: string, onFrame: (frame: string) => void, options: Wa
     const headers = { accept: 'text/event-stream', ...authorization(options.token) };
     // No agent: each watcher holds its own connection for the whole run, as separate agents would.
     const req: ClientRequest = get(`${url}${EVENTS}${options.query ?? ''}`, { agent: false, headers, localAddress: options.localAddress }, (res) => {
+      // The 10 s are for the headers: an open stream may be idle longer (keep-alives come every 15 s).
+      req.setTimeout(0);
       const watcher = { status: res.statusCode ?? 0, headers: res.headers, close: () => req.destroy() };
       if (watcher.status !== 200) {
         res.resume();

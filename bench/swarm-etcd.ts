@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Etcd3, type Lease } from 'etcd3';
+import { Etcd3, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse, type IDuplexStream } from 'etcd3';
 import { freePort } from '../test/support/postgres.js';
 import { tempDir } from '../test/support/server-process.js';
 import { registration, roleOf, vmId } from './fixtures.js';
@@ -12,7 +12,8 @@ import { SwarmFailure, type Answer, type SwarmTarget } from './swarm.js';
 /**
  * etcd doing the same swarm in its own idioms: a key per VM, /vms/<role>/<id>, holding the
  * same JSON a registration sends, attached to a lease of its own (register = grant + put with
- * the lease; heartbeat = one keep-alive of the lease; status change = put; deregister =
+ * the lease; heartbeat = one keep-alive of the lease, sent on the one keep-alive stream each
+ * client holds open, as etcd's own Go client does; status change = put; deregister =
  * delete; discover = a range over the role's prefix; a watcher = a watch on a role's prefix or
  * on one key; a blocking discover = a watch from the range's revision + 1 until its first
  * event, then the range again). One single-member etcd in a temporary directory, driven
@@ -40,7 +41,49 @@ const answerOf = (revision: string, kvs: { key: Buffer; value: Buffer }[]): Answ
     .sort()
     .join(','),
 });
-const failure = (what: string, error: unknown) => new SwarmFailure(`etcd ${(error as Error).name}`, `${what}: ${(error as Error).message}`);
+const failure = (what: string, error: unknown) => {
+  const { constructor, message } = error as Error;
+  return new SwarmFailure(`${constructor.name}: ${message.slice(0, 80)}`, `${what}: ${message}`);
+};
+
+type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+
+/** Keep-alives of many leases on one stream of a client: each answered, in order, with the lease's TTL. */
+class KeepAlives {
+  private stream?: Promise<KeepAliveStream>;
+  private readonly waiting = new Map<string, { resolve(): void; reject(error: Error): void }[]>();
+
+  constructor(private readonly client: Etcd3) {}
+
+  private open(): Promise<KeepAliveStream> {
+    this.stream ??= this.client.leaseClient.leaseKeepAlive().then((stream) => {
+      stream.on('data', (answer: ILeaseKeepAliveResponse) => {
+        const queue = this.waiting.get(answer.ID);
+        const next = queue?.shift();
+        if (queue?.length === 0) this.waiting.delete(answer.ID);
+        if (Number(answer.TTL) > 0) next?.resolve();
+        else next?.reject(new Error(`lease ${answer.ID} has expired`));
+      });
+      stream.on('error', (error: Error) => {
+        this.stream = undefined;
+        for (const queue of this.waiting.values()) for (const waiter of queue) waiter.reject(error);
+        this.waiting.clear();
+      });
+      return stream;
+    });
+    return this.stream;
+  }
+
+  async once(leaseId: string): Promise<void> {
+    const stream = await this.open();
+    return new Promise((resolve, reject) => {
+      const queue = this.waiting.get(leaseId);
+      if (queue) queue.push({ resolve, reject });
+      else this.waiting.set(leaseId, [{ resolve, reject }]);
+      stream.write({ ID: leaseId });
+    });
+  }
+}
 
 /** etcd's version if it is on PATH, else undefined. */
 export function etcdVersion(): string | undefined {
@@ -92,11 +135,13 @@ export async function startEtcd(): Promise<SwarmTarget> {
   }
 
   const clientOf = (agent: number) => clients[agent % CLIENTS];
-  const leases = new Map<string, Lease>();
+  const keepAlives = clients.map((c) => new KeepAlives(c));
+  /** Each VM's lease id, and the agent (so the client) that heartbeats it. */
+  const leases = new Map<string, { lease: string; agent: number }>();
   const register = async (id: string, role: string, agent: number) => {
-    const lease = clientOf(agent).lease(LEASE_TTL_SECONDS, { autoKeepAlive: false });
-    await lease.put(keyOf(role, id)).value(registration(id, role));
-    leases.set(id, lease);
+    const { ID: lease } = await clientOf(agent).leaseClient.leaseGrant({ TTL: LEASE_TTL_SECONDS });
+    await clientOf(agent).put(keyOf(role, id)).value(registration(id, role)).lease(lease);
+    leases.set(id, { lease, agent });
   };
   const discover = async (role: string, agent: number) => {
     const range = await clientOf(agent).getAll().prefix(`/vms/${role}/`).exec();
@@ -108,15 +153,16 @@ export async function startEtcd(): Promise<SwarmTarget> {
     preload: (n) => preloadWith(n, 32, (index) => register(vmId(index), roleOf(index), index)),
     register: (id, role, agent) => register(id, role, agent).catch((e) => Promise.reject(failure(`register ${id}`, e))),
     async heartbeat(id) {
-      await leases.get(id)!.keepaliveOnce().catch((e) => Promise.reject(failure(`keep-alive ${id}`, e)));
+      const { lease, agent } = leases.get(id)!;
+      await keepAlives[agent % CLIENTS].once(lease).catch((e) => Promise.reject(failure(`keep-alive ${id}`, e)));
     },
     async setStatus(id, role, status) {
+      const { lease, agent } = leases.get(id)!;
       const body = JSON.stringify({ ...JSON.parse(registration(id, role)), status });
-      await leases.get(id)!.put(keyOf(role, id)).value(body).catch((e) => Promise.reject(failure(`status of ${id}`, e)));
+      await clientOf(agent).put(keyOf(role, id)).value(body).lease(lease).catch((e) => Promise.reject(failure(`status of ${id}`, e)));
     },
     async deregister(id, role, agent) {
       await clientOf(agent).delete().key(keyOf(role, id)).exec().catch((e) => Promise.reject(failure(`delete ${id}`, e)));
-      leases.get(id)?.release();
       leases.delete(id);
     },
     discover: (role, agent) => discover(role, agent).catch((e) => Promise.reject(failure(`range ${role}`, e))),
