@@ -1,4 +1,4 @@
-import { registration, roleOf, vmId } from './fixtures.js';
+import { registration, roleOf, vmId, type ServiceAt } from './fixtures.js';
 import { send } from './http.js';
 
 export interface PreloadResult {
@@ -23,11 +23,11 @@ export async function preloadWith(n: number, concurrency: number, registerOne: (
   return { n, seconds, perSecond: n / seconds };
 }
 
-/** Preloads our registry through its API (with `token` when auth is on). */
-export function preload(url: string, n: number, concurrency: number, token?: string): Promise<PreloadResult> {
+/** Preloads our registry through its API, services where `at` says, with `token` when auth is on. */
+export function preload(url: string, n: number, concurrency: number, at?: (index: number) => ServiceAt, token?: string): Promise<PreloadResult> {
   return preloadWith(n, concurrency, async (index) => {
     const id = vmId(index);
-    const answer = await send(`${url}/registry/vms`, 'POST', registration(id, roleOf(index)), { token });
+    const answer = await send(`${url}/registry/vms`, 'POST', registration(id, roleOf(index), at?.(index)), { token });
     if (answer.status !== 201) {
       throw new Error(`preloading ${id} answered ${answer.status}: ${answer.body.toString().slice(0, 300)}`);
     }

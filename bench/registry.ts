@@ -12,11 +12,13 @@ export interface Registry {
   replicas: ServerProcess[];
   /** The PostgreSQL cluster, with --pg: its processes' CPU and memory count as the server's. */
   cluster?: PostgresCluster;
-  /** Stops the server cleanly and starts it again over the same file; ms until it listened. */
-  restart(): Promise<number>;
+  /** Stops the server cleanly and starts it again over the same file, with these settings changed; ms until it listened. */
+  restart(settings?: Settings): Promise<number>;
   /** Stops the server and deletes the database. */
   dispose(): Promise<void>;
 }
+
+type Settings = Record<string, string | undefined>;
 
 /**
  * The swarm's server: every setting at its default (whatever the environment the benchmark
@@ -30,36 +32,40 @@ export interface SwarmServer {
 
 const EVERY_SETTING_UNSET = Object.fromEntries(Object.values(SETTINGS).map((row) => [row.env, undefined]));
 
-export async function startRegistry(profileDir?: string, onPostgres = false, swarm?: SwarmServer): Promise<Registry> {
+/**
+ * `settings` are added to the environment the benchmark's server always gets, such as the
+ * health checks'; with `swarm`, the server gets its defaults instead.
+ */
+export async function startRegistry(profileDir?: string, onPostgres = false, settings: Settings = {}, swarm?: SwarmServer): Promise<Registry> {
+  let current = settings;
   const dir = tempDir('vm-registry-bench-');
   // The same cluster the tests use: on the same two cores, with fsync off, so its figures
   // are the CPU cost of the database round trips, not of a disk.
   const cluster = onPostgres ? await startPostgres() : undefined;
   const databaseUrl = cluster ? await cluster.createDatabase('bench') : undefined;
-  const benchEnv = {
-    REGISTRY_DB: join(dir.path, 'registry.db'),
-    DATABASE_URL: databaseUrl,
-    // Loopback, open, and no self-registration: a second infra VM would break discover-one.
-    HOST: '127.0.0.1',
-    VERS_AUTH_TOKEN: undefined,
-    VERS_VM_ID: undefined,
-    // A 100k run lasts longer than the default 5 minutes: preloaded VMs must not turn
-    // stale halfway and shrink what discover and list return.
-    REGISTRY_STALE_AFTER: '24h',
-    // The load generator is one address driving tens of thousands of requests a second and
-    // a thousand watchers. The limiter stays on, so that its cost is measured, with a
-    // budget the run never spends.
-    REGISTRY_RATE_LIMIT: '1000000000',
-    REGISTRY_MAX_WATCHERS: '100000',
-    // What an operator runs with: the cost of logging is part of what is measured.
-    LOG_LEVEL: 'info',
-  };
-  const env = swarm
-    ? { ...EVERY_SETTING_UNSET, PORT: '0', REGISTRY_DB: benchEnv.REGISTRY_DB, DATABASE_URL: databaseUrl, VERS_AUTH_TOKEN: swarm.token }
-    : benchEnv;
+  const db = join(dir.path, 'registry.db');
+  const swarmEnv = swarm && { ...EVERY_SETTING_UNSET, PORT: '0', REGISTRY_DB: db, DATABASE_URL: databaseUrl, VERS_AUTH_TOKEN: swarm.token };
   const start = () =>
     startServer({
-      env,
+      env: swarmEnv ?? {
+        REGISTRY_DB: db,
+        DATABASE_URL: databaseUrl,
+        // Loopback, open, and no self-registration: a second infra VM would break discover-one.
+        HOST: '127.0.0.1',
+        VERS_AUTH_TOKEN: undefined,
+        VERS_VM_ID: undefined,
+        // A 100k run lasts longer than the default 5 minutes: preloaded VMs must not turn
+        // stale halfway and shrink what discover and list return.
+        REGISTRY_STALE_AFTER: '24h',
+        // The load generator is one address driving tens of thousands of requests a second and
+        // a thousand watchers. The limiter stays on, so that its cost is measured, with a
+        // budget the run never spends.
+        REGISTRY_RATE_LIMIT: '1000000000',
+        REGISTRY_MAX_WATCHERS: '100000',
+        // What an operator runs with: the cost of logging is part of what is measured.
+        LOG_LEVEL: 'info',
+        ...current,
+      },
       nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
       timeout: 120_000,
     });
@@ -69,7 +75,8 @@ export async function startRegistry(profileDir?: string, onPostgres = false, swa
     server: first,
     replicas: [first, ...others],
     cluster,
-    async restart() {
+    async restart(changes = {}) {
+      current = { ...current, ...changes };
       await registry.server.stop();
       const began = performance.now();
       registry.server = await start();

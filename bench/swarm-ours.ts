@@ -67,7 +67,7 @@ const WAIT_MS = 60_000;
 
 export async function startOurs(onPostgres: boolean, replicas: number): Promise<SwarmTarget> {
   const token = randomBytes(24).toString('base64url');
-  const registry = await startRegistry(undefined, onPostgres, { token, replicas });
+  const registry = await startRegistry(undefined, onPostgres, {}, { token, replicas });
   const urls = registry.replicas.map((server) => server.url);
   const urlOf = (agent: number) => urls[agent % urls.length];
   const pool = new Agent({ keepAlive: true, maxSockets: SOCKETS_PER_ADDRESS });
@@ -85,7 +85,7 @@ export async function startOurs(onPostgres: boolean, replicas: number): Promise<
       if (!dead) return undefined;
       return `server exited (${dead.child.exitCode ?? dead.child.signalCode}): ${dead.output().trim().split('\n').slice(-3).join(' ')}`;
     },
-    preload: (n) => preload(urls[0], n, 32, token),
+    preload: (n) => preload(urls[0], n, 32, undefined, token),
     async register(id, role, agent) {
       expect(`register ${id}`, await request(agent, 'POST', '/registry/vms', registration(id, role)), 201);
     },
