@@ -80,9 +80,14 @@ export interface SwarmRun {
   /** Requests sent during the mix, by kind, and the changes (register, deregister, status) among them. */
   sent?: Record<'heartbeat' | 'register' | 'deregister' | 'status' | 'discover' | 'blocking', number>;
   changes?: number;
-  /** CPU of every process of the contender over the mix, in % of one core, and per request sent. */
+  /**
+   * CPU of every process of the contender over the mix, in % of one core, and per operation of
+   * the mix (heartbeats, registrations, deregistrations, status changes, plain discovers: the
+   * same for every contender; blocking re-asks, whose number is the contender's doing, are not
+   * counted as operations but their cost is in the CPU).
+   */
   cpuPercent?: number;
-  cpuMsPerRequest?: number;
+  cpuMsPerOperation?: number;
   /** Server RSS at the end of the mix (all replicas), and the database's PSS where there is one. */
   rssMb?: number;
   databaseMb?: number;

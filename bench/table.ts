@@ -50,7 +50,7 @@ type Row = [label: string, figure: (run: SwarmRun) => number | undefined];
 
 const SWARM_ROWS: Row[] = [
   ['server CPU, % of one core', (r) => r.cpuPercent],
-  ['CPU per request, ms', (r) => r.cpuMsPerRequest],
+  ['CPU per operation of the mix, ms', (r) => r.cpuMsPerOperation],
   ['server RSS, MB', (r) => r.rssMb],
   ['database PSS, MB', (r) => r.databaseMb],
   ['heartbeat p50, ms', (r) => r.latency?.heartbeat.p50],

@@ -73,7 +73,7 @@ it('npm run bench -- --swarm with a tiny swarm produces a well-formed result, et
     if (etcd.skipped !== undefined) assert.match(etcd.skipped, /etcd is not on PATH: install it \(Debian\/Ubuntu: apt-get install etcd-server/);
     for (const run of results.runs.filter((r) => r.skipped === undefined)) {
       assert.equal(run.preload!.n, 300, run.contender);
-      assert.ok([run.cpuPercent, run.cpuMsPerRequest, run.rssMb, run.changes, run.eventLag!.expected].every(isCount), run.contender);
+      assert.ok([run.cpuPercent, run.cpuMsPerOperation, run.rssMb, run.changes, run.eventLag!.expected].every(isCount), run.contender);
       for (const figure of [run.latency!.heartbeat, run.latency!.discover, run.eventLag!]) {
         assert.ok([figure.p50, figure.p99, figure.count].every(isCount), `${run.contender}: ${JSON.stringify(figure)}`);
       }
