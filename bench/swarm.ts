@@ -89,9 +89,9 @@ export async function runSwarm(target: SwarmTarget, n: number, seconds: number, 
   const agents = new Map<string, number>();
   const live: string[] = [];
   const position = new Map<string, number>();
-  const add = (id: string, role: string) => {
+  const add = (id: string, role: string, agent: number) => {
     roles.set(id, role);
-    agents.set(id, agents.size);
+    agents.set(id, agent);
     position.set(id, live.push(id) - 1);
   };
   const remove = (id: string) => {
@@ -103,7 +103,7 @@ export async function runSwarm(target: SwarmTarget, n: number, seconds: number, 
     }
     position.delete(id);
   };
-  for (let i = 0; i < n; i++) add(vmId(i), roleOf(i));
+  for (let i = 0; i < n; i++) add(vmId(i), roleOf(i), i);
   const randomLive = () => live[Math.floor(Math.random() * live.length)];
   const randomChangeable = (): string => {
     const id = randomLive();
@@ -201,10 +201,11 @@ export async function runSwarm(target: SwarmTarget, n: number, seconds: number, 
       // The same mix of roles as the preload, never a second infra VM.
       const role = roleOf(index + 1);
       sent.register++;
+      // A new VM's agent is the one that registered it, as with the preloaded ones.
       void track(id, timed(latency.register, () => target.register(id, role, n + index)))
         .then(() => {
           change('registered', id, role);
-          add(id, role);
+          add(id, role, n + index);
         })
         .catch((e) => fail(failureKind('register', e)));
     }),
