@@ -18,8 +18,14 @@ export interface BenchOptions {
   out: string;
   /** Directory for a CPU profile of our server (node --cpu-prof), or undefined. */
   profile?: string;
-  /** Run on a throwaway PostgreSQL cluster instead of SQLite. */
+  /** Run on a throwaway PostgreSQL cluster instead of SQLite (with --swarm: as well, on one and on two replicas). */
   pg: boolean;
+  /** The swarm of issue 19 (bench/swarm.ts) against etcd instead of the scenarios. */
+  swarm: boolean;
+  /** VMs preloaded for the swarm. */
+  swarmVms: number;
+  /** Seconds the swarm's mix lasts. */
+  swarmSeconds: number;
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -36,6 +42,10 @@ export const USAGE = `Usage: npm run bench -- [options]
   --out <dir>          where the results JSON goes (default bench/results)
   --profile <dir>      run our server under node --cpu-prof and write the profile there
   --pg                 store on a throwaway PostgreSQL cluster (the machine's PostgreSQL) instead of SQLite
+  --swarm              instead of the scenarios, a swarm all at once, ours against etcd (see docs/performance.md);
+                       on SQLite, and with --pg also on one and on two PostgreSQL replicas
+  --swarm-vms <count>  VMs preloaded for the swarm (default 100000)
+  --swarm-seconds <s>  how long the swarm's mix lasts (default 60)
   --help               this text`;
 
 function positive(name: string, text: string | undefined, fallback: number, integer: boolean): number {
@@ -64,6 +74,9 @@ export function parseOptions(args: string[], defaultOut: string): BenchOptions |
       out: { type: 'string' },
       profile: { type: 'string' },
       pg: { type: 'boolean' },
+      swarm: { type: 'boolean' },
+      'swarm-vms': { type: 'string' },
+      'swarm-seconds': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -83,5 +96,8 @@ export function parseOptions(args: string[], defaultOut: string): BenchOptions |
     out: values.out ?? defaultOut,
     profile: values.profile,
     pg: values.pg ?? false,
+    swarm: values.swarm ?? false,
+    swarmVms: positive('swarm-vms', values['swarm-vms'], 100_000, true),
+    swarmSeconds: positive('swarm-seconds', values['swarm-seconds'], 60, false),
   };
 }

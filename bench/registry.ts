@@ -1,12 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startPostgres } from '../test/support/postgres.js';
+import { SETTINGS } from '../src/server/settings.js';
+import { startPostgres, type PostgresCluster } from '../test/support/postgres.js';
 import { startServer, tempDir, type ServerProcess } from '../test/support/server-process.js';
 
 /** Our server as `vm-registry serve` runs it, over a SQLite file in a temporary directory. */
 export interface Registry {
   server: ServerProcess;
+  /** Every replica: `server` and, for the swarm on PostgreSQL, the others over the same database. */
+  replicas: ServerProcess[];
+  /** The PostgreSQL cluster, with --pg: its processes' CPU and memory count as the server's. */
+  cluster?: PostgresCluster;
   /** Stops the server cleanly and starts it again over the same file, with these settings changed; ms until it listened. */
   restart(settings?: Settings): Promise<number>;
   /** Stops the server and deletes the database. */
@@ -15,18 +20,35 @@ export interface Registry {
 
 type Settings = Record<string, string | undefined>;
 
-/** `settings` are added to the environment the benchmark's server always gets, such as the health checks'. */
-export async function startRegistry(profileDir?: string, onPostgres = false, settings: Settings = {}): Promise<Registry> {
+/**
+ * The swarm's server: every setting at its default (whatever the environment the benchmark
+ * was started from holds) except the store's and one shared token, as the seed's users run it.
+ */
+export interface SwarmServer {
+  token: string;
+  /** Servers over the one PostgreSQL database (1 on SQLite). */
+  replicas: number;
+}
+
+const EVERY_SETTING_UNSET = Object.fromEntries(Object.values(SETTINGS).map((row) => [row.env, undefined]));
+
+/**
+ * `settings` are added to the environment the benchmark's server always gets, such as the
+ * health checks'; with `swarm`, the server gets its defaults instead.
+ */
+export async function startRegistry(profileDir?: string, onPostgres = false, settings: Settings = {}, swarm?: SwarmServer): Promise<Registry> {
   let current = settings;
   const dir = tempDir('vm-registry-bench-');
   // The same cluster the tests use: on the same two cores, with fsync off, so its figures
   // are the CPU cost of the database round trips, not of a disk.
   const cluster = onPostgres ? await startPostgres() : undefined;
   const databaseUrl = cluster ? await cluster.createDatabase('bench') : undefined;
+  const db = join(dir.path, 'registry.db');
+  const swarmEnv = swarm && { ...EVERY_SETTING_UNSET, PORT: '0', REGISTRY_DB: db, DATABASE_URL: databaseUrl, VERS_AUTH_TOKEN: swarm.token };
   const start = () =>
     startServer({
-      env: {
-        REGISTRY_DB: join(dir.path, 'registry.db'),
+      env: swarmEnv ?? {
+        REGISTRY_DB: db,
         DATABASE_URL: databaseUrl,
         // Loopback, open, and no self-registration: a second infra VM would break discover-one.
         HOST: '127.0.0.1',
@@ -47,8 +69,12 @@ export async function startRegistry(profileDir?: string, onPostgres = false, set
       nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
       timeout: 120_000,
     });
+  const first = await start();
+  const others = await Promise.all(Array.from({ length: (swarm?.replicas ?? 1) - 1 }, start));
   const registry: Registry = {
-    server: await start(),
+    server: first,
+    replicas: [first, ...others],
+    cluster,
     async restart(changes = {}) {
       current = { ...current, ...changes };
       await registry.server.stop();
@@ -59,8 +85,9 @@ export async function startRegistry(profileDir?: string, onPostgres = false, set
     async dispose() {
       // SIGTERM first: the server writes its CPU profile on a clean exit. SIGKILL if draining
       // in-flight requests takes longer than a benchmark should wait.
-      await Promise.race([registry.server.stop(), sleep(30_000, undefined, { ref: false })]);
-      await registry.server.kill();
+      const replicas = [registry.server, ...others];
+      await Promise.race([Promise.all(replicas.map((r) => r.stop())), sleep(30_000, undefined, { ref: false })]);
+      await Promise.all(replicas.map((r) => r.kill()));
       cluster?.destroy();
       dir.remove();
     },

@@ -62,3 +62,56 @@ export function summarize(runs: RunResult[]): Summary {
 export function judge(target: Target, ours: Summary, ratio: number): boolean {
   return 'minRatio' in target ? ratio >= target.minRatio : ours.p99 <= target.maxP99Ms;
 }
+
+/** p50 and p99 of one kind of request in the swarm, ms, and how many were measured. */
+export interface Percentiles {
+  p50: number;
+  p99: number;
+  count: number;
+}
+
+/** One contender's swarm (bench/swarm.ts): the same mix, the same N, the same machine. */
+export interface SwarmRun {
+  contender: string;
+  /** Why it did not run (such as etcd not installed); the other fields are then absent. */
+  skipped?: string;
+  preload?: PreloadResult;
+  seconds?: number;
+  /** Requests sent during the mix, by kind, and the changes (register, deregister, status) among them. */
+  sent?: Record<'heartbeat' | 'register' | 'deregister' | 'status' | 'discover' | 'blocking', number>;
+  changes?: number;
+  /**
+   * CPU of every process of the contender over the mix, in % of one core, and per operation of
+   * the mix (heartbeats, registrations, deregistrations, status changes, plain discovers: the
+   * same for every contender; blocking re-asks, whose number is the contender's doing, are not
+   * counted as operations but their cost is in the CPU).
+   */
+  cpuPercent?: number;
+  cpuMsPerOperation?: number;
+  /** Server RSS at the end of the mix (all replicas), and the database's PSS where there is one. */
+  rssMb?: number;
+  databaseMb?: number;
+  latency?: { heartbeat: Percentiles; register: Percentiles; discover: Percentiles };
+  /** From a change acknowledged to its event read by a watcher whose filter it concerns. */
+  eventLag?: Percentiles & { expected: number };
+  blocking?: {
+    /** Answers to blocking discovers before their wait ran out, as the clients saw them. */
+    wakeups: number;
+    /** Of those, answers with the same set of VMs as the last one the client had. */
+    unchanged: number;
+    perChange: number;
+    /** The server's own counters, where it has them (vm_registry_blocking_wakeups_*). */
+    server?: { wakeups: number; unchanged: number };
+  };
+  /** Every failure, by what failed and how: HTTP status, refused watcher, event gap, reset. */
+  errors?: Record<string, number>;
+}
+
+export interface SwarmResults {
+  format: 1;
+  kind: 'swarm';
+  startedAt: string;
+  machine: Machine;
+  options: { vms: number; seconds: number; pg: boolean };
+  runs: SwarmRun[];
+}

@@ -19,7 +19,11 @@ import { residentMb, settledResidentMb, startRegistry, type Registry } from './r
 import { judge, summarize, type BenchResults, type ScenarioResult } from './results.js';
 import { scenarios, type HttpScenario, type Scenario, type SseScenario } from './scenarios.js';
 import { fanOut, probeEvents } from './sse.js';
-import { formatResults } from './table.js';
+import { ETCD_MISSING, etcdVersion, startEtcd } from './swarm-etcd.js';
+import { startOurs } from './swarm-ours.js';
+import { runSwarm, type SwarmTarget } from './swarm.js';
+import type { SwarmResults, SwarmRun } from './results.js';
+import { formatResults, formatSwarm } from './table.js';
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const fmt = (r: RunResult) => `${Math.round(r.rps)} rps, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, ${r.failed} failed`;
@@ -32,7 +36,7 @@ type Measure = (url: string, seconds: number) => Promise<RunResult>;
  * contender that is. A GET /health queued behind them is answered once they are done.
  */
 async function settle(ours: string): Promise<void> {
-  const answer = await send(`${ours}/health`, 'GET', undefined, 600_000);
+  const answer = await send(`${ours}/health`, 'GET', undefined, { timeoutMs: 600_000 });
   if (answer.status !== 200) throw new Error(`GET /health answered ${answer.status} between runs`);
 }
 
@@ -169,6 +173,55 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
   }
 }
 
+/**
+ * The swarm, contender after contender on the same machine: ours on SQLite, etcd, and with
+ * --pg ours on one and on two PostgreSQL replicas. Each starts fresh and is stopped before the
+ * next, so that none runs on a machine another still loads.
+ */
+async function swarm(options: BenchOptions, save: (results: SwarmResults) => void): Promise<SwarmResults> {
+  const startedAt = new Date().toISOString();
+  const machine = describeMachine();
+  const { swarmVms: n, swarmSeconds: seconds } = options;
+  progress(`machine: ${machine.cpu}, ${machine.cores} cores; vm-registry ${machine.commit}; swarm of N = ${n} for ${seconds} s`);
+  const version = etcdVersion();
+  const contenders: { name: string; start?: () => Promise<SwarmTarget>; skipped?: string }[] = [
+    { name: 'ours, SQLite', start: () => startOurs(false, 1) },
+    version ? { name: `etcd ${version}`, start: startEtcd } : { name: 'etcd', skipped: ETCD_MISSING },
+    ...(options.pg
+      ? [
+          { name: 'ours, PostgreSQL ×1', start: () => startOurs(true, 1) },
+          { name: 'ours, PostgreSQL ×2', start: () => startOurs(true, 2) },
+        ]
+      : []),
+  ];
+  const runs: SwarmRun[] = [];
+  const results = (): SwarmResults => ({ format: 1, kind: 'swarm', startedAt, machine, options: { vms: n, seconds, pg: options.pg }, runs });
+  for (const { name, start, skipped } of contenders) {
+    progress(`${name}:`);
+    if (!start) {
+      progress(`  skipped: ${skipped}`);
+      runs.push({ contender: name, skipped });
+      continue;
+    }
+    const target = await start();
+    const stopOnSignal = () => void target.stop().finally(() => process.exit(130));
+    process.once('SIGINT', stopOnSignal).once('SIGTERM', stopOnSignal);
+    try {
+      runs.push({ contender: name, ...(await runSwarm(target, n, seconds, progress)) });
+    } catch (error) {
+      progress(`  failed: ${(error as Error).message}`);
+      runs.push({ contender: name, skipped: `failed: ${(error as Error).message}` });
+    } finally {
+      process.off('SIGINT', stopOnSignal).off('SIGTERM', stopOnSignal);
+      await target.stop();
+      closeConnections();
+    }
+    // A 100k run lasts many minutes: what is measured is kept even if a later contender fails.
+    save(results());
+  }
+  return results();
+}
+
 const defaultOut = fileURLToPath(new URL('../../bench/results', import.meta.url));
 let options: ReturnType<typeof parseOptions>;
 try {
@@ -188,6 +241,12 @@ function report(results: { startedAt: string }, table: string, kind = ''): void 
 
 if (options === 'help') {
   process.stdout.write(`${USAGE}\n`);
+} else if (options.swarm) {
+  mkdirSync(options.out, { recursive: true });
+  const fileOf = (results: SwarmResults) => join(options.out, `${results.startedAt.replace(/[:.]/g, '-')}-swarm-n${results.options.vms}.json`);
+  const save = (results: SwarmResults) => writeFileSync(fileOf(results), `${JSON.stringify(results, null, 2)}\n`);
+  const results = await swarm(options, save);
+  process.stdout.write(`${formatSwarm(results)}\nresults: ${fileOf(results)}\n`);
 } else {
   // The health-check scenario restarts its own server with checks on and off, so it runs only when named.
   const others = options.only.filter((name) => name !== HEALTH_SCENARIO);

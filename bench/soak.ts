@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { randomPreloadedId } from './fixtures.js';
 import { closeConnections, send } from './http.js';
+import { steady } from './pace.js';
 import { preload } from './preload.js';
 import { residentMb, startRegistry } from './registry.js';
 
@@ -53,18 +54,6 @@ let errors = 0;
 const count = (promise: Promise<{ status: number }>) =>
   promise.then((answer) => void (answer.status >= 400 && errors++), () => void errors++);
 
-/** Fires `rate` requests a second, spread evenly, until the deadline. */
-async function steady(rate: number, fire: () => void): Promise<void> {
-  const tick = 50;
-  const perTick = rate / (1000 / tick);
-  let owed = 0;
-  while (performance.now() < deadline) {
-    owed += perTick;
-    for (; owed >= 1; owed--) fire();
-    await sleep(tick);
-  }
-}
-
 /** A watcher that stays between 1 and 10 s, then leaves without a word, and comes back. */
 async function churningWatcher(): Promise<void> {
   while (performance.now() < deadline) {
@@ -100,11 +89,11 @@ const revision = Number((await send(`${url}/registry/vms?role=golden`, 'GET')).h
 const began = performance.now();
 const samples: Sample[] = [await sample(began)];
 const load = [
-  steady(heartbeatRate, () => void count(send(`${url}/registry/vms/${randomPreloadedId(vms)}/heartbeat`, 'POST'))),
-  steady(discoverRate, () => void count(send(`${url}/registry/discover/infra`, 'GET'))),
+  steady(heartbeatRate, deadline, () => void count(send(`${url}/registry/vms/${randomPreloadedId(vms)}/heartbeat`, 'POST'))),
+  steady(discoverRate, deadline, () => void count(send(`${url}/registry/discover/infra`, 'GET'))),
   // Blocking queries at the current revision: heartbeats make none, so each waits its 3 s out
   // and waiters come and go too.
-  steady(5, () => void count(send(`${url}/registry/discover/lieutenant?index=${revision}&wait=3s`, 'GET'))),
+  steady(5, deadline, () => void count(send(`${url}/registry/discover/lieutenant?index=${revision}&wait=3s`, 'GET'))),
   ...Array.from({ length: watcherCount }, churningWatcher),
 ];
 const sampler = (async () => {

@@ -1,6 +1,6 @@
 import { get, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { send, type Exchange } from './http.js';
+import { authorization, send, type Exchange, type SendOptions } from './http.js';
 import type { RunResult } from './load.js';
 
 /**
@@ -14,17 +14,27 @@ const EVENTS = '/registry/events';
 /** A write not delivered to every watcher within this long counts its missing deliveries as failed. */
 const DELIVERY_DEADLINE_MS = 2_000;
 
-interface Watcher {
+export interface Watcher {
   status: number;
   headers: IncomingHttpHeaders;
   close(): void;
 }
 
-/** Opens one stream and calls `onEvent` for every frame carrying a benchSeq. */
-function watch(url: string, onEvent: (seq: number, frame: string) => void): Promise<Watcher> {
+/** Which events a watcher asks for: a query string such as `?role=infra`, sent as its agent would. */
+export interface WatchOptions extends Pick<SendOptions, 'token' | 'localAddress'> {
+  query?: string;
+  /** Called when an open stream ends or breaks, whoever ended it. */
+  onClose?: () => void;
+}
+
+/** Opens one stream and calls `onFrame` with every frame (event, comment or keep-alive) it reads. */
+export function watch(url: string, onFrame: (frame: string) => void, options: WatchOptions = {}): Promise<Watcher> {
   return new Promise((resolve, reject) => {
+    const headers = { accept: 'text/event-stream', ...authorization(options.token) };
     // No agent: each watcher holds its own connection for the whole run, as separate agents would.
-    const req: ClientRequest = get(`${url}${EVENTS}`, { agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
+    const req: ClientRequest = get(`${url}${EVENTS}${options.query ?? ''}`, { agent: false, headers, localAddress: options.localAddress }, (res) => {
+      // The 10 s are for the headers: an open stream may be idle longer (keep-alives come every 15 s).
+      req.setTimeout(0);
       const watcher = { status: res.statusCode ?? 0, headers: res.headers, close: () => req.destroy() };
       if (watcher.status !== 200) {
         res.resume();
@@ -39,17 +49,23 @@ function watch(url: string, onEvent: (seq: number, frame: string) => void): Prom
         while ((end = buffered.indexOf('\n\n')) !== -1) {
           const frame = buffered.slice(0, end + 2);
           buffered = buffered.slice(end + 2);
-          const seq = /"benchSeq":(\d+)/.exec(frame)?.[1];
-          if (seq !== undefined) onEvent(Number(seq), frame);
+          onFrame(frame);
         }
       });
       res.on('error', () => {});
+      res.on('close', () => options.onClose?.());
       resolve(watcher);
     });
     req.setTimeout(10_000, () => req.destroy(new Error(`${EVENTS} sent no headers within 10 s`)));
     req.on('error', reject);
   });
 }
+
+/** Calls `onEvent` for every frame that carries a benchSeq, the number the fan-out's writer put in. */
+const withBenchSeq = (onEvent: (seq: number, frame: string) => void) => (frame: string) => {
+  const seq = /"benchSeq":(\d+)/.exec(frame)?.[1];
+  if (seq !== undefined) onEvent(Number(seq), frame);
+};
 
 const patchBody = (seq: number) => JSON.stringify({ metadata: { task: 'process invoices', swarm: 'bench', benchSeq: seq } });
 
@@ -66,7 +82,7 @@ export async function probeEvents(url: string, vmUrl: string): Promise<Probe> {
   const frame = new Promise<string>((resolve) => (delivered = resolve));
   let watcher: Watcher;
   try {
-    watcher = await watch(url, (_seq, text) => delivered(text));
+    watcher = await watch(url, withBenchSeq((_seq, text) => delivered(text)));
   } catch (error) {
     return { skip: `GET ${EVENTS} failed (${(error as Error).message}): fan-out not measured` };
   }
@@ -86,7 +102,8 @@ export async function probeEvents(url: string, vmUrl: string): Promise<Probe> {
   }
 }
 
-const percentile = (sorted: number[], p: number) =>
+/** The p-th percentile of ascending values; 0 for none. */
+export const percentile = (sorted: number[], p: number) =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 
 /** Opens the watchers on `url`, writes to `vmPath` there until `seconds` pass, and closes them. */
@@ -107,7 +124,7 @@ export async function fanOut(url: string, vmPath: string, watchers: number, seco
   try {
     // In batches: a thousand connects at once would overflow the listen backlog and measure SYN retries.
     for (let i = 0; i < watchers; i += 100) {
-      const batch = await Promise.all(Array.from({ length: Math.min(100, watchers - i) }, () => watch(url, onEvent)));
+      const batch = await Promise.all(Array.from({ length: Math.min(100, watchers - i) }, () => watch(url, withBenchSeq(onEvent))));
       open.push(...batch);
       const refused = batch.find((w) => w.status !== 200);
       if (refused) throw new Error(`a watcher got ${refused.status} from ${EVENTS}`);

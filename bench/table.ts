@@ -1,4 +1,4 @@
-import type { BenchResults, ScenarioResult } from './results.js';
+import type { BenchResults, ScenarioResult, SwarmResults, SwarmRun } from './results.js';
 
 const rps = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1));
 const ms = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1));
@@ -43,5 +43,72 @@ export function formatResults(results: BenchResults): string {
       `, ${rssMb.afterScenarios} MB after the scenarios (peak ${rssMb.peak} MB)`,
     `restart with ${restart.vms.toLocaleString('en-US')} VMs on disk: listening after ${Math.round(restart.listeningMs)} ms, ` +
       `first discover answered after ${Math.round(restart.firstDiscoverMs)} ms`,
+  ].join('\n');
+}
+
+type Row = [label: string, figure: (run: SwarmRun) => number | undefined];
+
+const SWARM_ROWS: Row[] = [
+  ['server CPU, % of one core', (r) => r.cpuPercent],
+  ['CPU per operation of the mix, ms', (r) => r.cpuMsPerOperation],
+  ['server RSS, MB', (r) => r.rssMb],
+  ['database PSS, MB', (r) => r.databaseMb],
+  ['heartbeat p50, ms', (r) => r.latency?.heartbeat.p50],
+  ['heartbeat p99, ms', (r) => r.latency?.heartbeat.p99],
+  ['register p50, ms', (r) => r.latency?.register.p50],
+  ['register p99, ms', (r) => r.latency?.register.p99],
+  ['discover p50, ms', (r) => r.latency?.discover.p50],
+  ['discover p99, ms', (r) => r.latency?.discover.p99],
+  ['event lag p50, ms', (r) => r.eventLag?.p50],
+  ['event lag p99, ms', (r) => r.eventLag?.p99],
+  ['blocking wake-ups per change', (r) => r.blocking?.perChange],
+  ['wake-ups with nothing new (client)', (r) => r.blocking?.unchanged],
+];
+
+const figure = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(value >= 10 ? 1 : 2));
+
+/** The swarm's figures, one column per contender, ours with its ratio to etcd's where etcd ran. */
+export function formatSwarm(results: SwarmResults): string {
+  const measured = results.runs.filter((r) => !r.skipped);
+  const etcd = measured.find((r) => r.contender.startsWith('etcd'));
+  const cell = (run: SwarmRun, [, pick]: Row) => {
+    const value = pick(run);
+    if (value === undefined) return 'n/a';
+    const peer = etcd && run !== etcd ? pick(etcd) : undefined;
+    return peer ? `${figure(value)} (${(value / peer).toFixed(2)}×)` : figure(value);
+  };
+  const errors = (run: SwarmRun) => Object.values(run.errors ?? {}).reduce((sum, count) => sum + count, 0);
+  const serverWakeups = (run: SwarmRun) =>
+    run.blocking?.server ? `${run.blocking.server.wakeups} / ${run.blocking.server.unchanged}` : run.contender.startsWith('etcd') ? '–' : 'n/a';
+  const header = ['', ...measured.map((r) => r.contender)];
+  const rows = [
+    header,
+    ...SWARM_ROWS.map((row) => [row[0], ...measured.map((run) => cell(run, row))]),
+    ['wake-ups / with nothing new (server metrics)', ...measured.map(serverWakeups)],
+    ['errors (429, 503, refused watchers, event gaps)', ...measured.map((run) => String(errors(run)))],
+  ];
+  const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  const { machine, options } = results;
+  const notes = results.runs.flatMap((run) => [
+    ...(run.skipped ? [`- ${run.contender}: skipped, ${run.skipped}`] : []),
+    ...Object.entries(run.errors ?? {}).map(([kind, count]) => `- ${run.contender}: ${count} × ${kind}`),
+    ...(run.preload && run.sent
+      ? [
+          `- ${run.contender}: preloaded at ${Math.round(run.preload.perSecond)}/s; in ${run.seconds?.toFixed(0)} s sent ` +
+            Object.entries(run.sent).map(([kind, count]) => `${count} ${kind}`).join(', ') +
+            `; ${run.eventLag?.count} of ${run.eventLag?.expected} event deliveries`,
+        ]
+      : []),
+  ]);
+  return [
+    `swarm: vm-registry ${machine.commit}, N = ${options.vms.toLocaleString('en-US')} VMs, ${options.seconds} s of the mix`,
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB, node ${machine.node}, ${machine.platform}`,
+    '',
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.slice(1).map(line),
+    '',
+    ...notes,
   ].join('\n');
 }

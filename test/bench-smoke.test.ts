@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { BenchResults } from '../bench/results.js';
+import type { BenchResults, SwarmResults } from '../bench/results.js';
 import { tempDir } from './support/server-process.js';
 
 const BENCH = fileURLToPath(new URL('../bench/run.js', import.meta.url));
@@ -49,5 +49,39 @@ it('npm run bench -- --n 1000 --quick produces a well-formed result', { timeout:
     }
     assert.ok(isCount(scenario.ratio), scenario.name);
     assert.equal(typeof scenario.met, 'boolean');
+  }
+});
+
+it('npm run bench -- --swarm with a tiny swarm produces a well-formed result, etcd measured or skipped with how to get it', { timeout: 240_000 }, async () => {
+  const swarmOut = tempDir('vm-registry-bench-swarm-smoke-');
+  try {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [BENCH, '--swarm', '--swarm-vms', '300', '--swarm-seconds', '2', '--out', swarmOut.path],
+      { timeout: 230_000, maxBuffer: 16 * 1024 * 1024 },
+    );
+    assert.match(stdout, /\| server CPU, % of one core +\|/);
+
+    const files = readdirSync(swarmOut.path);
+    assert.equal(files.length, 1);
+    const results = JSON.parse(readFileSync(join(swarmOut.path, files[0]), 'utf8')) as SwarmResults;
+    assert.equal(results.kind, 'swarm');
+    assert.deepEqual(results.options, { vms: 300, seconds: 2, pg: false });
+    assert.deepEqual(results.runs.map((run) => run.contender.replace(/ .*/, '')), ['ours,', 'etcd']);
+    const [ours, etcd] = results.runs;
+    assert.equal(ours.skipped, undefined, 'ours always runs');
+    if (etcd.skipped !== undefined) assert.match(etcd.skipped, /etcd is not on PATH: install it \(Debian\/Ubuntu: apt-get install etcd-server/);
+    for (const run of results.runs.filter((r) => r.skipped === undefined)) {
+      assert.equal(run.preload!.n, 300, run.contender);
+      assert.ok([run.cpuPercent, run.cpuMsPerOperation, run.rssMb, run.changes, run.eventLag!.expected].every(isCount), run.contender);
+      for (const figure of [run.latency!.heartbeat, run.latency!.discover, run.eventLag!]) {
+        assert.ok([figure.p50, figure.p99, figure.count].every(isCount), `${run.contender}: ${JSON.stringify(figure)}`);
+      }
+      assert.ok(run.sent!.heartbeat > 0 && run.sent!.blocking >= 500, `${run.contender} sent the mix: ${JSON.stringify(run.sent)}`);
+      assert.ok([run.blocking!.wakeups, run.blocking!.unchanged, run.blocking!.perChange].every(isCount), run.contender);
+      assert.ok(Object.values(run.errors!).every(isCount), run.contender);
+    }
+  } finally {
+    swarmOut.remove();
   }
 });

@@ -47,7 +47,8 @@ export function postgresBinDir(): string {
   return found;
 }
 
-function freePort(): Promise<number> {
+/** A loopback port nobody listens on right now, for servers that must be told theirs. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { Agent } from 'node:http';
+import { registration } from './fixtures.js';
+import { send, type Exchange } from './http.js';
+import { preload } from './preload.js';
+import { postgresProcesses, usage } from './proc.js';
+import { startRegistry } from './registry.js';
+import { watch } from './sse.js';
+import { SwarmFailure, type Answer, type ChangeType, type SwarmTarget } from './swarm.js';
+
+/**
+ * Our server in the swarm: default settings, auth on with one token every agent shares, as the
+ * seed's users run it, over SQLite or over PostgreSQL with one or more replicas (agents spread
+ * over them). Agents send from loopback addresses other than the server's, as agents on VMs of
+ * their own would (the server's per-caller limits count per token and address): each watcher
+ * and each blocking discover its own, VMs 250 hosts' worth, and plain discovers 50.
+ */
+
+const VM_ADDRESSES = 250;
+const DISCOVER_ADDRESSES = 50;
+/**
+ * Connections per address for requests (watchers have their own): enough for a host's VMs at
+ * the swarm's rate, and few enough that a stalled server cannot make the load generator open
+ * tens of thousands of sockets (the process has a limit on open files, as the server has).
+ */
+const SOCKETS_PER_ADDRESS = 16;
+/** A loopback address for agent number `agent` (see SwarmTarget), outside 127.0.0.0/16 where servers listen. */
+const addressOf = (agent: number) => {
+  const slot =
+    agent < 1_000_000
+      ? agent % VM_ADDRESSES
+      : agent < 2_000_000
+        ? VM_ADDRESSES + (agent % 1_000_000)
+        : agent < 2_500_000
+          ? 5000 + (agent % DISCOVER_ADDRESSES)
+          : 10_000 + (agent % 1_000_000);
+  return `127.${64 + (slot >> 16)}.${(slot >> 8) & 255}.${slot & 255}`;
+};
+
+/** The ids of the VMs in a discover answer: enough to say whether a result changed (heartbeats move lastSeen, not the set). */
+const idsOf = (body: Buffer) =>
+  [...body.toString().matchAll(/"id":"([^"]+)"/g)]
+    .map((match) => match[1])
+    .sort()
+    .join(',');
+
+/** The index to re-ask with: X-Registry-Index where the server sends it, else the body's revision. */
+function answerOf(exchange: Exchange): Answer {
+  const header = exchange.headers['x-registry-index'];
+  const index = header !== undefined ? Number(header) : (JSON.parse(exchange.body.toString()) as { revision: number }).revision;
+  return { index, ids: idsOf(exchange.body) };
+}
+
+const expect = (what: string, exchange: Exchange, status: number) => {
+  if (exchange.status !== status) throw new SwarmFailure(`HTTP ${exchange.status}`, `${what} answered ${exchange.status}: ${exchange.body.toString().slice(0, 200)}`);
+  return exchange;
+};
+
+/** Sums a Prometheus counter over its labels; undefined when the server does not have it. */
+function counter(text: string, name: string): number | undefined {
+  const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((match) => Number(match[1]));
+  return values.length === 0 ? undefined : values.reduce((sum, v) => sum + v, 0);
+}
+
+/** How long a blocking discover waits (the server's default); an answer after most of it is its wait running out. */
+const WAIT_MS = 60_000;
+
+export async function startOurs(onPostgres: boolean, replicas: number): Promise<SwarmTarget> {
+  const token = randomBytes(24).toString('base64url');
+  const registry = await startRegistry(undefined, onPostgres, {}, { token, replicas });
+  const urls = registry.replicas.map((server) => server.url);
+  const urlOf = (agent: number) => urls[agent % urls.length];
+  const pool = new Agent({ keepAlive: true, maxSockets: SOCKETS_PER_ADDRESS });
+  const request = (agent: number, method: string, path: string, body?: string, signal?: AbortSignal) =>
+    send(`${urlOf(agent)}${path}`, method, body, { token, localAddress: addressOf(agent), signal, agent: pool, timeoutMs: WAIT_MS + 30_000 });
+  const database = () => (registry.cluster ? postgresProcesses(registry.cluster.port) : []);
+
+  return {
+    async stop() {
+      pool.destroy();
+      await registry.dispose();
+    },
+    died() {
+      const dead = registry.replicas.find((server) => server.child.exitCode !== null || server.child.signalCode !== null);
+      if (!dead) return undefined;
+      return `server exited (${dead.child.exitCode ?? dead.child.signalCode}): ${dead.output().trim().split('\n').slice(-3).join(' ')}`;
+    },
+    preload: (n) => preload(urls[0], n, 32, undefined, token),
+    async register(id, role, agent) {
+      expect(`register ${id}`, await request(agent, 'POST', '/registry/vms', registration(id, role)), 201);
+    },
+    async heartbeat(id, _role, agent) {
+      expect(`heartbeat ${id}`, await request(agent, 'POST', `/registry/vms/${id}/heartbeat`), 200);
+    },
+    async setStatus(id, _role, status, agent) {
+      expect(`status of ${id}`, await request(agent, 'PATCH', `/registry/vms/${id}`, JSON.stringify({ status })), 200);
+    },
+    async deregister(id, _role, agent) {
+      expect(`deregister ${id}`, await request(agent, 'DELETE', `/registry/vms/${id}`), 200);
+    },
+    async discover(role, agent) {
+      return answerOf(expect(`discover ${role}`, await request(agent, 'GET', `/registry/discover/${role}`), 200));
+    },
+    async waitForChange(role, after, agent, signal) {
+      const began = performance.now();
+      const exchange = expect(`blocking discover ${role}`, await request(agent, 'GET', `/registry/discover/${role}?index=${after.index}`, undefined, signal), 200);
+      return performance.now() - began >= WAIT_MS - 1000 ? 'timeout' : answerOf(exchange);
+    },
+    async watch(filter, agent, onEvent, onGap) {
+      let open = true;
+      const query = filter.id === undefined ? `?role=${filter.role}` : `?id=${filter.id}`;
+      const watcher = await watch(
+        urlOf(agent),
+        (frame) => {
+          const type = /^event: (\w+)$/m.exec(frame)?.[1];
+          if (type === 'reset') return onGap('reset');
+          const id = /"vm":\{"id":"([^"]+)"/.exec(frame)?.[1];
+          if (type !== undefined && id !== undefined) onEvent(type as ChangeType, id);
+        },
+        { query, token, localAddress: addressOf(agent), onClose: () => open && onGap('stream ended') },
+      );
+      if (watcher.status !== 200) {
+        watcher.close();
+        throw new SwarmFailure(`HTTP ${watcher.status}`);
+      }
+      return () => {
+        open = false;
+        watcher.close();
+      };
+    },
+    usage: () => usage(registry.replicas.map((server) => server.child.pid!), database()),
+    async wakeupCounters() {
+      let wakeups = 0;
+      let unchanged = 0;
+      for (const url of urls) {
+        const text = (await send(`${url}/metrics`, 'GET', undefined, { token })).body.toString();
+        const woken = counter(text, 'vm_registry_blocking_wakeups_total');
+        const wasted = counter(text, 'vm_registry_blocking_wakeups_unchanged_total');
+        if (woken === undefined || wasted === undefined) return undefined;
+        wakeups += woken;
+        unchanged += wasted;
+      }
+      return { wakeups, unchanged };
+    },
+  };
+}
