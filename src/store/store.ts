@@ -30,6 +30,16 @@ export interface JsonVm {
   revision: number;
 }
 
+/** How far a replica's in-memory copy of the registry trails the database it follows. */
+export interface MirrorLag {
+  /** Revisions the replica knows were committed and has not applied yet. */
+  revisions: number;
+  /** How long it has known of a revision it has not applied (0 when current). */
+  ms: number;
+  /** "current" when it answers reads; else why it answers 503: "loading", "disconnected" (LISTEN lost) or "failing" (the log cannot be read). */
+  state: 'current' | 'loading' | 'disconnected' | 'failing';
+}
+
 export interface WriteOptions {
   /** Only write if the VM's current revision is this one (HTTP If-Match). */
   ifRevision?: number;
@@ -91,6 +101,8 @@ export interface RegistryStore {
    * them all in memory. Without it the server keeps a census of its own from the change feed.
    */
   census?(): Promise<CensusLine[]>;
+  /** Optional: how far this replica's copy of the registry trails the shared database (PostgreSQL). */
+  mirrorLag?(): MirrorLag;
   /** NotFoundError, PreconditionFailedError. Setting status to running refreshes lastSeen. */
   update(id: string, changes: VmUpdate, options?: WriteOptions): Promise<VmRecord>;
   /** Removes the entry and answers its last state. */
