@@ -1,3 +1,5 @@
+import type { Static } from '@sinclair/typebox';
+import type { MirrorLagSchema } from '../domain/schemas/health.js';
 import { ROLES, STATUSES, type Role, type Status, type VmUpdate } from '../domain/schemas/vm.js';
 import type { RegistryEvent } from '../domain/schemas/events.js';
 import type { HealthStatus, ServiceHealth } from '../domain/schemas/service-health.js';
@@ -30,15 +32,8 @@ export interface JsonVm {
   revision: number;
 }
 
-/** How far a replica's in-memory copy of the registry trails the database it follows. */
-export interface MirrorLag {
-  /** Revisions the replica knows were committed and has not applied yet. */
-  revisions: number;
-  /** How long it has known of a revision it has not applied (0 when current). */
-  ms: number;
-  /** "current" when it answers reads; else why it answers 503: "loading", "disconnected" (LISTEN lost) or "failing" (the log cannot be read). */
-  state: 'current' | 'loading' | 'disconnected' | 'failing';
-}
+/** How far a replica's in-memory copy of the registry trails the database it follows (see MirrorLagSchema). */
+export type MirrorLag = Static<typeof MirrorLagSchema>;
 
 export interface WriteOptions {
   /** Only write if the VM's current revision is this one (HTTP If-Match). */

@@ -54,8 +54,9 @@ type LoadTuple = [
 type Standing = MirrorLag['state'];
 
 const REFUSALS: Record<Exclude<Standing, 'current'>, string> = {
-  loading: "this replica is loading its copy of the registry from PostgreSQL; retry shortly",
-  disconnected: 'this replica lost its PostgreSQL LISTEN connection and cannot tell whether its copy of the registry is current; retry shortly',
+  loading: 'this replica is loading its copy of the registry from PostgreSQL; retry shortly',
+  disconnected:
+    "the registry's PostgreSQL database is unavailable to this replica (its LISTEN connection is lost, so its copy of the registry may be behind); retry shortly",
   failing: "this replica cannot read PostgreSQL's event log to bring its copy of the registry up to date; retry shortly",
 };
 
@@ -284,6 +285,8 @@ export class ReplicaMirror {
     this.options.log?.info({ vms: rows.length, revision }, "loaded this replica's copy of the registry");
     // Whatever committed after the snapshot.
     await this.catchUp();
+    // The change feed reads what the load skipped from the event log (or resets its watchers if the log no longer has it).
+    this.options.applied();
   }
 
   /** Applies the events after the mirror's revision, a page at a time, until none is left. */
