@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startPostgres } from '../test/support/postgres.js';
@@ -11,6 +11,8 @@ export interface Registry {
   restart(): Promise<number>;
   /** Stops the server and deletes the database. */
   dispose(): Promise<void>;
+  /** On PostgreSQL: CPU seconds the whole cluster (postmaster and every backend) has used so far. */
+  databaseCpuSeconds?(): number;
 }
 
 export async function startRegistry(profileDir?: string, onPostgres = false): Promise<Registry> {
@@ -42,8 +44,10 @@ export async function startRegistry(profileDir?: string, onPostgres = false): Pr
       nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
       timeout: 120_000,
     });
+  let disposed = false;
   const registry: Registry = {
     server: await start(),
+    ...(cluster && { databaseCpuSeconds: () => clusterCpuSeconds(cluster.postmasterPid()) }),
     async restart() {
       await registry.server.stop();
       const began = performance.now();
@@ -51,6 +55,8 @@ export async function startRegistry(profileDir?: string, onPostgres = false): Pr
       return performance.now() - began;
     },
     async dispose() {
+      if (disposed) return;
+      disposed = true;
       // SIGTERM first: the server writes its CPU profile on a clean exit. SIGKILL if draining
       // in-flight requests takes longer than a benchmark should wait.
       await Promise.race([registry.server.stop(), sleep(30_000, undefined, { ref: false })]);
@@ -60,6 +66,24 @@ export async function startRegistry(profileDir?: string, onPostgres = false): Pr
     },
   };
   return registry;
+}
+
+/** CPU seconds (user and system) of a process and its live children, from /proc (Linux). */
+export function clusterCpuSeconds(postmaster: number): number {
+  const ticksPerSecond = 100;
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Fields after the command's closing parenthesis: state, ppid, …, utime (14th of the line), stime (15th).
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(entry) === postmaster || Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The process ended while being read.
+    }
+  }
+  return ticks / ticksPerSecond;
 }
 
 /** Resident memory of a process in MB from /proc (Linux): VmRSS now, VmHWM the peak so far. */
