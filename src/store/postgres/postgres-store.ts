@@ -301,6 +301,10 @@ export class PostgresStore implements RegistryStore {
 
   /** From memory when the newest events are asked for (the change feed's case), else from the log, up to the mirror's revision. */
   async eventsSince(since: number, limit = DEFAULT_PAGE): Promise<RegistryEvent[]> {
+    // A watcher moving from a replica that is further along (its Last-Event-ID) waits for this
+    // one to get there rather than being told to list again; only a revision the database
+    // has not reached either is ahead of the registry.
+    if (since > this.mirror.appliedRevision && since <= (await this.databaseRevision())) await this.mirror.reached(since);
     const current = this.mirror.appliedRevision;
     checkNotAhead(since, current);
     if (since === current) return [];
@@ -340,6 +344,10 @@ export class PostgresStore implements RegistryStore {
     await this.listener?.close();
     await this.mirror.close();
     await this.pool.end();
+  }
+
+  private async databaseRevision(): Promise<number> {
+    return (await this.query<{ value: number }>(SQL.revision)).rows[0].value;
   }
 
   /** A write is answered once this replica's mirror has it: a read here right after it sees it. */
