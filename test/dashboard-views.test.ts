@@ -9,6 +9,7 @@ import { startServer, tempDir, type ServerProcess } from './support/server-proce
 
 const ADMIN = 'views-admin-secret';
 const READER = 'views-reader-secret';
+const WRITER = 'views-writer-secret';
 const SIZES = [
   { name: 'desktop', width: 1400, height: 900 },
   { name: 'phone', width: 390, height: 844 },
@@ -71,6 +72,7 @@ describe('dashboard views: layouts, URLs, keyboard, timeline and tokens', () => 
         tokens: [
           { name: 'admin', sha256: sha256Hex(ADMIN), scopes: ['admin'] },
           { name: 'reader', sha256: sha256Hex(READER), scopes: ['read'] },
+          { name: 'writer', sha256: sha256Hex(WRITER), scopes: ['read', 'write'] },
         ],
       }),
     );
@@ -173,6 +175,23 @@ describe('dashboard views: layouts, URLs, keyboard, timeline and tokens', () => 
     const page = await openPage(READER, SIZES[0], '/ui?vm=vm-lt-billing');
     await page.locator('#details .metadata', { hasText: 'process invoices' }).waitFor();
     assert.ok(await page.locator('#read-only').isVisible());
+    assert.equal(await page.locator('#details [data-action]').count(), 0);
+    await page.close();
+  });
+
+  it("offers a write token buttons on the VMs it registered, and none on another token's", async () => {
+    const own = { id: 'vm-writers-own', name: 'writers-own', role: 'worker', address: 'vm-writers-own.vm.vers.sh', registeredBy: 'writer' };
+    const registered = await fetch(`${server.url}/registry/vms`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${WRITER}`, 'content-type': 'application/json' },
+      body: JSON.stringify(own),
+    });
+    assert.equal(registered.status, 201);
+    const page = await openPage(WRITER, SIZES[0], `/ui?vm=${own.id}`);
+    await page.locator('#details [data-action]').first().waitFor();
+    assert.ok(await page.locator('#read-only').isHidden());
+    await page.goto(`${server.url}/ui?vm=vm-lt-billing`);
+    await page.locator('#details .not-owned', { hasText: 'may change only the VMs it registered' }).waitFor();
     assert.equal(await page.locator('#details [data-action]').count(), 0);
     await page.close();
   });

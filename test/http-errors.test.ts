@@ -134,10 +134,11 @@ describe('a query parameter a route does not know is a 400 naming it and the acc
 
   it('names the typo and lists what the route accepts', async () => {
     for (const [path, unknown, accepted] of [
-      ['/registry/vms?roles=infra', 'roles', 'role, status, stale, index, wait'],
-      ['/registry/vms?role=worker&staleness=true', 'staleness', 'role, status, stale, index, wait'],
-      ['/registry/discover/worker?role=worker', 'role', 'index, wait'],
+      ['/registry/vms?roles=infra', 'roles', 'role, status, stale, health, service, index, wait'],
+      ['/registry/vms?role=worker&staleness=true', 'staleness', 'role, status, stale, health, service, index, wait'],
+      ['/registry/discover/worker?role=worker', 'role', 'health, service, index, wait'],
       ['/registry/events?since=0&from=3', 'from', 'since, role, id'],
+      ['/registry/whoami?force=1', 'force', 'vm'],
     ]) {
       const answer = await get(path);
       assert.equal(answer.status, 400, path);
@@ -155,7 +156,6 @@ describe('a query parameter a route does not know is a 400 naming it and the acc
       ['DELETE', '/registry/vms/known'],
       ['POST', '/registry/vms', { ...registration, id: 'another' }],
       ['POST', '/registry/import', { vms: [] }],
-      ['GET', '/registry/whoami'],
       ['GET', '/health'],
       ['GET', '/metrics'],
     ] as const) {

@@ -175,6 +175,7 @@ describe('the responses /registry/openapi.json documents are the ones each route
     await provoke(whoami, 200, 'reader', '/registry/whoami');
     await provoke(whoami, 400, 'reader', '/registry/whoami?verbose=1');
     await provoke(whoami, 401, 'nobody', '/registry/whoami');
+    await provoke(whoami, 404, 'reader', '/registry/whoami?vm=nobody');
 
     const metrics = 'GET /metrics';
     await provoke(metrics, 200, 'reader', '/metrics');

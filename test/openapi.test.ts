@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import type { FastifyInstance } from 'fastify';
 import { systemClock } from '../src/domain/clock.js';
-import { ID_PATTERN, LIMITS, RegistrationSchema } from '../src/domain/schemas/vm.js';
+import { ID_PATTERN, LIMITS, RegistrationSchema, VmSchema } from '../src/domain/schemas/vm.js';
 import { buildApp } from '../src/server/app.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { launchBrowser, pageErrors, type Browser } from './support/browser.js';
@@ -57,6 +57,24 @@ describe('/registry/openapi.json', () => {
     await SwaggerParser.validate(structuredClone(doc));
   });
 
+  it('gives an answer example wherever one cannot be derived from a schema: the event stream, whose VM is a valid VM, and /mcp', () => {
+    const withoutExample: string[] = [];
+    for (const [path, operations] of Object.entries<any>(doc.paths)) {
+      for (const [method, operation] of Object.entries<any>(operations)) {
+        for (const [type, { schema }] of Object.entries<any>(operation.responses?.['200']?.content ?? {})) {
+          const derivable = schema?.type === 'object' || schema?.type === 'array' || schema?.$ref !== undefined;
+          if (!derivable && !schema?.examples?.length) withoutExample.push(`${method.toUpperCase()} ${path} ${type}`);
+        }
+      }
+    }
+    assert.deepEqual(withoutExample, []);
+    const [stream] = doc.paths['/registry/events'].get.responses['200'].content['text/event-stream'].schema.examples;
+    const data = JSON.parse(/^data: (.*)$/m.exec(stream)![1]);
+    const fields = Object.keys(data.vm);
+    assert.deepEqual(VmSchema.required.filter((field: string) => !fields.includes(field)), [], 'the example VM has every field an answer has');
+    assert.deepEqual(fields.filter((field) => !(field in VmSchema.properties)), [], 'and none an answer does not');
+  });
+
   it('holds every route the app serves, and nothing it does not', () => {
     const served = routesOf(app).filter((route) => !isPage(route));
     assert.ok(served.length >= 12, `only ${served.length} routes found: ${served.join(', ')}`);
@@ -74,7 +92,7 @@ describe('/registry/openapi.json', () => {
     assert.equal(body.properties.id.maxLength, LIMITS.idLength);
     assert.equal(body.additionalProperties, false);
     const params = doc.paths['/registry/vms'].get.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`);
-    assert.deepEqual(params.sort(), ['query:index', 'query:role', 'query:stale', 'query:status', 'query:wait']);
+    assert.deepEqual(params.sort(), ['query:health', 'query:index', 'query:role', 'query:service', 'query:stale', 'query:status', 'query:wait']);
   });
 
   it('documents services[].protocol in requests, and stale as a required boolean of every VM answered', () => {

@@ -181,7 +181,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         await registry.register(vmRoutes, { store, feed, maxWaiting: maxWatchers, healthChecks: options.healthChecks !== undefined });
         await registry.register(eventRoutes, { store, feed, keepAliveMs: options.keepAliveMs ?? 15_000, maxWatchers });
         await registry.register(importRoutes, { store, clock });
-        await registry.register(whoamiRoutes);
+        await registry.register(whoamiRoutes, { store });
       },
       { prefix: '/registry' },
     );

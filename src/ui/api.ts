@@ -70,6 +70,11 @@ export class Api {
     return (await this.json<{ name?: string; scopes: string[] }>('/registry/whoami')).body;
   }
 
+  /** Whether this token may change the VM: a write token may change only the VMs it registered. */
+  async mayChange(id: string): Promise<boolean> {
+    return (await this.json<{ mayChange?: boolean }>(`/registry/whoami?vm=${encodeURIComponent(id)}`)).body.mayChange === true;
+  }
+
   /** /health: public, and what the cluster view shows. */
   async health(): Promise<Health> {
     const response = await fetch('/health', { cache: 'no-store' });

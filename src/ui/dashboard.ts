@@ -1,7 +1,7 @@
 import { formatDuration } from '../domain/duration.js';
 import { ROLES, STATUSES, type Role } from '../domain/schemas/vm.js';
 import { Api, Unauthorized } from './api.js';
-import { DetailsPanel } from './details.js';
+import { DetailsPanel, type Access } from './details.js';
 import { Fleet, type SortKey } from './fleet.js';
 import { el } from './format.js';
 import { follow, type Connection } from './live-feed.js';
@@ -16,7 +16,7 @@ const fleet = new Fleet();
 /** What is shown, as the URL says it: a reload, a shared link and back/forward all land here. */
 let view: View = readView(location.search);
 let cursorId: string | undefined;
-let canWrite = false;
+let access: Access = 'none';
 let clockOffsetMs = 0;
 let connection: Connection = { state: 'connecting' };
 let following: AbortController | undefined;
@@ -56,7 +56,7 @@ function render(): void {
   renderPending = false;
   const visible = fleet.select(view.filter, view.sort);
   table.show(visible, view.vm, cursorId);
-  details.show(view.vm, view.vm === undefined ? undefined : fleet.get(view.vm), canWrite, clockOffsetMs);
+  details.show(view.vm, view.vm === undefined ? undefined : fleet.get(view.vm), access, clockOffsetMs);
   document.body.classList.toggle('panel-open', view.vm !== undefined);
   byId('empty').hidden = visible.length > 0;
   byId('showing').textContent = `showing ${visible.length.toLocaleString()} of ${fleet.size.toLocaleString()}`;
@@ -237,11 +237,11 @@ async function start(): Promise<void> {
     setTimeout(() => void start(), 3000);
     return;
   }
-  canWrite = scopes.includes('write') || scopes.includes('admin');
+  access = scopes.includes('admin') ? 'all' : scopes.includes('write') ? 'own' : 'none';
   byId('sign-in').hidden = true;
   byId('main').hidden = false;
   byId('sign-out').hidden = !api.hasToken;
-  byId('read-only').hidden = canWrite;
+  byId('read-only').hidden = access !== 'none';
   following = new AbortController();
   void follow(
     api,

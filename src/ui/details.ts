@@ -53,8 +53,13 @@ const ACTIONS: Action[] = [
  * The side panel for one VM: every field, services, metadata, and (for a token that may
  * write) the actions, each confirmed in a modal dialog first.
  */
+/** Which VMs the token may change: all (admin, or an open registry), its own (write), none (read). */
+export type Access = 'all' | 'own' | 'none';
+
 export class DetailsPanel {
   private shown: Entry | undefined;
+  /** Whether the token may change a VM, by id, as the server answered; asked once per VM. */
+  private readonly mayChange = new Map<string, Promise<boolean>>();
   private id: string | undefined;
   /** What the last action changed, kept across the redraw its own event causes. */
   private outcome: { id: string; text: string; failed: boolean } | undefined;
@@ -70,7 +75,7 @@ export class DetailsPanel {
   }
 
   /** Redraws only when the VM shown changed: an unrelated event must not wipe a message. */
-  show(id: string | undefined, entry: Entry | undefined, canWrite: boolean, clockOffsetMs: number): void {
+  show(id: string | undefined, entry: Entry | undefined, access: Access, clockOffsetMs: number): void {
     if (id === this.id && entry === this.shown) return;
     this.id = id;
     this.shown = entry;
@@ -79,6 +84,8 @@ export class DetailsPanel {
     this.panel.replaceChildren(this.header(entry?.vm.name ?? id));
     if (this.outcome?.id !== id) this.outcome = undefined;
     if (!entry) {
+      // Registered again later, it may belong to another token.
+      this.mayChange.delete(id);
       this.panel.append(el('p', 'gone', `${id} is no longer registered.`));
       if (this.outcome) this.panel.append(el('p', 'action-done', this.outcome.text));
       return;
@@ -107,7 +114,22 @@ export class DetailsPanel {
       this.panel.append(list);
     }
     this.panel.append(el('h3', '', 'Metadata'), el('pre', 'metadata', JSON.stringify(vm.metadata ?? {}, null, 2)));
-    if (canWrite) this.panel.append(this.actions(entry));
+    if (access === 'all') this.panel.append(this.actions(entry));
+    else if (access === 'own') void this.offerActionsIfOwned(entry);
+  }
+
+  /** Buttons the server would refuse are not offered: it says whether a write token owns the VM. */
+  private async offerActionsIfOwned(entry: Entry): Promise<void> {
+    const id = entry.vm.id;
+    let answer = this.mayChange.get(id);
+    if (!answer) {
+      // A failed question is asked again next time, not remembered as a refusal.
+      answer = this.api.mayChange(id).catch(() => (this.mayChange.delete(id), false));
+      this.mayChange.set(id, answer);
+    }
+    const owned = await answer;
+    if (this.shown !== entry) return;
+    this.panel.append(owned ? this.actions(entry) : el('p', 'not-owned muted', 'Your token may change only the VMs it registered.'));
   }
 
   private header(title: string): HTMLElement {

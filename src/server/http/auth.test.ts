@@ -118,6 +118,22 @@ describe('the token matrix: every scope, every route, own VM and another\'s', ()
       'admin',
     ]);
   });
+
+  it('whoami?vm= says whether the token may change that VM: a write token its own only, admin any, read none', async () => {
+    const { as } = await registry();
+    const mayChange = async (who: string, id: string) => {
+      const response = await as(who, { method: 'GET', url: `/registry/whoami?vm=${id}` });
+      assert.equal(response.statusCode, 200, response.body);
+      return JSON.parse(response.body).mayChange;
+    };
+    assert.equal(await mayChange('writerA', 'vm-a'), true);
+    assert.equal(await mayChange('writerA', 'vm-b'), false);
+    assert.equal(await mayChange('admin', 'vm-b'), true);
+    assert.equal(await mayChange('reader', 'vm-a'), false);
+    const missing = await as('writerA', { method: 'GET', url: '/registry/whoami?vm=nobody' });
+    assert.equal(missing.statusCode, 404);
+    assert.match(JSON.parse(missing.body).error, /nobody/);
+  });
 });
 
 describe('rate limiting', () => {

@@ -29,6 +29,13 @@ function resumeFrom(since: string | undefined, lastEventId: string | string[] | 
   return since === undefined ? undefined : Number(since);
 }
 
+/** What a watcher reads: one change, then a keep-alive comment. */
+const STREAM_EXAMPLE =
+  'id: 318\nevent: registered\ndata: {"type":"registered","revision":318,"at":"2026-11-27T12:00:00.000Z","vm":' +
+  '{"id":"vm-lt-01","name":"billing-lt","role":"lieutenant","status":"running","address":"vm-lt-01.vm.vers.sh",' +
+  '"registeredBy":"orchestrator","registeredAt":"2026-11-27T12:00:00.000Z","lastSeen":"2026-11-27T12:00:00.000Z","stale":false}}\n\n' +
+  ': keep-alive\n\n';
+
 /**
  * GET /registry/events: the change feed as Server-Sent Events. Resume with Last-Event-ID
  * (what EventSource sends by itself) or ?since=; filter with ?role= and ?id=.
@@ -60,7 +67,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         response: {
           200: {
             description: 'The stream: "id:" the revision, "event:" the type, "data:" {type, revision, at, vm}.',
-            content: { 'text/event-stream': { schema: Type.String() } },
+            content: { 'text/event-stream': { schema: Type.String({ examples: [STREAM_EXAMPLE] }) } },
           },
           410: { ...ErrorSchema, description: 'The revision to resume from is no longer (or not yet) in the event log: list again, then watch.' },
           429: { ...ErrorSchema, description: 'The caller already holds REGISTRY_MAX_WATCHERS open event streams.' },

@@ -99,7 +99,10 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, { fee
   };
   const success = (description: string) => ({
     description,
-    content: { 'application/json': { schema: Type.Unknown() }, 'text/event-stream': { schema: Type.String() } },
+    content: {
+      'application/json': { schema: Type.Unknown({ examples: [{ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'registry_discover' }] } }] }) },
+      'text/event-stream': { schema: Type.String({ examples: ['event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"registry_discover"}]}}\n\n'] }) },
+    },
   });
   const OPERATIONS: Array<{ method: HTTPMethods; summary: string; answer: string }> = [
     { method: 'POST', summary: 'MCP: send a JSON-RPC message (initialize opens a session)', answer: 'The JSON-RPC answer, as JSON or as one event stream.' },

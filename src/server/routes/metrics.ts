@@ -23,7 +23,16 @@ export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = as
         response: {
           200: {
             description: 'Prometheus text exposition format 0.0.4.',
-            content: { 'text/plain': { schema: Type.String() } },
+            content: {
+              'text/plain': {
+                schema: Type.String({
+                  examples: [
+                    '# HELP vm_registry_vms Registered VMs by role, status and staleness.\n# TYPE vm_registry_vms gauge\n' +
+                      'vm_registry_vms{role="worker",status="running",stale="false"} 42\n',
+                  ],
+                }),
+              },
+            },
           },
         },
       },
