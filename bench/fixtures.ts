@@ -15,15 +15,21 @@ export function roleOf(index: number): string {
   return index % 100 === 1 ? ONE_PERCENT_ROLE : 'worker';
 }
 
+/** Where a VM's pi-rpc service answers: its own host name unless a benchmark points it at a real server. */
+export interface ServiceAt {
+  address: string;
+  port: number;
+}
+
 /** A registration body for a VM with this id and role, shaped like the seed's examples. */
-export function registration(id: string, role: string): string {
+export function registration(id: string, role: string, at: ServiceAt = { address: `${id}.vm.vers.sh`, port: 3001 }): string {
   return JSON.stringify({
     id,
     name: `${role}-${id.slice(-6)}`,
     role,
-    address: `${id}.vm.vers.sh`,
+    address: at.address,
     registeredBy: 'bench-orchestrator',
-    services: [{ name: 'pi-rpc', port: 3001, healthPath: '/health' }],
+    services: [{ name: 'pi-rpc', port: at.port, healthPath: '/health' }],
     metadata: { task: 'process invoices', swarm: 'bench' },
   });
 }

@@ -29,7 +29,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --warmup <s>         unrecorded seconds before each contender's runs (default 2, 0.5 with --quick)
   --runs <count>       measured runs per contender, ceiling and ours alternating (default 2, at least 2)
   --connections <c>    autocannon connections (default 32)
-  --only <a,b>         run only these scenarios (names as printed in the table)
+  --only <a,b>         run only these scenarios (names as printed in the table); health-checks runs only when
+                       named: N VMs with a checked service each, heartbeats with checks off and on (use --n 10000)
   --rss-idle <s>       at most this many idle seconds for a server holding the registry to settle its RSS (default 45, 0 skips; 0 with --quick)
   --quick              short runs: a smoke test of the harness, not a measurement
   --out <dir>          where the results JSON goes (default bench/results)

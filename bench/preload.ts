@@ -1,4 +1,4 @@
-import { registration, roleOf, vmId } from './fixtures.js';
+import { registration, roleOf, vmId, type ServiceAt } from './fixtures.js';
 import { send } from './http.js';
 
 export interface PreloadResult {
@@ -12,13 +12,13 @@ export interface PreloadResult {
  * coming up at once would. Every registration must succeed: a registry missing some of its
  * VMs would make every later figure wrong.
  */
-export async function preload(url: string, n: number, concurrency: number): Promise<PreloadResult> {
+export async function preload(url: string, n: number, concurrency: number, at?: (index: number) => ServiceAt): Promise<PreloadResult> {
   let next = 0;
   const worker = async () => {
     while (next < n) {
       const index = next++;
       const id = vmId(index);
-      const answer = await send(`${url}/registry/vms`, 'POST', registration(id, roleOf(index)));
+      const answer = await send(`${url}/registry/vms`, 'POST', registration(id, roleOf(index), at?.(index)));
       if (answer.status !== 201) {
         throw new Error(`preloading ${id} answered ${answer.status}: ${answer.body.toString().slice(0, 300)}`);
       }

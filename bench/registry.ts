@@ -7,15 +7,19 @@ import { startServer, tempDir, type ServerProcess } from '../test/support/server
 /** Our server as `vm-registry serve` runs it, over a SQLite file in a temporary directory. */
 export interface Registry {
   server: ServerProcess;
-  /** Stops the server cleanly and starts it again over the same file; ms until it listened. */
-  restart(): Promise<number>;
+  /** Stops the server cleanly and starts it again over the same file, with these settings changed; ms until it listened. */
+  restart(settings?: Settings): Promise<number>;
   /** Stops the server and deletes the database. */
   dispose(): Promise<void>;
   /** On PostgreSQL: CPU seconds the whole cluster (postmaster and every backend) has used so far. */
   databaseCpuSeconds?(): number;
 }
 
-export async function startRegistry(profileDir?: string, onPostgres = false): Promise<Registry> {
+type Settings = Record<string, string | undefined>;
+
+/** `settings` are added to the environment the benchmark's server always gets, such as the health checks'. */
+export async function startRegistry(profileDir?: string, onPostgres = false, settings: Settings = {}): Promise<Registry> {
+  let current = settings;
   const dir = tempDir('vm-registry-bench-');
   // The same cluster the tests use: on the same two cores, with fsync off, so its figures
   // are the CPU cost of the database round trips, not of a disk.
@@ -40,6 +44,7 @@ export async function startRegistry(profileDir?: string, onPostgres = false): Pr
         REGISTRY_MAX_WATCHERS: '100000',
         // What an operator runs with: the cost of logging is part of what is measured.
         LOG_LEVEL: 'info',
+        ...current,
       },
       nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
       timeout: 120_000,
@@ -48,7 +53,8 @@ export async function startRegistry(profileDir?: string, onPostgres = false): Pr
   const registry: Registry = {
     server: await start(),
     ...(cluster && { databaseCpuSeconds: () => clusterCpuSeconds(cluster.postmasterPid()) }),
-    async restart() {
+    async restart(changes = {}) {
+      current = { ...current, ...changes };
       await registry.server.stop();
       const began = performance.now();
       registry.server = await start();

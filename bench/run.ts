@@ -11,6 +11,7 @@ import { cannedAnswer, startCeiling, type CannedAnswer } from './ceiling.js';
 import { ONE_MATCH_ROLE, vmId } from './fixtures.js';
 import { closeConnections, send } from './http.js';
 import { drive, type RunResult } from './load.js';
+import { benchHealthChecks, formatHealthResults, HEALTH_SCENARIO } from './health.js';
 import { describeMachine } from './machine.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { preload } from './preload.js';
@@ -210,12 +211,27 @@ try {
   process.stderr.write(`bench: ${(error as Error).message}\n\n${USAGE}\n`);
   process.exit(2);
 }
+/** Writes the results JSON beside earlier runs' and prints the table. */
+function report(results: { startedAt: string }, table: string, kind = ''): void {
+  const out = (options as BenchOptions).out;
+  mkdirSync(out, { recursive: true });
+  const file = join(out, `${results.startedAt.replace(/[:.]/g, '-')}${kind}-n${(options as BenchOptions).n}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`${table}\nresults: ${file}\n`);
+}
+
 if (options === 'help') {
   process.stdout.write(`${USAGE}\n`);
 } else {
-  const results = await bench(options);
-  mkdirSync(options.out, { recursive: true });
-  const file = join(options.out, `${results.startedAt.replace(/[:.]/g, '-')}-n${options.n}.json`);
-  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(`${formatResults(results)}\nresults: ${file}\n`);
+  // The health-check scenario restarts its own server with checks on and off, so it runs only when named.
+  const others = options.only.filter((name) => name !== HEALTH_SCENARIO);
+  if (options.only.length === 0 || others.length > 0) {
+    const results = await bench({ ...options, only: others });
+    report(results, formatResults(results));
+  }
+  if (options.only.includes(HEALTH_SCENARIO)) {
+    const results = await benchHealthChecks(options);
+    closeConnections();
+    report(results, formatHealthResults(results), '-health');
+  }
 }

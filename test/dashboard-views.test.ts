@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { sha256Hex } from '../src/server/http/tokens.js';
 import { launchBrowser, pageErrors, type Browser } from './support/browser.js';
+import { writeTokensFile } from './support/tokens.js';
 import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
 
 const ADMIN = 'views-admin-secret';
@@ -65,17 +64,11 @@ describe('dashboard views: layouts, URLs, keyboard, timeline and tokens', () => 
   const overflows = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth);
 
   before(async () => {
-    const tokensFile = join(dir.path, 'tokens.json');
-    writeFileSync(
-      tokensFile,
-      JSON.stringify({
-        tokens: [
-          { name: 'admin', sha256: sha256Hex(ADMIN), scopes: ['admin'] },
-          { name: 'reader', sha256: sha256Hex(READER), scopes: ['read'] },
-          { name: 'writer', sha256: sha256Hex(WRITER), scopes: ['read', 'write'] },
-        ],
-      }),
-    );
+    const tokensFile = writeTokensFile(join(dir.path, 'tokens.json'), [
+      ['admin', ADMIN, ['admin']],
+      ['reader', READER, ['read']],
+      ['writer', WRITER, ['read', 'write']],
+    ]);
     server = await startServer({ env: { REGISTRY_TOKENS_FILE: tokensFile, HOST: '127.0.0.1', REGISTRY_DB: join(dir.path, 'registry.db') } });
     for (const vm of swarm) await api('POST', '/registry/vms', vm);
     browser = await launchBrowser();

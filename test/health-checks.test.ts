@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { FAST_CHECKS, Target } from './support/health-target.js';
 import { runCli, startServer, tempDir, type ServerProcess } from './support/server-process.js';
 import { Watcher } from './support/watch.js';
 
@@ -11,47 +10,6 @@ after(() => dir.remove());
 let databases = 0;
 const freshDb = () => join(dir.path, `registry-${databases++}.db`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-type Mode = 'ok' | 'fail' | 'hang' | 'drip' | 'redirect';
-
-/** A service whose health a test toggles, counting the connections it was sent. */
-class Target {
-  mode: Mode = 'ok';
-  connections = 0;
-  requests: Array<Record<string, string | string[] | undefined>> = [];
-  private readonly server: Server;
-
-  private constructor() {
-    this.server = createServer((request, response) => {
-      this.requests.push(request.headers);
-      if (this.mode === 'ok') response.end('ok');
-      else if (this.mode === 'fail') response.writeHead(500).end('broken');
-      else if (this.mode === 'redirect') response.writeHead(302, { location: '/elsewhere' }).end();
-      else if (this.mode === 'drip') {
-        response.writeHead(200);
-        const drip = setInterval(() => response.write('.'), 20);
-        response.on('close', () => clearInterval(drip));
-      }
-      // hang: never answers
-    });
-    this.server.on('connection', () => this.connections++);
-  }
-
-  static async start(): Promise<Target> {
-    const target = new Target();
-    await new Promise<void>((resolve) => target.server.listen(0, '127.0.0.1', resolve));
-    return target;
-  }
-
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 const checked = (id: string, address: string, port: number) => ({
   id,
@@ -62,7 +20,6 @@ const checked = (id: string, address: string, port: number) => ({
   services: [{ name: 'pi-rpc', port, healthPath: '/health' }],
 });
 const post = (body: unknown): RequestInit => ({ method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-const FAST = { REGISTRY_HEALTH_CHECKS: 'on', REGISTRY_HEALTH_INTERVAL: '300ms', REGISTRY_HEALTH_TIMEOUT: '200ms', REGISTRY_HEALTH_FAILURES: '2' };
 
 type Health = { status: string; checkedAt?: string; output?: string };
 type Answer = { vms: Array<{ id: string; services?: Array<{ health?: Health }> }> };
@@ -86,7 +43,7 @@ describe('active health checks on a real server', () => {
 
   before(async () => {
     target = await Target.start();
-    server = await startServer({ env: { REGISTRY_DB: freshDb(), ...FAST, REGISTRY_HEALTH_HOSTS: '127.0.0.1', VERS_AUTH_TOKEN: 'secret-token' } });
+    server = await startServer({ env: { REGISTRY_DB: freshDb(), ...FAST_CHECKS, REGISTRY_HEALTH_HOSTS: '127.0.0.1', VERS_AUTH_TOKEN: 'secret-token' } });
   });
   after(async () => {
     await server.stop();
@@ -192,7 +149,7 @@ describe('active health checks on a real server', () => {
 describe('health checks never reach a host the rule refuses', () => {
   it('loopback by address or by a name resolving to it is refused unless REGISTRY_HEALTH_HOSTS names it, and counted', async () => {
     const target = await Target.start();
-    const server = await startServer({ env: { REGISTRY_DB: freshDb(), ...FAST } });
+    const server = await startServer({ env: { REGISTRY_DB: freshDb(), ...FAST_CHECKS } });
     try {
       for (const [id, address] of [['by-ip', '127.0.0.1'], ['by-name', 'localhost']]) {
         const response = await fetch(`${server.url}/registry/vms`, post(checked(id, address, target.port)));
@@ -251,5 +208,30 @@ describe('health check settings', () => {
     });
     assert.equal(code, 2);
     assert.match(stderr, /REGISTRY_HEALTH_TIMEOUT .* REGISTRY_HEALTH_INTERVAL/);
+  });
+});
+
+describe('shutting down with checks in flight', () => {
+  it('SIGTERM while every check hangs on its target exits cleanly at once, without waiting out the checks', async () => {
+    const target = await Target.start();
+    target.mode = 'hang';
+    const db = freshDb();
+    const checking = { REGISTRY_DB: db, REGISTRY_HEALTH_CHECKS: 'on', REGISTRY_HEALTH_INTERVAL: '30s', REGISTRY_HEALTH_TIMEOUT: '30s', REGISTRY_HEALTH_HOSTS: '127.0.0.1' };
+    // Registered before the server that checks them starts, so that its first round holds them
+    // all: 200 offsets spread over 30 s put a check in flight every 150 ms.
+    const registering = await startServer({ env: { REGISTRY_DB: db } });
+    for (let i = 0; i < 200; i++) await fetch(`${registering.url}/registry/vms`, post(checked(`hang-${i}`, '127.0.0.1', target.port)));
+    await registering.stop();
+    const server = await startServer({ env: checking });
+    try {
+      for (let i = 0; i < 200 && target.requests.length < 3; i++) await sleep(50);
+      assert.ok(target.requests.length >= 3, `checks in flight: ${target.requests.length}`);
+      const stopped = await Promise.race([server.stop(), sleep(15_000).then(() => 'still running' as const)]);
+      assert.equal(stopped, 0, 'exited with 0 well before the checks’ 30 s timeout');
+      assert.match(server.output(), /"closed cleanly"/);
+    } finally {
+      await server.kill();
+      await target.close();
+    }
   });
 });

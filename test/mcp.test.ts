@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -7,9 +6,10 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ResourceUpdatedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { RegistryClient, RegistryError, type Role } from '../src/client/index.js';
-import { sha256Hex } from '../src/server/http/tokens.js';
 import { REGISTRY_TOOLS } from '../src/tools/index.js';
+import { FAST_CHECKS, Target } from './support/health-target.js';
 import { CLI, startServer, tempDir, type ServerProcess } from './support/server-process.js';
+import { writeTokensFile } from './support/tokens.js';
 
 const dir = tempDir();
 let server: ServerProcess;
@@ -60,17 +60,11 @@ function nextUpdate(client: Client, uri: string): Promise<string> {
 
 describe('MCP server, with the SDK\'s own Client', () => {
   before(async () => {
-    const tokensFile = join(dir.path, 'tokens.json');
-    writeFileSync(
-      tokensFile,
-      JSON.stringify({
-        tokens: [
-          { name: 'admin', sha256: sha256Hex(TOKENS.admin), scopes: ['admin'] },
-          { name: 'pool', sha256: sha256Hex(TOKENS.pool), scopes: ['read', 'write'] },
-          { name: 'reader', sha256: sha256Hex(TOKENS.reader), scopes: ['read'] },
-        ],
-      }),
-    );
+    const tokensFile = writeTokensFile(join(dir.path, 'tokens.json'), [
+      ['admin', TOKENS.admin, ['admin']],
+      ['pool', TOKENS.pool, ['read', 'write']],
+      ['reader', TOKENS.reader, ['read']],
+    ]);
     server = await startServer({ env: { REGISTRY_DB: join(dir.path, 'registry.db'), REGISTRY_TOKENS_FILE: tokensFile } });
   });
   after(async () => {
@@ -315,5 +309,56 @@ describe('MCP server, with the SDK\'s own Client', () => {
       assert.deepEqual(await response.json(), { error: 'this MCP session was opened with another token' });
       await client.close();
     });
+  });
+});
+
+describe('MCP tools, against a registry that checks health', () => {
+  let target: Target;
+  let checking: ServerProcess;
+  let client: Client;
+
+  before(async () => {
+    target = await Target.start();
+    target.paths.set('/broken', 'fail');
+    checking = await startServer({ env: { REGISTRY_DB: join(dir.path, 'checking.db'), ...FAST_CHECKS, REGISTRY_HEALTH_HOSTS: '127.0.0.1' } });
+    const registry = new RegistryClient({ url: checking.url });
+    const services = (healthPath: string) => [{ name: 'pi-rpc', port: target.port, healthPath }, { name: 'board', port: 3000 }];
+    await registry.register({ ...registration('lt-up'), address: '127.0.0.1', services: services('/health'), registeredBy: 'mcp-test' });
+    await registry.register({ ...registration('lt-down'), address: '127.0.0.1', services: services('/broken'), registeredBy: 'mcp-test' });
+    // Two failed rounds, about 600 ms, make lt-down critical.
+    for (let round = 0; (await registry.list({ health: 'critical' })).count === 0; round++) {
+      assert.ok(round < 100, 'lt-down never became critical');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    client = (await stdioClient({ VERS_INFRA_URL: checking.url })).client;
+  });
+  after(async () => {
+    await client?.close();
+    await checking?.stop();
+    await target?.close();
+  });
+
+  const ids = (result: CallToolResult) => (result.structuredContent as { vms: Array<{ id: string }> }).vms.map((vm) => vm.id);
+
+  it('registry_list and registry_discover take health and service as ?health= and ?service= do', async () => {
+    assert.deepEqual(ids(await call(client, 'registry_list', { health: 'critical' })), ['lt-down']);
+    assert.deepEqual(ids(await call(client, 'registry_list', { health: 'passing', service: 'pi-rpc' })), ['lt-up']);
+    // board has no healthPath: by its state alone both VMs pass.
+    assert.deepEqual(ids(await call(client, 'registry_list', { health: 'passing', service: 'board' })), ['lt-down', 'lt-up']);
+
+    const discovered = await call(client, 'registry_discover', { role: 'lieutenant' });
+    assert.deepEqual(ids(discovered), ['lt-up']);
+    assert.doesNotMatch(text(discovered), /critical/);
+    const all = await call(client, 'registry_discover', { role: 'lieutenant', health: 'any' });
+    assert.deepEqual(ids(all), ['lt-down', 'lt-up']);
+    assert.match(text(all), /- lt-down-name \(id lt-down, .*; pi-rpc critical since \S+: HTTP 500\n- lt-up-name /);
+    const byService = await call(client, 'registry_discover', { role: 'lieutenant', service: 'metrics' });
+    assert.equal(text(byService), 'No running lieutenant VMs offering metrics are registered (or none has heartbeated recently).');
+  });
+
+  it('a health value the registry does not know is an isError result naming the parameter', async () => {
+    const result = await call(client, 'registry_discover', { role: 'lieutenant', health: 'sick' });
+    assert.equal(result.isError, true);
+    assert.match(text(result), /^Invalid arguments: health must be one of any, passing, critical, unknown \(got "sick"\)/);
   });
 });

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LIMITS } from '../src/domain/schemas/vm.js';
 import { IMPORT_LIMITS } from '../src/domain/schemas/import.js';
-import { sha256Hex } from '../src/server/http/tokens.js';
 import { startPostgres, type PostgresCluster } from './support/postgres.js';
 import { startServer, tempDir, type ServerProcess } from './support/server-process.js';
+import { writeTokensFile, type TestToken } from './support/tokens.js';
 
 const RATE_LIMIT = 300;
 const TOKENS = { admin: ['admin'], reader: ['read'], writer: ['write'], rival: ['write'], spender: ['admin'] } as const;
@@ -69,9 +68,10 @@ describe('the responses /registry/openapi.json documents are the ones each route
 
   before(async () => {
     cluster = await startPostgres();
-    const tokensFile = join(dir.path, 'tokens.json');
-    const tokens = Object.entries(TOKENS).map(([name, scopes]) => ({ name, sha256: sha256Hex(`${name}-secret`), scopes }));
-    writeFileSync(tokensFile, JSON.stringify({ tokens }));
+    const tokensFile = writeTokensFile(
+      join(dir.path, 'tokens.json'),
+      Object.entries(TOKENS).map(([name, scopes]): TestToken => [name, `${name}-secret`, scopes]),
+    );
     server = await startServer({
       env: {
         DATABASE_URL: await cluster.createDatabase('openapi'),

@@ -95,6 +95,31 @@ describe('/registry/openapi.json', () => {
     assert.deepEqual(params.sort(), ['query:health', 'query:index', 'query:role', 'query:service', 'query:stale', 'query:status', 'query:wait']);
   });
 
+  it('documents ?health= and ?service= on list and discover, and the health verdict on each service answered', () => {
+    const query = (path: string, name: string) => doc.paths[path].get.parameters.find((p: { name: string; in: string }) => p.in === 'query' && p.name === name);
+    assert.deepEqual(query('/registry/vms', 'health').schema.enum, ['passing', 'critical', 'unknown']);
+    assert.deepEqual(query('/registry/discover/{role}', 'health').schema.enum, ['any', 'passing', 'critical', 'unknown']);
+    for (const path of ['/registry/vms', '/registry/discover/{role}']) {
+      assert.match(query(path, 'health').description, /health/i, path);
+      assert.equal(query(path, 'service').schema.maxLength, LIMITS.serviceNameLength, path);
+      assert.match(query(path, 'service').description, /service/, path);
+    }
+    const answered = [
+      doc.paths['/registry/vms/{id}'].get.responses['200'].content['application/json'].schema,
+      doc.paths['/registry/discover/{role}'].get.responses['200'].content['application/json'].schema.properties.vms.items,
+    ];
+    for (const vm of answered) {
+      const health = vm.properties.services.items.properties.health;
+      assert.deepEqual(health.properties.status.enum, ['passing', 'critical', 'unknown']);
+      assert.equal(health.properties.checkedAt.format, 'date-time');
+      assert.equal(health.properties.output.type, 'string');
+      assert.deepEqual(health.required, ['status']);
+      assert.ok(!vm.properties.services.items.required.includes('health'), 'only checked services carry it');
+    }
+    const registration = doc.paths['/registry/vms'].post.requestBody.content['application/json'].schema;
+    assert.equal(registration.properties.services.items.properties.health, undefined, 'clients never send it');
+  });
+
   it('documents services[].protocol in requests, and stale as a required boolean of every VM answered', () => {
     const body = doc.paths['/registry/vms'].post.requestBody.content['application/json'].schema;
     const protocol = body.properties.services.items.properties.protocol;

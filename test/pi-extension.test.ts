@@ -16,6 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { RegistryClient, RegistryError } from '../src/client/index.js';
 import { aRegistration } from '../src/testing/fixtures.js';
+import { FAST_CHECKS, Target } from './support/health-target.js';
 import { CLI, startServer, tempDir, type ServerProcess } from './support/server-process.js';
 
 /** The package root: pi installs it from here as it would from npm, reading package.json's "pi" manifest. */
@@ -237,6 +238,63 @@ describe('pi extension, loaded by pi-coding-agent from the package manifest', ()
     await session.extensionRunner.emit({ type: 'session_shutdown', reason: 'quit' });
     session.dispose();
     assert.equal((await client.get('agent-vm-7')).status, 'stopped');
+  });
+});
+
+describe('pi extension, against a registry that checks health', () => {
+  let target: Target;
+  let checking: ServerProcess;
+
+  before(async () => {
+    target = await Target.start();
+    target.paths.set('/broken', 'fail');
+    checking = await startServer({ env: { REGISTRY_DB: join(dir.path, 'checking.db'), ...FAST_CHECKS, REGISTRY_HEALTH_HOSTS: '127.0.0.1' } });
+    faux = registerFauxProvider();
+    const registry = new RegistryClient({ url: checking.url });
+    const service = (healthPath: string) => [{ name: 'pi-rpc', port: target.port, healthPath }];
+    await registry.register(aRegistration({ id: 'lt-up', name: 'billing', address: '127.0.0.1', services: service('/health') }));
+    await registry.register(aRegistration({ id: 'wk-down', name: 'indexer', role: 'worker', address: '127.0.0.1', services: service('/broken') }));
+    // Two failed rounds, about 600 ms, make wk-down critical.
+    for (let round = 0; (await registry.list({ health: 'critical' })).count === 0; round++) {
+      assert.ok(round < 100, 'wk-down never became critical');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+  after(async () => {
+    process.env = { ...savedEnv };
+    faux.unregister();
+    await checking.stop();
+    await target.close();
+  });
+
+  it('registry_discover says which services are critical, since when and why, and why an answer is empty', async () => {
+    process.env.VERS_INFRA_URL = checking.url;
+    delete process.env.VERS_VM_ID;
+    faux.setResponses([
+      fauxAssistantMessage(fauxToolCall('registry_discover', { role: 'lieutenant' }), { stopReason: 'toolUse' }),
+      fauxAssistantMessage(fauxToolCall('registry_discover', { role: 'worker' }), { stopReason: 'toolUse' }),
+      fauxAssistantMessage(fauxToolCall('registry_discover', { role: 'worker', health: 'any', service: 'pi-rpc' }), { stopReason: 'toolUse' }),
+      fauxAssistantMessage(fauxText('The indexer is up but its pi-rpc fails.')),
+    ]);
+    const { session } = await agentSession();
+    await session.prompt('Find a lieutenant and a worker.');
+    const [lieutenants, workers, anyWorkers] = toolResults(session);
+    const since = 'since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z: HTTP 500';
+
+    assert.equal(lieutenants.isError, false, text(lieutenants));
+    assert.match(text(lieutenants), /^1 running lieutenant VM, newest first:\n- billing \(id lt-up, .*services pi-rpc:\d+\/health\(passing\), last seen [^;]+$/);
+
+    assert.equal(workers.isError, false, text(workers));
+    assert.match(
+      text(workers),
+      new RegExp(`^No running worker VM passes its health checks; left out for a critical service:\n- indexer \\(id wk-down, .*; pi-rpc critical ${since}\nPass health "any" to discover them anyway\\.$`),
+    );
+    assert.equal(workers.details.count, 0);
+
+    assert.equal(anyWorkers.isError, false, text(anyWorkers));
+    assert.match(text(anyWorkers), new RegExp(`^1 running worker VM offering pi-rpc, newest first:\n- indexer \\(id wk-down, .*/broken\\(critical\\), last seen .*; pi-rpc critical ${since}$`));
+    assert.equal(anyWorkers.details.vms[0].id, 'wk-down');
+    session.dispose();
   });
 });
 

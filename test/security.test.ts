@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { sha256Hex } from '../src/server/http/tokens.js';
 import { runCli, startServer, tempDir } from './support/server-process.js';
 import { Watcher } from './support/watch.js';
+import { writeTokensFile } from './support/tokens.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -34,13 +35,11 @@ const getFrom = (localAddress: string, url: string, headers: Record<string, stri
     );
     sent.on('error', reject).end();
   });
-const writeTokens = (path: string, tokens: Array<[name: string, secret: string, scopes: string[]]>) =>
-  writeFileSync(path, JSON.stringify({ tokens: tokens.map(([name, secret, scopes]) => ({ name, sha256: sha256Hex(secret), scopes })) }));
 
 describe('REGISTRY_TOKENS_FILE on a real server', () => {
   it('admits file tokens by scope, keeps secrets out of the logs, and reloads on SIGHUP without dropping watchers', async () => {
     const tokensFile = fresh('tokens.json');
-    writeTokens(tokensFile, [['pool', 'pool-secret-1', ['read', 'write']]]);
+    writeTokensFile(tokensFile, [['pool', 'pool-secret-1', ['read', 'write']]]);
     const server = await startServer({ env: { REGISTRY_DB: fresh('r.db'), REGISTRY_TOKENS_FILE: tokensFile, LOG_LEVEL: 'trace' } });
     try {
       assert.match(server.output(), /"host":"::"/, 'a tokens file opens the registry to other machines, as a token does');
@@ -50,7 +49,7 @@ describe('REGISTRY_TOKENS_FILE on a real server', () => {
       assert.equal((await post('rotated-secret', 'nope')).status, 401);
 
       const watcher = await Watcher.open(`${server.url}/registry/events`, bearer('pool-secret-1'));
-      writeTokens(tokensFile, [['pool', 'rotated-secret', ['read', 'write']]]);
+      writeTokensFile(tokensFile, [['pool', 'rotated-secret', ['read', 'write']]]);
       server.child.kill('SIGHUP');
       await sleep(500);
       assert.match(server.output(), /reloaded the tokens file/);

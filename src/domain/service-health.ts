@@ -55,6 +55,16 @@ export function applyHealth(
   return services.map((service, i) => (i === at ? { ...service, health } : service));
 }
 
+/**
+ * A verdict in words, the same on the dashboard and in agent tools: "critical since
+ * 2026-11-27T12:00:30.000Z: HTTP 500". Only changes of status are stored, so checkedAt is
+ * when the service entered the status shown.
+ */
+export function describeHealth({ status, checkedAt, output }: ServiceHealth): string {
+  if (checkedAt === undefined) return `${status}: not checked yet`;
+  return `${status} since ${checkedAt}${output ? `: ${output}` : ''}`;
+}
+
 /** critical over unknown over passing. */
 const RANK: Record<HealthStatus, number> = { passing: 0, unknown: 1, critical: 2 };
 

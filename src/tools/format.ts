@@ -1,5 +1,6 @@
 import type { Vm } from '../client/index.js';
 import { ago } from '../domain/duration.js';
+import { describeHealth } from '../domain/service-health.js';
 
 /** Services as the CLI's `--service` flag takes them, `[protocol://]name:port[/path]`, comma-separated; each with its health in brackets while checks are on. */
 export const servicesText = (vm: Vm) =>
@@ -7,13 +8,21 @@ export const servicesText = (vm: Vm) =>
     .map((s) => `${s.protocol ? `${s.protocol}://` : ''}${s.name}:${s.port}${s.healthPath ?? ''}${s.health ? `(${s.health.status})` : ''}`)
     .join(',');
 
+/** Each critical service, with since when and what its check saw: "pi-rpc critical since …: HTTP 500". */
+const criticalText = (vm: Vm) =>
+  (vm.services ?? [])
+    .filter((s) => s.health?.status === 'critical')
+    .map((s) => `${s.name} ${describeHealth(s.health!)}`)
+    .join('; ');
+
 /** One VM on one line, in the words an agent needs to use it. */
 export function vmLine(vm: Vm, now = Date.now()): string {
   const services = servicesText(vm);
+  const critical = criticalText(vm);
   return (
     // "stale" tells the agent not to count on it: running, but silent past the threshold.
     `- ${vm.name} (id ${vm.id}, ${vm.role}, ${vm.status}${vm.stale ? ', stale' : ''}) at ${vm.address}` +
-    `${services ? `, services ${services}` : ''}, last seen ${ago(vm.lastSeen, now)}`
+    `${services ? `, services ${services}` : ''}, last seen ${ago(vm.lastSeen, now)}${critical ? `; ${critical}` : ''}`
   );
 }
 

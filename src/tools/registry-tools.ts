@@ -1,7 +1,7 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
 import type { RegistryClient, Vm } from '../client/index.js';
 import { RegistrationSchema, RoleSchema, VmIdSchema, VmUpdateSchema } from '../domain/schemas/vm.js';
-import { ListQuerySchema, RoleParamsSchema, VmIdParamsSchema } from '../domain/schemas/query.js';
+import { DiscoverFilterSchema, ListQuerySchema, RoleParamsSchema, VmIdParamsSchema } from '../domain/schemas/query.js';
 import { vmLines, vmText } from './format.js';
 
 /** Where this agent runs, when it was started on a Vers VM. */
@@ -66,6 +66,8 @@ const ListParams = Type.Object(
   { additionalProperties: false },
 );
 
+const DiscoverParams = Type.Object({ ...RoleParamsSchema.properties, ...DiscoverFilterSchema.properties }, { additionalProperties: false });
+
 const HeartbeatParams = Type.Object({ id: Type.Optional(VmIdSchema) }, { additionalProperties: false });
 
 const UpdateParams = Type.Object({ id: VmIdSchema, ...VmUpdateSchema.properties }, { additionalProperties: false });
@@ -107,8 +109,9 @@ export const REGISTRY_TOOLS: RegistryTool[] = [
     name: 'registry_list',
     label: 'List VMs',
     description:
-      'List registered VMs, optionally by role and status, newest registration first. Use it to see everything, ' +
-      'including paused, stopped and stale VMs; to find a live service, prefer registry_discover.',
+      'List registered VMs, optionally by role, status, health (passing, critical, unknown) and service, newest ' +
+      'registration first. Use it to see everything, including paused, stopped, stale and failing VMs; to find a ' +
+      'live service, prefer registry_discover.',
     parameters: ListParams,
     async run(registry, params, { signal }) {
       const listing = await registry.list({ ...params, signal });
@@ -121,14 +124,24 @@ export const REGISTRY_TOOLS: RegistryTool[] = [
     label: 'Discover VMs',
     description:
       'Find the running, recently heartbeating VMs of a role (infra, lieutenant, worker, golden, custom), newest ' +
-      'first. The usual way to locate a service: discover infra to get the board and feed address.',
-    parameters: RoleParamsSchema,
-    async run(registry, { role }, { signal }) {
-      const listing = await registry.discover(role, { signal });
+      'first. The usual way to locate a service: discover infra to get the board and feed address. When the ' +
+      'registry checks health, VMs with a critical service are left out (health "any" keeps them); service ' +
+      'keeps only VMs offering that service, and then only its health counts.',
+    parameters: DiscoverParams,
+    async run(registry, { role, health, service }, { signal }) {
+      const listing = await registry.discover(role, { signal, health, service });
+      const offering = service === undefined ? '' : ` offering ${service}`;
+      if (listing.count > 0) {
+        const text = `${listing.count} running ${role} VM${listing.count === 1 ? '' : 's'}${offering}, newest first:\n${vmLines(listing.vms)}`;
+        return { text, details: listing };
+      }
+      // An empty answer may hide VMs that are up but failing their checks: say which, and why.
+      const failing = health === undefined ? (await registry.discover(role, { signal, health: 'critical', service })).vms : [];
       const text =
-        listing.count === 0
-          ? `No running ${role} VMs are registered (or none has heartbeated recently).`
-          : `${listing.count} running ${role} VM${listing.count === 1 ? '' : 's'}, newest first:\n${vmLines(listing.vms)}`;
+        failing.length === 0
+          ? `No running ${role} VMs${offering} are registered (or none has heartbeated recently).`
+          : `No running ${role} VM${offering} passes its health checks; left out for a critical service:\n${vmLines(failing)}\n` +
+            'Pass health "any" to discover them anyway.';
       return { text, details: listing };
     },
   }),

@@ -1,4 +1,5 @@
 import { formatDuration } from '../domain/duration.js';
+import { HEALTH_STATUSES } from '../domain/schemas/service-health.js';
 import { ROLES, STATUSES, type Role } from '../domain/schemas/vm.js';
 import { Api, Unauthorized } from './api.js';
 import { DetailsPanel, type Access } from './details.js';
@@ -122,6 +123,7 @@ function syncControls(): void {
   byId<HTMLSelectElement>('role-filter').value = view.filter.role;
   byId<HTMLSelectElement>('status-filter').value = view.filter.status;
   byId<HTMLSelectElement>('stale-filter').value = view.filter.staleness;
+  byId<HTMLSelectElement>('health-filter').value = view.filter.health;
   const search = byId<HTMLInputElement>('search');
   if (search.value !== view.filter.search) search.value = view.filter.search;
   byId<HTMLSelectElement>('sort').value = `${view.sort.key}:${view.sort.descending ? 'desc' : 'asc'}`;
@@ -140,6 +142,7 @@ function setUpControls(): void {
   const roleSelect = byId<HTMLSelectElement>('role-filter');
   const statusSelect = byId<HTMLSelectElement>('status-filter');
   const staleSelect = byId<HTMLSelectElement>('stale-filter');
+  const healthSelect = byId<HTMLSelectElement>('health-filter');
   const search = byId<HTMLInputElement>('search');
   const sort = byId<HTMLSelectElement>('sort');
   const eventsRole = byId<HTMLSelectElement>('events-role');
@@ -149,6 +152,7 @@ function setUpControls(): void {
     eventsRole.append(new Option(role, role));
   }
   for (const status of STATUSES) statusSelect.append(new Option(status, status));
+  for (const health of HEALTH_STATUSES) healthSelect.append(new Option(health, health));
   const readFilter = (mode: 'push' | 'replace') =>
     setView(
       {
@@ -156,12 +160,13 @@ function setUpControls(): void {
           role: roleSelect.value as View['filter']['role'],
           status: statusSelect.value as View['filter']['status'],
           staleness: staleSelect.value as View['filter']['staleness'],
+          health: healthSelect.value as View['filter']['health'],
           search: search.value,
         },
       },
       mode,
     );
-  for (const control of [roleSelect, statusSelect, staleSelect]) control.addEventListener('change', () => readFilter('push'));
+  for (const control of [roleSelect, statusSelect, staleSelect, healthSelect]) control.addEventListener('change', () => readFilter('push'));
   search.addEventListener('input', () => readFilter('replace'));
   sort.addEventListener('change', () => {
     const [key, direction] = sort.value.split(':');

@@ -1,7 +1,8 @@
 import { ApiError, type Api } from './api.js';
 import type { Entry } from './fleet.js';
 import { ago } from '../domain/duration.js';
-import { el } from './format.js';
+import { describeHealth } from '../domain/service-health.js';
+import { el, healthDot } from './format.js';
 
 interface Action {
   label: string;
@@ -110,7 +111,11 @@ export class DetailsPanel {
     if (services.length === 0) this.panel.append(el('p', 'muted', 'none'));
     else {
       const list = el('ul', 'services');
-      for (const s of services) list.append(el('li', '', `${s.name} — port ${s.port}${s.healthPath ? `, health ${s.healthPath}` : ''}`));
+      for (const s of services) {
+        const item = el('li', '', `${s.name} — port ${s.port}${s.healthPath ? `, health ${s.healthPath}` : ''}`);
+        if (s.health) item.append(el('br'), healthDot(s)!, describeHealth(s.health));
+        list.append(item);
+      }
       this.panel.append(list);
     }
     this.panel.append(el('h3', '', 'Metadata'), el('pre', 'metadata', JSON.stringify(vm.metadata ?? {}, null, 2)));

@@ -1,5 +1,7 @@
 import type { Role, Status, Vm } from '../domain/schemas/vm.js';
 import type { EventType } from '../domain/schemas/events.js';
+import type { HealthStatus } from '../domain/schemas/service-health.js';
+import { matchesHealth } from '../domain/service-health.js';
 
 export interface Entry {
   vm: Vm;
@@ -13,6 +15,8 @@ export interface Filter {
   role: Role | '';
   status: Status | '';
   staleness: 'stale' | 'live' | '';
+  /** As ?health= on GET /registry/vms: the worst of a VM's checked services. */
+  health: HealthStatus | '';
   search: string;
 }
 
@@ -92,6 +96,7 @@ export class Fleet {
         (!filter.role || e.vm.role === filter.role) &&
         (!filter.status || e.vm.status === filter.status) &&
         (!filter.staleness || e.stale === (filter.staleness === 'stale')) &&
+        (!filter.health || matchesHealth(e.vm.services, { health: [filter.health] })) &&
         (!search || e.text.includes(search)),
     );
     if (sort.key === DEFAULT_SORT.key && sort.descending) return kept;

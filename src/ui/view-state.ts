@@ -1,3 +1,4 @@
+import { HEALTH_STATUSES } from '../domain/schemas/service-health.js';
 import { ROLES, STATUSES } from '../domain/schemas/vm.js';
 import { DEFAULT_SORT, SORT_KEYS, type Filter, type Sort, type SortKey } from './fleet.js';
 
@@ -15,7 +16,7 @@ const oneOf = <T extends string>(allowed: readonly T[], value: string | null): T
   value !== null && (allowed as readonly string[]).includes(value) ? (value as T) : '';
 
 /**
- * Reads a view from the query string: ?role=&status=&stale=&q=&sort=name&desc=1&vm=&events.role=&events.vm=.
+ * Reads a view from the query string: ?role=&status=&stale=&health=&q=&sort=name&desc=1&vm=&events.role=&events.vm=.
  * Values the page does not know are dropped rather than refused: an old or hand-edited link still opens.
  */
 export function readView(search: string): View {
@@ -26,6 +27,7 @@ export function readView(search: string): View {
       role: oneOf(ROLES, query.get('role')),
       status: oneOf(STATUSES, query.get('status')),
       staleness: oneOf(['stale', 'live'] as const, query.get('stale')),
+      health: oneOf(HEALTH_STATUSES, query.get('health')),
       search: query.get('q') ?? '',
     },
     sort: key ? { key: key as SortKey, descending: query.get('desc') === '1' } : DEFAULT_SORT,
@@ -41,6 +43,7 @@ export function writeView(view: View): string {
   if (filter.role) query.set('role', filter.role);
   if (filter.status) query.set('status', filter.status);
   if (filter.staleness) query.set('stale', filter.staleness);
+  if (filter.health) query.set('health', filter.health);
   if (filter.search) query.set('q', filter.search);
   if (sort.key !== DEFAULT_SORT.key || sort.descending !== DEFAULT_SORT.descending) {
     query.set('sort', sort.key);

@@ -1,6 +1,6 @@
 import type { Entry } from './fleet.js';
 import { ago } from '../domain/duration.js';
-import { el } from './format.js';
+import { el, healthDot } from './format.js';
 
 /** Rows drawn beyond the visible ones, so that fast scrolling shows no blank edge. */
 const OVERSCAN = 8;
@@ -139,7 +139,11 @@ export class VmTable {
     cells.role.textContent = vm.role;
     cells.role.className = `role role-${vm.role}`;
     cells.address.textContent = vm.address;
-    cells.services.textContent = (vm.services ?? []).map((s) => `${s.name}:${s.port}`).join(', ') || '—';
+    const services = (vm.services ?? []).flatMap((s, i) => {
+      const dot = healthDot(s);
+      return [...(i > 0 ? [', '] : []), ...(dot ? [dot] : []), `${s.name}:${s.port}`];
+    });
+    cells.services.replaceChildren(...(services.length > 0 ? services : ['—']));
     cells.lastSeen.textContent = ago(vm.lastSeen, now);
     cells.lastSeen.title = vm.lastSeen;
     cells.registered.textContent = ago(vm.registeredAt, now);
