@@ -197,8 +197,9 @@ export class PostgresStore implements RegistryStore {
     return this.mirror.current().listJson(filter);
   }
 
+  /** What this replica holds even while it is not current: a scrape during an outage says what the process knows, and vm_registry_mirror_current says how far to trust it. */
   async census(): Promise<CensusLine[]> {
-    return this.mirror.current().census();
+    return this.mirror.reads.census();
   }
 
   mirrorLag(): MirrorLag {
@@ -301,6 +302,8 @@ export class PostgresStore implements RegistryStore {
 
   /** From memory when the newest events are asked for (the change feed's case), else from the log, up to the mirror's revision. */
   async eventsSince(since: number, limit = DEFAULT_PAGE): Promise<RegistryEvent[]> {
+    // Like every read: while the mirror is not known to be current its watchers wait for the reload, which tells them.
+    this.mirror.current();
     // A watcher moving from a replica that is further along (its Last-Event-ID) waits for this
     // one to get there rather than being told to list again; only a revision the database
     // has not reached either is ahead of the registry.
