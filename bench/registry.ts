@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SETTINGS } from '../src/server/settings.js';
@@ -16,6 +16,8 @@ export interface Registry {
   restart(settings?: Settings): Promise<number>;
   /** Stops the server and deletes the database. */
   dispose(): Promise<void>;
+  /** On PostgreSQL: CPU seconds the whole cluster (postmaster and every backend) has used so far. */
+  databaseCpuSeconds?(): number;
 }
 
 type Settings = Record<string, string | undefined>;
@@ -71,10 +73,12 @@ export async function startRegistry(profileDir?: string, onPostgres = false, set
     });
   const first = await start();
   const others = await Promise.all(Array.from({ length: (swarm?.replicas ?? 1) - 1 }, start));
+  let disposed = false;
   const registry: Registry = {
     server: first,
     replicas: [first, ...others],
     cluster,
+    ...(cluster && { databaseCpuSeconds: () => clusterCpuSeconds(cluster.postmasterPid()) }),
     async restart(changes = {}) {
       current = { ...current, ...changes };
       await registry.server.stop();
@@ -83,6 +87,8 @@ export async function startRegistry(profileDir?: string, onPostgres = false, set
       return performance.now() - began;
     },
     async dispose() {
+      if (disposed) return;
+      disposed = true;
       // SIGTERM first: the server writes its CPU profile on a clean exit. SIGKILL if draining
       // in-flight requests takes longer than a benchmark should wait.
       const replicas = [registry.server, ...others];
@@ -93,6 +99,24 @@ export async function startRegistry(profileDir?: string, onPostgres = false, set
     },
   };
   return registry;
+}
+
+/** CPU seconds (user and system) of a process and its live children, from /proc (Linux). */
+export function clusterCpuSeconds(postmaster: number): number {
+  const ticksPerSecond = 100;
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Fields after the command's closing parenthesis: state, ppid, …, utime (14th of the line), stime (15th).
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(entry) === postmaster || Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The process ended while being read.
+    }
+  }
+  return ticks / ticksPerSecond;
 }
 
 /** Resident memory of a process in MB from /proc (Linux): VmRSS now, VmHWM the peak so far. */

@@ -25,6 +25,8 @@ export interface ScenarioResult {
   /** ours.rps / ceiling.rps */
   ratio?: number;
   met?: boolean;
+  /** On PostgreSQL: the database cluster's CPU while ours ran, in % of one core (mean over the runs). */
+  databaseCpuPercent?: number;
 }
 
 /** The JSON written to bench/results/<timestamp>.json; `format` changes when fields do. */
@@ -46,6 +48,8 @@ export interface BenchResults {
   };
   restart: { listeningMs: number; firstDiscoverMs: number; vms: number };
   scenarios: ScenarioResult[];
+  /** With --pg: the read scenarios again on the embedded SQLite store, in the same run, for the side-by-side table. */
+  embedded?: ScenarioResult[];
 }
 
 const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;

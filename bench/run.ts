@@ -74,15 +74,30 @@ function scored(scenario: Scenario, runs: { ceiling: RunResult[]; ours: RunResul
   return { name: scenario.name, what: scenario.what, target: scenario.target, runs, ceiling, ours, ratio, met: judge(scenario.target, ours, ratio) };
 }
 
-async function measureHttp(scenario: HttpScenario, url: string, options: BenchOptions): Promise<ScenarioResult> {
+/** The scenarios compared side by side between a PostgreSQL replica and the embedded store. */
+const READS = ['get', 'discover-one', 'discover-1%', 'list-running'];
+
+async function measureHttp(scenario: HttpScenario, url: string, options: BenchOptions, databaseCpu?: () => number): Promise<ScenarioResult> {
   // The bytes the ceiling will send: one real answer of ours to this scenario's request.
   const { method, path, body } = scenario.next();
   const answer = await send(`${url}${path}`, method, body);
   if (answer.status !== scenario.expectStatus) {
     throw new Error(`${scenario.name}: ${method} ${path} answered ${answer.status}, expected ${scenario.expectStatus}: ${answer.body.toString().slice(0, 300)}`);
   }
-  const measure: Measure = (target, seconds) => drive(target, scenario, seconds, options.connections);
-  return scored(scenario, await alternate(scenario.name, cannedAnswer(answer), url, measure, options));
+  // The database's CPU is sampled around our runs only: during the ceiling's it idles anyway.
+  const cpuPercents: number[] = [];
+  const measure: Measure = async (target, seconds) => {
+    if (target !== url || !databaseCpu) return drive(target, scenario, seconds, options.connections);
+    const [cpuBefore, began] = [databaseCpu(), performance.now()];
+    const result = await drive(target, scenario, seconds, options.connections);
+    cpuPercents.push((100 * (databaseCpu() - cpuBefore)) / ((performance.now() - began) / 1000));
+    return result;
+  };
+  const result = scored(scenario, await alternate(scenario.name, cannedAnswer(answer), url, measure, options));
+  if (cpuPercents.length === 0) return result;
+  // The warm-up run is left out: the first sample.
+  const measured = cpuPercents.slice(options.warmup > 0 ? 1 : 0);
+  return { ...result, databaseCpuPercent: measured.reduce((sum, value) => sum + value, 0) / measured.length };
 }
 
 async function measureSse(scenario: SseScenario, url: string, options: BenchOptions): Promise<ScenarioResult> {
@@ -97,9 +112,9 @@ async function measureSse(scenario: SseScenario, url: string, options: BenchOpti
 }
 
 /** A scenario that fails is reported as not measured, with the reason, and the others still run. */
-async function measureScenario(scenario: Scenario, url: string, options: BenchOptions): Promise<ScenarioResult> {
+async function measureScenario(scenario: Scenario, url: string, options: BenchOptions, databaseCpu?: () => number): Promise<ScenarioResult> {
   try {
-    return await (scenario.kind === 'sse' ? measureSse(scenario, url, options) : measureHttp(scenario, url, options));
+    return await (scenario.kind === 'sse' ? measureSse(scenario, url, options) : measureHttp(scenario, url, options, databaseCpu));
   } catch (error) {
     const skipped = `failed: ${(error as Error).message}`;
     progress(`  ${scenario.name}: ${skipped}`);
@@ -154,8 +169,9 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
     const results: ScenarioResult[] = [];
     // Register grows the registry, so it runs last, after the restart has been timed at N.
     const growing = chosen.filter((s) => s.name === 'register');
+    const databaseCpu = registry.databaseCpuSeconds?.bind(registry);
     for (const scenario of chosen.filter((s) => !growing.includes(s))) {
-      results.push(await measureScenario(scenario, registry.server.url, options));
+      results.push(await measureScenario(scenario, registry.server.url, options, READS.includes(scenario.name) ? databaseCpu : undefined));
     }
     rssMb.afterScenarios = residentMb(pid());
     rssMb.peak = residentMb(pid(), 'VmHWM');
@@ -165,7 +181,11 @@ async function bench(options: BenchOptions): Promise<BenchResults> {
     for (const scenario of growing) results.push(await measureScenario(scenario, registry.server.url, options));
 
     const { out: _out, ...recorded } = options;
-    return { format: 1, startedAt, machine, options: recorded, preload: loaded, rssMb, restart, scenarios: results };
+    const reads = chosen.filter((s) => READS.includes(s.name));
+    // One replica stopped before the embedded store starts: the two never share the cores.
+    await registry.dispose();
+    const embedded = options.pg && reads.length > 0 ? await embeddedReads(reads, options) : undefined;
+    return { format: 1, startedAt, machine, options: recorded, preload: loaded, rssMb, restart, scenarios: results, embedded };
   } finally {
     process.off('SIGINT', stopOnSignal).off('SIGTERM', stopOnSignal);
     await registry.dispose();
@@ -220,6 +240,20 @@ async function swarm(options: BenchOptions, save: (results: SwarmResults) => voi
     save(results());
   }
   return results();
+}
+
+/** The read scenarios on the embedded store at the same N, for the side-by-side comparison of a --pg run. */
+async function embeddedReads(reads: Scenario[], options: BenchOptions): Promise<ScenarioResult[]> {
+  progress(`the read scenarios again on the embedded SQLite store, N = ${options.n}…`);
+  const registry = await startRegistry(undefined, false);
+  try {
+    await preload(registry.server.url, options.n, options.connections);
+    const results: ScenarioResult[] = [];
+    for (const scenario of reads) results.push(await measureScenario(scenario, registry.server.url, options));
+    return results;
+  } finally {
+    await registry.dispose();
+  }
 }
 
 const defaultOut = fileURLToPath(new URL('../../bench/results', import.meta.url));

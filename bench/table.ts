@@ -19,6 +19,32 @@ function row(s: ScenarioResult): string[] {
   ];
 }
 
+/**
+ * With --pg: the read scenarios on the PostgreSQL replica beside the embedded store's, each as
+ * its ratio to the ceiling measured in the same run, and the database's CPU meanwhile.
+ */
+function comparison(results: BenchResults): string[] {
+  if (!results.embedded) return [];
+  const header = ['read scenario', 'embedded rps', 'embedded ratio', 'PG replica rps', 'PG replica ratio', 'replica / embedded', 'database CPU'];
+  const rows = [header];
+  for (const embedded of results.embedded) {
+    const replica = results.scenarios.find((s) => s.name === embedded.name);
+    if (!replica?.ratio || !replica.ours || !embedded.ratio || !embedded.ours) continue;
+    rows.push([
+      embedded.name,
+      rps(embedded.ours.rps),
+      embedded.ratio.toFixed(2),
+      rps(replica.ours.rps),
+      replica.ratio.toFixed(2),
+      (replica.ratio / embedded.ratio).toFixed(2),
+      replica.databaseCpuPercent === undefined ? '' : `${replica.databaseCpuPercent.toFixed(1)} % of a core`,
+    ]);
+  }
+  const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column].length)));
+  const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
+  return ['', 'a PostgreSQL replica against the embedded store (each as its ratio to the ceiling of its own runs):', '', line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)];
+}
+
 /** The results as a Markdown table (readable in a terminal too), with the figures around it. */
 export function formatResults(results: BenchResults): string {
   const header = ['scenario', 'ceiling rps', 'ceiling p50 / p99 ms', 'ours rps', 'ours p50 / p99 ms', 'ratio', 'failed', 'target', ''];
@@ -43,6 +69,7 @@ export function formatResults(results: BenchResults): string {
       `, ${rssMb.afterScenarios} MB after the scenarios (peak ${rssMb.peak} MB)`,
     `restart with ${restart.vms.toLocaleString('en-US')} VMs on disk: listening after ${Math.round(restart.listeningMs)} ms, ` +
       `first discover answered after ${Math.round(restart.firstDiscoverMs)} ms`,
+    ...comparison(results),
   ].join('\n');
 }
 

@@ -85,3 +85,24 @@ it('npm run bench -- --swarm with a tiny swarm produces a well-formed result, et
     swarmOut.remove();
   }
 });
+
+it('npm run bench -- --pg also measures the read scenarios on the embedded store, and the database CPU meanwhile', { timeout: 300_000 }, async () => {
+  const pgOut = tempDir('vm-registry-bench-smoke-pg-');
+  try {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [BENCH, '--pg', '--n', '300', '--quick', '--duration', '0.3', '--warmup', '0', '--rss-idle', '0', '--only', 'get,list-running,heartbeat', '--out', pgOut.path],
+      { timeout: 290_000, maxBuffer: 16 * 1024 * 1024 },
+    );
+    assert.match(stdout, /a PostgreSQL replica against the embedded store/);
+    const [file] = readdirSync(pgOut.path);
+    const results = JSON.parse(readFileSync(join(pgOut.path, file), 'utf8')) as BenchResults;
+    assert.deepEqual(results.embedded?.map((s) => s.name), ['get', 'list-running'], 'the read scenarios asked for, and only those');
+    for (const scenario of results.embedded!) assert.ok(isCount(scenario.ratio), scenario.name);
+    const byName = new Map(results.scenarios.map((s) => [s.name, s]));
+    for (const read of ['get', 'list-running']) assert.ok(isCount(byName.get(read)?.databaseCpuPercent), `${read}: the database's CPU`);
+    assert.equal(byName.get('heartbeat')?.databaseCpuPercent, undefined, 'sampled during the read scenarios only');
+  } finally {
+    pgOut.remove();
+  }
+});

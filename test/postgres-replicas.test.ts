@@ -50,10 +50,11 @@ describe('two replicas on one PostgreSQL database', () => {
     }
   });
 
-  it('a write on one replica is readable on the other at once, preconditions included', async () => {
+  it('a write on one replica is readable on the other with its revision in X-Registry-Min-Index, preconditions included', async () => {
+    const atRevisionOf = (answer: Response) => ({ headers: { 'x-registry-min-index': JSON.parse(answer.headers.get('etag')!) } });
     const created = await fetch(`${a.url}/registry/vms`, json('POST', vm('shared-1')));
     assert.equal(created.status, 201);
-    const onB = await fetch(`${b.url}/registry/vms/shared-1`);
+    const onB = await fetch(`${b.url}/registry/vms/shared-1`, atRevisionOf(created));
     assert.deepEqual(await onB.json(), await created.json());
     assert.equal(onB.headers.get('etag'), created.headers.get('etag'));
 
@@ -61,10 +62,11 @@ describe('two replicas on one PostgreSQL database', () => {
     assert.equal(patched.status, 200);
     const stale = await fetch(`${a.url}/registry/vms/shared-1`, json('PATCH', { name: 'x' }, { 'if-match': created.headers.get('etag')! }));
     assert.equal(stale.status, 412, 'the ETag from replica a is outdated by the change on b');
-    assert.equal((await (await fetch(`${a.url}/registry/vms/shared-1`)).json()).status, 'paused');
+    assert.equal((await (await fetch(`${a.url}/registry/vms/shared-1`, atRevisionOf(patched))).json()).status, 'paused');
 
     assert.equal((await fetch(`${b.url}/registry/vms/shared-1`, { method: 'DELETE' })).status, 200);
-    assert.equal((await fetch(`${a.url}/registry/vms/shared-1`)).status, 404);
+    const afterDelete = await index(b);
+    assert.equal((await fetch(`${a.url}/registry/vms/shared-1`, { headers: { 'x-registry-min-index': String(afterDelete) } })).status, 404);
   });
 
   it('watchers on both replicas see every event from both, in revision order, none skipped', async () => {

@@ -15,6 +15,7 @@ import { instrumentStore } from './ops/instrumented-store.js';
 import { RegistryMetrics } from './ops/metrics.js';
 import { openapiOptions } from './http/openapi.js';
 import { refuseUnknownQueryParameters } from './http/unknown-query.js';
+import { honourMinIndex } from './http/min-index.js';
 import { docsRoutes } from './routes/docs.js';
 import { rootRoutes } from './routes/root.js';
 import { eventRoutes } from './routes/events.js';
@@ -132,7 +133,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   checker?.start();
   // Taken at the first scrape, not at start: listing every VM would delay a restart's first answer.
   let census: Promise<FleetCensus> | undefined;
-  metrics.follow(feed, async () => (store.census ? store.census() : (await (census ??= FleetCensus.start(store, feed))).lines()));
+  metrics.follow(
+    feed,
+    async () => (store.census ? store.census() : (await (census ??= FleetCensus.start(store, feed))).lines()),
+    store.mirrorLag && (() => store.mirrorLag!()),
+  );
   // A connection whose request ends after closing began would otherwise stay open for its
   // keep-alive timeout (72 s), holding the close up all that time: close each as it goes idle.
   let closeIdle: NodeJS.Timeout | undefined;
@@ -172,6 +177,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await guardedScope.register(
       async (registry) => {
         const maxWatchers = options.maxWatchers ?? 2_000;
+        honourMinIndex(registry, feed);
         await registry.register(vmRoutes, {
           store,
           feed,

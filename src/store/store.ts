@@ -1,3 +1,5 @@
+import type { Static } from '@sinclair/typebox';
+import type { MirrorLagSchema } from '../domain/schemas/health.js';
 import { ROLES, STATUSES, type Role, type Status, type VmUpdate } from '../domain/schemas/vm.js';
 import type { RegistryEvent } from '../domain/schemas/events.js';
 import type { HealthStatus, ServiceHealth } from '../domain/schemas/service-health.js';
@@ -29,6 +31,9 @@ export interface JsonVm {
   body: Buffer;
   revision: number;
 }
+
+/** How far a replica's in-memory copy of the registry trails the database it follows (see MirrorLagSchema). */
+export type MirrorLag = Static<typeof MirrorLagSchema>;
 
 export interface WriteOptions {
   /** Only write if the VM's current revision is this one (HTTP If-Match). */
@@ -91,6 +96,8 @@ export interface RegistryStore {
    * them all in memory. Without it the server keeps a census of its own from the change feed.
    */
   census?(): Promise<CensusLine[]>;
+  /** Optional: how far this replica's copy of the registry trails the shared database (PostgreSQL). */
+  mirrorLag?(): MirrorLag;
   /** NotFoundError, PreconditionFailedError. Setting status to running refreshes lastSeen. */
   update(id: string, changes: VmUpdate, options?: WriteOptions): Promise<VmRecord>;
   /** Removes the entry and answers its last state. */

@@ -13,6 +13,15 @@ before(async () => (cluster = await startPostgres()));
 after(() => cluster?.destroy());
 let databases = 0;
 
+/** Polls until `check` holds, failing after 10 s with `what`. */
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `timed out: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 registryStoreConformance('PostgreSQL', async ({ staleAfterMs, clock, eventRetention, healthChecks }) => {
   const url = await cluster.createDatabase(`conformance_${databases++}`);
   const store = await openPostgresStore({ url, clock, staleAfterMs, eventRetention, healthChecks });
@@ -32,6 +41,8 @@ describe('PostgreSQL store', () => {
       await client.end();
       assert.deepEqual(rows.map((row) => row.version), POSTGRES_MIGRATIONS.map((_, i) => i + 1));
       const written = await stores[0].register(aVm());
+      // Another replica's mirror has it once the notification arrives.
+      await eventually(async () => (await stores[3].get('vm-1')) !== undefined, 'the write reaches the other replica');
       assert.deepEqual(await stores[3].get('vm-1'), written);
     } finally {
       await Promise.all(stores.map((store) => store.close()));
@@ -66,8 +77,11 @@ describe('PostgreSQL store', () => {
           ),
         ),
       );
+      const total = 3 * (30 + 30 + 10);
+      // The other stores' last writes reach store 0 by notification; once it reports a revision, it has every change up to it.
+      await eventually(async () => (await stores[0].revision()) === total, 'store 0 reaches the last revision');
       const events = await stores[0].eventsSince(0, 1000);
-      assert.deepEqual(events.map((e) => e.revision), Array.from({ length: 3 * (30 + 30 + 10) }, (_, i) => i + 1));
+      assert.deepEqual(events.map((e) => e.revision), Array.from({ length: total }, (_, i) => i + 1));
     } finally {
       await Promise.all(stores.map((store) => store.close()));
     }
@@ -128,6 +142,8 @@ describe('PostgreSQL store', () => {
       await store.register(aVm());
       cluster.stop();
       try {
+        // Reads come from memory: they are refused once the replica has noticed its LISTEN connection is gone.
+        await eventually(() => store.get('vm-1').then(() => false, () => true), 'reads refused');
         await assert.rejects(store.get('vm-1'), (error: Error) => error instanceof UnavailableError && /PostgreSQL/.test(error.message));
         await assert.rejects(store.heartbeat('vm-1'), UnavailableError);
         await assert.rejects(store.register(aVm({ id: 'vm-2' })), UnavailableError);

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -21,6 +21,8 @@ export interface PostgresCluster {
   start(): void;
   /** Stops the cluster at once and deletes its files. */
   destroy(): void;
+  /** The postmaster's process id (its children are the cluster's other processes). */
+  postmasterPid(): number;
 }
 
 /** Where initdb and pg_ctl live: pg_config's answer, else the newest Debian install, else PATH. */
@@ -137,6 +139,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
       return url(name);
     },
     stop: () => run(pgCtl, ['stop', '-w', '-m', 'fast', '-D', data]),
+    postmasterPid: () => Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
     start,
     destroy() {
       if (destroyed) return;

@@ -31,6 +31,7 @@ export function instrumentStore(store: RegistryStore, metrics: RegistryMetrics):
     ...(store.listJson && { listJson: timed('list', store.listJson) }),
     ...(store.getJson && { getJson: timed('get', store.getJson) }),
     ...(store.census && { census: timed('census', store.census) }),
+    ...(store.mirrorLag && { mirrorLag: () => store.mirrorLag!() }),
     update: timed('update', store.update),
     deregister: timed('deregister', store.deregister),
     import: timed('import', store.import),

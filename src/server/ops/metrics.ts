@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { HealthCheckObserver } from './health-checker.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import type { WakeupCounter } from '../http/blocking-query.js';
-import type { CensusLine } from '../../store/store.js';
+import type { CensusLine, MirrorLag } from '../../store/store.js';
 
 const PREFIX = 'vm_registry_';
 
@@ -75,8 +75,34 @@ export class RegistryMetrics {
    * Adds what the feed and the census know. A second step, because the feed reads through
    * the instrumented store, which needs this object first.
    */
-  follow(feed: ChangeFeed, census: () => Promise<CensusLine[]>): void {
+  follow(feed: ChangeFeed, census: () => Promise<CensusLine[]>, mirrorLag?: () => MirrorLag): void {
     const registers = [this.registry];
+    if (mirrorLag) {
+      new Gauge({
+        name: `${PREFIX}mirror_lag_revisions`,
+        help: "PostgreSQL replicas: revisions committed that this replica's in-memory copy of the registry has not applied yet.",
+        registers,
+        collect() {
+          this.set(mirrorLag().revisions);
+        },
+      });
+      new Gauge({
+        name: `${PREFIX}mirror_lag_seconds`,
+        help: "PostgreSQL replicas: how long this replica's copy has trailed the database (0 when current).",
+        registers,
+        collect() {
+          this.set(mirrorLag().ms / 1000);
+        },
+      });
+      new Gauge({
+        name: `${PREFIX}mirror_current`,
+        help: "PostgreSQL replicas: 1 when this replica's copy is current and reads are answered, 0 while it loads or has lost LISTEN (reads answer 503).",
+        registers,
+        collect() {
+          this.set(mirrorLag().state === 'current' ? 1 : 0);
+        },
+      });
+    }
     new Gauge({
       name: `${PREFIX}vms`,
       help: 'Registered VMs by role, status and staleness (stale: running without a heartbeat for longer than REGISTRY_STALE_AFTER).',

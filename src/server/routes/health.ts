@@ -33,6 +33,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
         replica: REPLICA,
         startedAt: new Date(startedAt).toISOString(),
         eventRetention,
+        ...(store.mirrorLag && { mirror: store.mirrorLag() }),
       };
       try {
         const vms = await store.count();

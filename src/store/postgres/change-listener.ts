@@ -1,15 +1,28 @@
 import pg from 'pg';
 import type { StoreLog } from './store-log.js';
-import { CHANGE_CHANNEL } from './statements.js';
+import { CHANGE_CHANNEL, HEARTBEAT_CHANNEL } from './statements.js';
 
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 2000;
 
+/** What the listener tells its replica. */
+export interface ListenerHandlers {
+  /** A change committed (read the event log to learn which). */
+  changed(): void;
+  /** A heartbeat committed: the payload registry_heartbeat_v2 sent. */
+  heartbeat(payload: string): void;
+  /** The connection is gone: notifications sent from now until `restored` are never delivered. */
+  lost(): void;
+  /** Listening again, after a loss. */
+  restored(): void;
+}
+
 /**
  * The LISTEN side of change notification: one dedicated connection per process (a pooled one
  * would be handed to queries). Writes NOTIFY inside their transaction, so every replica hears
- * of a change once it commits. When the connection is lost it reconnects by itself, and then
- * tells the listeners once, since changes made while it was away were never announced to it.
+ * of a change once it commits, in commit order. When the connection is lost it says so and
+ * reconnects by itself, and then says so again, since what was sent while it was away was
+ * never delivered to it.
  */
 export class ChangeListener {
   private client: pg.Client | undefined;
@@ -19,13 +32,13 @@ export class ChangeListener {
 
   private constructor(
     private readonly config: pg.ClientConfig,
-    private readonly notify: () => void,
+    private readonly handlers: ListenerHandlers,
     private readonly log: StoreLog | undefined,
   ) {}
 
   /** Connects and listens; fails if the database cannot be reached now. */
-  static async start(config: pg.ClientConfig, notify: () => void, log?: StoreLog): Promise<ChangeListener> {
-    const listener = new ChangeListener(config, notify, log);
+  static async start(config: pg.ClientConfig, handlers: ListenerHandlers, log?: StoreLog): Promise<ChangeListener> {
+    const listener = new ChangeListener(config, handlers, log);
     await listener.connect();
     return listener;
   }
@@ -43,10 +56,12 @@ export class ChangeListener {
     // Without an error listener a lost connection would crash the process.
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client));
-    client.on('notification', () => this.notify());
+    client.on('notification', ({ channel, payload }) =>
+      channel === HEARTBEAT_CHANNEL ? this.handlers.heartbeat(payload ?? '') : this.handlers.changed(),
+    );
     try {
       await client.connect();
-      await client.query(`LISTEN ${CHANGE_CHANNEL}`);
+      await client.query(`LISTEN ${CHANGE_CHANNEL}; LISTEN ${HEARTBEAT_CHANNEL}`);
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;
@@ -61,8 +76,9 @@ export class ChangeListener {
   private lost(client: pg.Client, error?: Error): void {
     if (this.closed || this.client !== client) return;
     this.client = undefined;
-    this.log?.warn({ reason: error?.message }, 'lost the PostgreSQL LISTEN connection; watchers on this replica wait until it is back');
+    this.log?.warn({ reason: error?.message }, 'lost the PostgreSQL LISTEN connection; this replica answers 503 until it is back and has reloaded');
     void client.end().catch(() => undefined);
+    this.handlers.lost();
     this.retry();
   }
 
@@ -77,8 +93,8 @@ export class ChangeListener {
       }
       if (this.closed) return;
       this.retryMs = RETRY_MIN_MS;
-      this.log?.info({}, 'PostgreSQL LISTEN connection restored; catching up on changes');
-      this.notify();
+      this.log?.info({}, 'PostgreSQL LISTEN connection restored; reloading this replica\'s copy of the registry');
+      this.handlers.restored();
     }, this.retryMs);
     this.timer.unref();
   }

@@ -1,4 +1,4 @@
-import { CHANGE_CHANNEL } from './statements.js';
+import { CHANGE_CHANNEL, HEARTBEAT_CHANNEL } from './statements.js';
 
 /**
  * Schema versions, applied in order and recorded in registry_migrations. Append only:
@@ -134,6 +134,57 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
       DELETE FROM events WHERE revision <= least(rev - retention, first - 1);
       PERFORM pg_notify('${CHANGE_CHANNEL}', '');
       RETURN json_build_object('revision', rev, 'vm', document, 'owner', v.owner);
+    END $$;
+  `,
+  `
+  -- Each replica keeps the registry in memory, following the event log: an event must say
+  -- whose VM it is, as the row does.
+  ALTER TABLE events ADD COLUMN owner text;
+
+  CREATE OR REPLACE FUNCTION registry_log(v vms, kind text, rev bigint, at timestamptz, retention bigint) RETURNS json
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+    DECLARE
+      document json := registry_vm(v);
+      first bigint := nullif(current_setting('registry.first_logged', true), '')::bigint;
+    BEGIN
+      IF first IS NULL THEN
+        first := rev;
+        PERFORM set_config('registry.first_logged', rev::text, true);
+      END IF;
+      INSERT INTO events (revision, type, at, vm_id, vm, owner) VALUES (rev, kind, at, v.id, document, v.owner);
+      DELETE FROM events WHERE revision <= least(rev - retention, first - 1);
+      PERFORM pg_notify('${CHANGE_CHANNEL}', '');
+      RETURN json_build_object('revision', rev, 'vm', document, 'owner', v.owner);
+    END $$;
+
+  -- registry_heartbeat, telling every replica's mirror of the new lastSeen: a heartbeat makes
+  -- no event, so it is announced on a channel of its own as '<revision of the VM> <ms> <id>'.
+  -- The revision lets a replica that has not yet applied the VM's last change hold the
+  -- heartbeat until it has. Answers the VM's revision too (the new one when it recovered).
+  -- A new name, so that replicas of the previous version keep calling the old function
+  -- while a rolling upgrade replaces them.
+  CREATE FUNCTION registry_heartbeat_v2(vm_id text, fixed timestamptz, retention bigint, caller text, OUT seen text, OUT rev bigint)
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+    DECLARE
+      at timestamptz := registry_now(fixed);
+      was_stale boolean;
+      recovered json;
+    BEGIN
+      UPDATE vms SET last_seen = at WHERE id = vm_id AND (caller IS NULL OR owner = caller)
+        RETURNING stale_announced, revision INTO was_stale, rev;
+      IF NOT FOUND THEN
+        RETURN;
+      END IF;
+      IF was_stale THEN
+        UPDATE vms SET stale_announced = false, revision = registry_next_revision() WHERE id = vm_id
+          RETURNING registry_log(vms, 'recovered', vms.revision, at, retention), vms.revision INTO STRICT recovered, rev;
+      ELSE
+        PERFORM set_config('synchronous_commit', 'off', true);
+        PERFORM pg_notify('${HEARTBEAT_CHANNEL}', rev || ' ' || (extract(epoch FROM at) * 1000)::bigint || ' ' || vm_id);
+      END IF;
+      seen := registry_iso(at);
     END $$;
   `,
 ];

@@ -2,15 +2,19 @@ import pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../domain/errors.js';
 import type { Vm, VmUpdate } from '../../domain/schemas/vm.js';
-import { applyHealth, matchesHealth, withHealth, type CheckedService, type HealthTarget } from '../../domain/service-health.js';
+import { applyHealth, withHealth, type CheckedService, type HealthTarget } from '../../domain/service-health.js';
 import type { ServiceHealth } from '../../domain/schemas/service-health.js';
 import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import type {
+  CensusLine,
   Heartbeat,
   ImportedVm,
   ImportResult,
+  JsonListing,
+  JsonVm,
   ListFilter,
   Listing,
+  MirrorLag,
   RegistryStore,
   SweepOptions,
   WriteOptions,
@@ -28,7 +32,8 @@ import {
 import { ChangeListener } from './change-listener.js';
 import { redactDatabaseUrl } from './database-url.js';
 import { migrate } from './migrate.js';
-import { SQL, SWEEP_LOCK, type LockedRow, type LoggedRow, type StoredVm, type VmRow } from './statements.js';
+import { ReplicaMirror } from './replica-mirror.js';
+import { SQL, SWEEP_LOCK, type LockedRow, type LoggedRow, type StoredVm } from './statements.js';
 import type { StoreLog } from './store-log.js';
 import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
 import { isUnavailable, unavailableOr } from './unavailable.js';
@@ -57,7 +62,6 @@ const types = {
     oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format),
 } as pg.CustomTypesConfig;
 
-const toRecord = ({ vm, owner, revision, stale }: VmRow): VmRecord => recordOf({ ...vm, stale }, owner, revision);
 const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
 
 /**
@@ -74,6 +78,8 @@ export class PostgresStore implements RegistryStore {
   private readonly healthChecks: boolean;
   private readonly changeListeners = new ChangeListeners();
   private listener: ChangeListener | undefined;
+  /** This replica's copy of the registry, which every read answers from. */
+  private readonly mirror: ReplicaMirror;
   private closed = false;
 
   private constructor(
@@ -84,6 +90,14 @@ export class PostgresStore implements RegistryStore {
     this.eventRetention = options.eventRetention ?? DEFAULT_EVENT_RETENTION;
     this.clock = options.clock;
     this.healthChecks = options.healthChecks ?? false;
+    this.mirror = new ReplicaMirror({
+      pool,
+      staleAfterMs: this.staleAfterMs,
+      eventRetention: this.eventRetention,
+      clock: options.clock,
+      log: options.log,
+      applied: () => this.changeListeners.notify(),
+    });
   }
 
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
@@ -106,6 +120,7 @@ export class PostgresStore implements RegistryStore {
     pool.on('error', (error) =>
       options.log?.warn({ reason: error.message }, 'an idle PostgreSQL connection failed; the pool replaces it'),
     );
+    let store: PostgresStore | undefined;
     try {
       const client = await pool.connect();
       try {
@@ -113,11 +128,25 @@ export class PostgresStore implements RegistryStore {
       } finally {
         client.release();
       }
-      const store = new PostgresStore(pool, options);
-      const notify = () => store.changeListeners.notify();
-      store.listener = await ChangeListener.start({ ...connection, connectionTimeoutMillis: 5000 }, notify, options.log);
+      store = new PostgresStore(pool, options);
+      const { mirror } = store;
+      // Listening before the mirror's snapshot is taken: whatever commits after it is heard of.
+      store.listener = await ChangeListener.start(
+        // Named by process, so that an operator (or a test) can tell each replica's LISTEN connection apart.
+        { ...connection, application_name: `vm-registry listen ${process.pid}`, connectionTimeoutMillis: 5000 },
+        {
+          changed: () => mirror.changed(),
+          heartbeat: (payload) => mirror.heartbeatHeard(payload),
+          lost: () => mirror.disconnected(),
+          restored: () => mirror.reconnected(),
+        },
+        options.log,
+      );
+      await mirror.start();
       return store;
     } catch (error) {
+      await store?.listener?.close();
+      await store?.mirror.close();
       await pool.end().catch(() => undefined);
       const reason = (error as Error).message || String((error as { code?: unknown }).code ?? error);
       throw new Error(`cannot open the PostgreSQL database at ${redactDatabaseUrl(options.url)}: ${reason}`);
@@ -125,13 +154,13 @@ export class PostgresStore implements RegistryStore {
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
-    return this.transaction((client) => this.insert(client, vm));
+    return this.applied(await this.transaction((client) => this.insert(client, vm)));
   }
 
   async put(vm: VmFields, options: WriteOptions = {}): Promise<{ vm: VmRecord; created: boolean }> {
     for (;;) {
       try {
-        return await this.transaction(async (client) => {
+        const put = await this.transaction(async (client) => {
           const current = await this.lock(client, vm.id);
           if (!current) {
             checkCreate(vm.id, options);
@@ -143,6 +172,8 @@ export class PostgresStore implements RegistryStore {
           const { rows } = await client.query<LoggedRow>(SQL.replace, this.vmParameters(vm, previous));
           return { vm: this.recordOf(rows[0]), created: false };
         });
+        await this.mirror.reached(put.vm.revision);
+        return put;
       } catch (error) {
         // Another writer created it between our look and our insert: it is a replace now.
         if (!(error instanceof ConflictError)) throw error;
@@ -151,27 +182,32 @@ export class PostgresStore implements RegistryStore {
   }
 
   async get(id: string): Promise<VmRecord | undefined> {
-    const { rows } = await this.query<VmRow>(SQL.get, [this.fixedNow(), this.staleAfterMs, id]);
-    return rows[0] && toRecord(rows[0]);
+    return this.mirror.current().get(id);
+  }
+
+  async getJson(id: string): Promise<JsonVm | undefined> {
+    return this.mirror.current().getJson(id);
   }
 
   async list(filter: ListFilter = {}): Promise<Listing> {
-    const { rows } = await this.query<VmRow & { registry_revision: number }>(SQL.list, [
-      this.fixedNow(),
-      filter.role ?? null,
-      filter.status ?? null,
-      filter.stale ?? null,
-      this.staleAfterMs,
-    ]);
-    return {
-      // An empty registry answers one row, with the revision and no VM.
-      vms: rows.filter((row) => row.vm !== null && matchesHealth(row.vm.services, filter)).map(toRecord),
-      revision: rows[0].registry_revision,
-    };
+    return this.mirror.current().list(filter);
+  }
+
+  async listJson(filter: ListFilter = {}): Promise<JsonListing> {
+    return this.mirror.current().listJson(filter);
+  }
+
+  /** What this replica holds even while it is not current: a scrape during an outage says what the process knows, and vm_registry_mirror_current says how far to trust it. */
+  async census(): Promise<CensusLine[]> {
+    return this.mirror.reads.census();
+  }
+
+  mirrorLag(): MirrorLag {
+    return this.mirror.lag();
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
-    return this.transaction(async (client) => {
+    const updated = await this.transaction(async (client) => {
       const current = await this.lockExisting(client, id, options);
       const moved = changes.address !== undefined && changes.address !== current.address;
       const previous = current.services ?? undefined;
@@ -187,18 +223,20 @@ export class PostgresStore implements RegistryStore {
       ]);
       return this.recordOf(rows[0]);
     });
+    return this.applied(updated);
   }
 
   async deregister(id: string, options: WriteOptions = {}): Promise<VmRecord> {
-    return this.transaction(async (client) => {
+    const removed = await this.transaction(async (client) => {
       await this.lockExisting(client, id, options);
       const { rows } = await client.query<LoggedRow>(SQL.remove, [...this.writeParameters(), id]);
       return this.recordOf(rows[0]);
     });
+    return this.applied(removed);
   }
 
   async import(vms: ImportedVm[]): Promise<ImportResult> {
-    return this.transaction(async (client) => {
+    const result = await this.transaction(async (client) => {
       let created = 0;
       for (const vm of vms) {
         // Delete and insert rather than replace: the replace statement keeps registered_at, an import must not.
@@ -209,47 +247,72 @@ export class PostgresStore implements RegistryStore {
       const { rows } = await client.query<{ value: number }>(SQL.revision);
       return { created, replaced: vms.length - created, revision: rows[0].value };
     });
+    await this.mirror.reached(result.revision);
+    return result;
   }
 
   async recordHealth(id: string, target: HealthTarget, health: ServiceHealth): Promise<VmRecord | undefined> {
-    return this.transaction(async (client) => {
+    const recorded = await this.transaction(async (client) => {
       const current = await this.lock(client, id);
       const services = current && applyHealth(current.address, current.services ?? undefined, target, health);
       if (!services) return undefined;
       const { rows } = await client.query<LoggedRow>(SQL.setServices, [...this.writeParameters(), id, json(services)]);
       return this.recordOf(rows[0]);
     });
+    return recorded && this.applied(recorded);
   }
 
   async heartbeat(id: string, options: Pick<WriteOptions, 'owner'> = {}): Promise<Heartbeat> {
     const owner = options.owner ?? null;
     // Named, so each connection parses and plans the hot path once.
-    const { rows } = await this.query<{ last_seen: string | null }>(SQL.heartbeat, [...this.writeParameters(), id, owner], 'heartbeat');
-    if (rows[0].last_seen === null) {
-      if (owner !== null && (await this.get(id))) throw new ForbiddenError(id, owner);
+    const { rows } = await this.query<{ seen: string | null; rev: number | null }>(
+      SQL.heartbeat,
+      [...this.writeParameters(), id, owner],
+      'heartbeat',
+    );
+    const { seen, rev } = rows[0];
+    if (seen === null || rev === null) {
+      if (owner !== null && (await this.query(SQL.exists, [id])).rows.length > 0) throw new ForbiddenError(id, owner);
       throw new NotFoundError(id);
     }
-    return { id, lastSeen: rows[0].last_seen };
+    // A recovery is a change (a new revision), and a change of this VM made elsewhere may not have arrived yet.
+    await this.mirror.reached(rev);
+    this.mirror.beat(id, rev, Date.parse(seen));
+    return { id, lastSeen: seen };
   }
 
   async sweep(options: SweepOptions = {}): Promise<number> {
     const limit = options.limit ?? DEFAULT_PAGE;
-    return this.transaction(async (client) => {
+    const { written, revision } = await this.transaction(async (client) => {
       // The lock ends with this transaction: whichever replica gets it sweeps this tick, so a
       // replica that dies simply stops competing, and the others carry on at their next tick.
       const { rows } = await client.query<{ sweeper: boolean }>(SQL.sweeper, [SWEEP_LOCK]);
-      if (!rows[0].sweeper) return 0;
+      if (!rows[0].sweeper) return { written: 0, revision: 0 };
       const stale = await client.query(SQL.announceStale, [...this.writeParameters(), this.staleAfterMs, limit]);
       let written = stale.rowCount ?? 0;
       if (options.reapAfterMs !== undefined) {
         const reaped = await client.query(SQL.reap, [...this.writeParameters(), this.staleAfterMs + options.reapAfterMs, limit]);
         written += reaped.rowCount ?? 0;
       }
-      return written;
+      return { written, revision: written === 0 ? 0 : (await client.query<{ value: number }>(SQL.revision)).rows[0].value };
     });
+    await this.mirror.reached(revision);
+    return written;
   }
 
+  /** From memory when the newest events are asked for (the change feed's case), else from the log, up to the mirror's revision. */
   async eventsSince(since: number, limit = DEFAULT_PAGE): Promise<RegistryEvent[]> {
+    // Like every read: while the mirror is not known to be current its watchers wait for the reload, which tells them.
+    this.mirror.current();
+    // A watcher moving from a replica that is further along (its Last-Event-ID) waits for this
+    // one to get there rather than being told to list again; only a revision the database
+    // has not reached either is ahead of the registry.
+    if (since > this.mirror.appliedRevision && since <= (await this.databaseRevision())) await this.mirror.reached(since);
+    const current = this.mirror.appliedRevision;
+    checkNotAhead(since, current);
+    if (since === current) return [];
+    const recent = this.mirror.recentAfter(since, limit);
+    if (recent) return recent;
     const { rows } = await this.query<{
       registry_revision: number;
       oldest: number | null;
@@ -257,9 +320,7 @@ export class PostgresStore implements RegistryStore {
       type: EventType;
       at: string;
       vm: StoredVm;
-    }>(SQL.events, [since, limit]);
-    const current = rows[0].registry_revision;
-    checkNotAhead(since, current);
+    }>(SQL.events, [since, limit, current]);
     checkRetained(since, rows[0].oldest, current);
     return rows
       .filter((row) => row.revision !== null)
@@ -270,21 +331,32 @@ export class PostgresStore implements RegistryStore {
     return this.changeListeners.add(listener);
   }
 
+  /** The revision this replica's mirror, and so every read of it, reflects. */
   async revision(): Promise<number> {
-    const { rows } = await this.query<{ value: number }>(SQL.revision);
-    return rows[0].value;
+    return this.mirror.appliedRevision;
   }
 
+  /** From the mirror; a 503 while it is not current, so that /health takes a reloading replica out of a load balancer. */
   async count(): Promise<number> {
-    const { rows } = await this.query<{ n: number }>(SQL.count);
-    return rows[0].n;
+    return this.mirror.current().mirror.size;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.listener?.close();
+    await this.mirror.close();
     await this.pool.end();
+  }
+
+  private async databaseRevision(): Promise<number> {
+    return (await this.query<{ value: number }>(SQL.revision)).rows[0].value;
+  }
+
+  /** A write is answered once this replica's mirror has it: a read here right after it sees it. */
+  private async applied(record: VmRecord): Promise<VmRecord> {
+    await this.mirror.reached(record.revision);
+    return record;
   }
 
   /** The VM as it stood at `at` (ms, the database clock's): stale or not then. */
@@ -293,7 +365,7 @@ export class PostgresStore implements RegistryStore {
   }
 
   private recordOf({ event, at }: LoggedRow): VmRecord {
-    return toRecord({ ...event, stale: isStale(event.vm, at.getTime(), this.staleAfterMs) });
+    return recordOf({ ...event.vm, stale: isStale(event.vm, at.getTime(), this.staleAfterMs) }, event.owner, event.revision);
   }
 
   private fixedNow(): Date | null {

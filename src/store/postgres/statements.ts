@@ -9,6 +9,8 @@ import type { WriteTarget } from '../rules.js';
 
 /** The channel registry_log() notifies after every change, and every replica LISTENs on. */
 export const CHANGE_CHANNEL = 'vm_registry_changes';
+/** The channel registry_heartbeat_v2() tells every replica's mirror of heartbeats on: '<revision> <lastSeen ms> <id>'. */
+export const HEARTBEAT_CHANNEL = 'vm_registry_heartbeats';
 
 // Any fixed number, the same in every replica: whoever holds it this tick is the sweeper.
 export const SWEEP_LOCK = 0x76_6d_72_02;
@@ -28,20 +30,10 @@ export interface LockedRow extends WriteTarget {
   services: CheckedService[] | null;
 }
 
-/** A VM row as reads answer it, judged stale or not by the database clock. */
-export interface VmRow {
-  vm: StoredVm;
-  owner: string | null;
-  revision: number;
-  stale: boolean;
-}
-
 // Every write statement takes the same first parameters: $1 the fixed time (NULL: the
 // database's), $2 the event retention.
 const NOW = 'registry_now($1::timestamptz)';
 const milliseconds = (parameter: string) => `${parameter}::double precision * interval '1 millisecond'`;
-/** The stale rule in SQL, for the row v, at `now`, with the threshold in ms in `staleAfter`. */
-const staleSql = (now: string, staleAfter: string) => `(v.status = 'running' AND v.last_seen < ${now} - ${milliseconds(staleAfter)})`;
 /** What every write answers: its logged change and the time the change took (see recordOf). */
 const LOGGED = (kind: string, revision: string) => `registry_log(v, ${kind}, ${revision}, ${NOW}, $2) AS event, ${NOW} AS at`;
 
@@ -83,7 +75,7 @@ export const SQL = {
     DELETE FROM vms AS v WHERE id = $3
     RETURNING ${LOGGED("'deregistered'", 'registry_next_revision()')}`,
   removeForImport: 'DELETE FROM vms WHERE id = $1',
-  heartbeat: 'SELECT registry_heartbeat($3, $1::timestamptz, $2, $4) AS last_seen',
+  heartbeat: 'SELECT seen, rev FROM registry_heartbeat_v2($3, $1::timestamptz, $2, $4)',
   sweeper: 'SELECT pg_try_advisory_xact_lock($1) AS sweeper',
   // The due rows are locked first, skipping any a writer holds, so that the counter's lock is
   // always taken after the rows' as in every other write: no deadlock.
@@ -105,28 +97,30 @@ export const SQL = {
     )
     DELETE FROM vms AS v USING due WHERE v.id = due.id
     RETURNING registry_log(v, 'reaped', registry_next_revision(), ${NOW}, $2) AS event`,
-  get: `SELECT registry_vm(v) AS vm, v.owner, v.revision, ${staleSql(NOW, '$2')} AS stale FROM vms v WHERE v.id = $3`,
-  // One statement, so the VMs and the revision come from one snapshot: a client can watch
-  // from that revision and miss nothing.
-  list: `
-    SELECT s.value AS registry_revision, l.vm, l.owner, l.revision, l.stale
-    FROM registry_state s
-    LEFT JOIN LATERAL (
-      SELECT registry_vm(v) AS vm, v.owner, v.revision, v.registered_at, v.id, ${staleSql(NOW, '$5')} AS stale
-      FROM vms v
-      WHERE ($2::text IS NULL OR v.role = $2)
-        AND ($3::text IS NULL OR v.status = $3)
-        AND ($4::boolean IS NULL OR ${staleSql(NOW, '$5')} = $4)
-    ) l ON true
-    WHERE s.key = 'revision'
-    ORDER BY l.registered_at DESC, l.id`,
+  exists: 'SELECT 1 FROM vms WHERE id = $1',
+  // Up to $3, the revision this replica's mirror has reached: its watchers never get ahead of its reads.
   events: `
     SELECT s.value AS registry_revision, (SELECT min(revision) FROM events) AS oldest,
       e.revision, e.type, registry_iso(e.at) AS at, e.vm
     FROM registry_state s
+    LEFT JOIN LATERAL (SELECT * FROM events WHERE revision > $1 AND revision <= $3 ORDER BY revision LIMIT $2) e ON true
+    WHERE s.key = 'revision'
+    ORDER BY e.revision`,
+  // What a replica's mirror applies: the events after its revision, whose they are, and where the log starts.
+  follow: `
+    SELECT s.value AS registry_revision, (SELECT min(revision) FROM events) AS oldest,
+      e.revision, e.type, (extract(epoch FROM e.at) * 1000)::float8 AS at, e.vm, e.owner
+    FROM registry_state s
     LEFT JOIN LATERAL (SELECT * FROM events WHERE revision > $1 ORDER BY revision LIMIT $2) e ON true
     WHERE s.key = 'revision'
     ORDER BY e.revision`,
+  // A replica's mirror at start, in its own order (registeredAt ascending, then id descending) so that loading appends.
+  load: `
+    SELECT id, role, status, owner, revision, (extract(epoch FROM registered_at) * 1000)::float8,
+      (extract(epoch FROM last_seen) * 1000)::float8, stale_announced::integer,
+      name, address, registered_by, services::text, metadata::text
+    FROM vms ORDER BY registered_at, id DESC`,
+  /** The database clock, read to keep a replica's estimate of it. */
+  clock: 'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
   revision: `SELECT value FROM registry_state WHERE key = 'revision'`,
-  count: 'SELECT count(*)::integer AS n FROM vms',
 };

@@ -1,9 +1,9 @@
 import type Database from 'better-sqlite3';
 import type { VmFields, VmRecord } from '../../domain/vm.js';
 import type { CheckedService } from '../../domain/service-health.js';
-import { isoTimestamp, servicesJson, vmJsonParts, type VmJsonString, type VmJsonText } from '../../domain/vm-json.js';
+import { isoTimestamp, servicesJson, vmJsonParts, type VmJsonText } from '../../domain/vm-json.js';
 import type { EventType } from '../../domain/schemas/events.js';
-import type { Mirror, MirrorEntry } from './mirror.js';
+import { entryOf, NOT_YET_BUILT, type Mirror } from '../mirror.js';
 
 /** A row of the vms table. */
 export interface VmRow {
@@ -29,9 +29,6 @@ export interface EventRow {
   at: number;
   vm: string;
 }
-
-/** The columns a mirror entry holds besides the VM's JSON. */
-type MirroredColumns = Pick<VmRow, 'id' | 'role' | 'status' | 'owner' | 'revision' | 'registered_at' | 'last_seen' | 'stale_announced'>;
 
 /** The mirrored columns as the open-time read answers them: id, role, status, owner, revision, registered_at, last_seen, stale_announced. */
 type MirroredTuple = [string, VmRow['role'], VmRow['status'], string | null, number, number, number, 0 | 1];
@@ -72,9 +69,6 @@ export function rowStatements(db: Database.Database): RowStatements {
   };
 }
 
-/** The JSON of an entry loaded at open, until its `prepare` builds it. */
-const NOT_YET_BUILT: VmJsonString = { json: '', lastSeenAt: 0, size: 0 };
-
 /** The parts of the VM's JSON, from its row (see vm-json.ts). */
 export const jsonOf = (row: VmRow) =>
   vmJsonParts({
@@ -88,29 +82,6 @@ export const jsonOf = (row: VmRow) =>
     services: row.services,
     metadata: row.metadata,
   });
-
-/**
- * The one place a mirror entry is made. Every key is written out in one literal, so that all
- * entries share one shape (spreading the JSON in would give each entry a hidden class of its
- * own: 40 MB at 100k VMs), which the mirror's in-place update with Object.assign keeps.
- */
-export function entryOf(row: MirroredColumns, { json, lastSeenAt, size }: VmJsonString, prepare?: () => VmJsonText): MirrorEntry {
-  return {
-    json,
-    lastSeenAt,
-    size,
-    prepare,
-    services: undefined,
-    id: row.id,
-    role: row.role,
-    status: row.status,
-    owner: row.owner,
-    revision: row.revision,
-    registeredAt: row.registered_at,
-    lastSeen: row.last_seen,
-    staleAnnounced: row.stale_announced === 1,
-  };
-}
 
 /** The services column as the store wrote it, health included. */
 export const parseServices = (text: string | null): CheckedService[] | undefined => (text === null ? undefined : JSON.parse(text));

@@ -34,11 +34,11 @@ import type {
 import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
 import { GroupCommit } from './group-commit.js';
 import { HeartbeatBatch } from './heartbeat-batch.js';
-import { ListingCache } from './listing-cache.js';
-import { entryBytes, entryJson, listingBody, Mirror, type MirrorEntry } from './mirror.js';
+import { entryOf } from '../mirror.js';
+import { MirrorReads } from '../mirror-reads.js';
 import { openDatabase, startCheckpointing } from './open.js';
-import { RecentEvents } from './recent-events.js';
-import { entryOf, jsonOf, loadMirror, parseServices, rowOf, rowStatements, type RowStatements, type VmRow } from './rows.js';
+import { RecentEvents } from '../recent-events.js';
+import { jsonOf, loadMirror, parseServices, rowOf, rowStatements, type RowStatements, type VmRow } from './rows.js';
 import type { WalCheckpointer } from './wal-checkpointer.js';
 
 export interface SqliteStoreOptions {
@@ -62,9 +62,6 @@ const REMOVALS: ReadonlySet<EventType> = new Set(['deregistered', 'reaped']);
 /** How many of the newest events are kept in memory for the change feed. */
 const RECENT_EVENTS = 256;
 
-const entryRecord = (entry: MirrorEntry, staleCutoff: number): VmRecord =>
-  recordOf(JSON.parse(entryJson(entry, staleCutoff)) as Vm, entry.owner, entry.revision);
-
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   let db: Database.Database | undefined;
   try {
@@ -81,7 +78,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
 /**
  * The embedded store. The process owns its database file, so it keeps every VM in a mirror
- * (./mirror.ts) loaded at open and changed after each commit: reads never touch SQLite, and
+ * (../mirror.ts) loaded at open and changed after each commit: reads never touch SQLite, and
  * list, discover and get answer with JSON prepared at write time. Changes still commit one
  * SQLite transaction each, with their revision and event, before the call returns.
  */
@@ -92,11 +89,9 @@ export class SqliteStore implements RegistryStore {
   private readonly healthChecks: boolean;
   private readonly changeListeners = new ChangeListeners();
   private readonly sql: RowStatements;
-  private readonly mirror = new Mirror();
+  private readonly reads: MirrorReads;
   private readonly commits: GroupCommit;
   private readonly heartbeats: HeartbeatBatch;
-  /** Listing bodies kept for the next reader while nothing changes (64 MB: a listing of ~170k VMs). */
-  private readonly listings = new ListingCache(64 * 1024 * 1024);
   private readonly recentEvents: RecentEvents;
   private readonly file: string;
   private checkpointer: WalCheckpointer | undefined;
@@ -112,15 +107,16 @@ export class SqliteStore implements RegistryStore {
     this.healthChecks = options.healthChecks ?? false;
     const eventRetention = options.eventRetention ?? DEFAULT_EVENT_RETENTION;
     this.recentEvents = new RecentEvents(Math.min(RECENT_EVENTS, eventRetention));
+    this.reads = new MirrorReads({ now: () => this.clock.now(), staleAfterMs: this.staleAfterMs, revision: () => this.commits.revision });
     this.commits = new GroupCommit(db, eventRetention, () => {
       this.ensureCheckpointing();
-      this.listings.clear();
+      this.reads.changed();
       this.changeListeners.notify();
     });
     this.sql = rowStatements(db);
     const writeHeartbeats = db.transaction((ids: ReadonlySet<string>) => {
       for (const id of ids) {
-        const entry = this.mirror.get(id);
+        const entry = this.reads.mirror.get(id);
         if (entry) this.sql.touch.run(id, entry.lastSeen);
       }
     });
@@ -128,7 +124,7 @@ export class SqliteStore implements RegistryStore {
       writeHeartbeats.immediate(ids);
       this.ensureCheckpointing();
     });
-    loadMirror(db, this.mirror, (id) => this.jsonFromFile(id));
+    loadMirror(db, this.reads.mirror, (id) => this.jsonFromFile(id));
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
@@ -166,35 +162,23 @@ export class SqliteStore implements RegistryStore {
   }
 
   async get(id: string): Promise<VmRecord | undefined> {
-    const entry = this.mirror.get(id);
-    return entry && entryRecord(entry, this.staleCutoff());
+    return this.reads.get(id);
   }
 
   async getJson(id: string): Promise<JsonVm | undefined> {
-    const entry = this.mirror.get(id);
-    return entry && { body: entryBytes(entry, this.staleCutoff()), revision: entry.revision };
+    return this.reads.getJson(id);
   }
 
   async list(filter: ListFilter = {}): Promise<Listing> {
-    const staleCutoff = this.staleCutoff();
-    const { entries } = this.mirror.select(filter, staleCutoff);
-    return { vms: entries.map((entry) => entryRecord(entry, staleCutoff)), revision: this.commits.revision };
+    return this.reads.list(filter);
   }
 
   async listJson(filter: ListFilter = {}): Promise<JsonListing> {
-    const now = this.clock.now();
-    const cached = this.listings.get(filter, now);
-    if (cached) return cached;
-    const staleCutoff = now - this.staleAfterMs;
-    const { entries, oldestFresh } = this.mirror.select(filter, staleCutoff);
-    const revision = this.commits.revision;
-    const body = listingBody(entries, revision, staleCutoff);
-    this.listings.set(filter, { body, revision, until: oldestFresh + this.staleAfterMs });
-    return { body, revision };
+    return this.reads.listJson(filter);
   }
 
   async census(): Promise<CensusLine[]> {
-    return this.mirror.census(this.staleCutoff());
+    return this.reads.census();
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
@@ -262,7 +246,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   async heartbeat(id: string, options: Pick<WriteOptions, 'owner'> = {}): Promise<Heartbeat> {
-    const entry = this.mirror.get(id);
+    const entry = this.reads.mirror.get(id);
     if (!entry) throw new NotFoundError(id);
     checkOwner(id, entry.owner, options);
     const now = this.clock.now();
@@ -276,9 +260,9 @@ export class SqliteStore implements RegistryStore {
       });
     } else {
       // The hot path: visible to readers at once, written to the file with the rest of its window.
-      this.mirror.seen(entry, now);
+      this.reads.mirror.seen(entry, now);
       this.heartbeats.add(id);
-      this.listings.clear();
+      this.reads.changed();
     }
     return { id, lastSeen };
   }
@@ -288,14 +272,14 @@ export class SqliteStore implements RegistryStore {
     return this.commits.write(() => {
       const now = this.clock.now();
       let written = 0;
-      for (const entry of this.mirror.silentSince(now - this.staleAfterMs, false, limit)) {
+      for (const entry of this.reads.mirror.silentSince(now - this.staleAfterMs, false, limit)) {
         const row: VmRow = { ...this.current(entry.id)!, revision: this.commits.nextRevision(), stale_announced: 1 };
         this.sql.replace.run(row);
         this.logChange(row, 'stale', now);
         written++;
       }
       if (options.reapAfterMs !== undefined) {
-        for (const entry of this.mirror.silentSince(now - this.staleAfterMs - options.reapAfterMs, true, limit)) {
+        for (const entry of this.reads.mirror.silentSince(now - this.staleAfterMs - options.reapAfterMs, true, limit)) {
           const current = this.current(entry.id)!;
           this.sql.remove.run(current.id);
           this.logChange({ ...current, revision: this.commits.nextRevision() }, 'reaped', now);
@@ -333,7 +317,7 @@ export class SqliteStore implements RegistryStore {
     // The count is the mirror's, but health checks call this to learn whether the database
     // still answers: one read of it says so.
     this.commits.readRevision();
-    return this.mirror.size;
+    return this.reads.mirror.size;
   }
 
   close(): Promise<void> {
@@ -358,11 +342,6 @@ export class SqliteStore implements RegistryStore {
     this.checkpointer = startCheckpointing(this.db, this.file);
   }
 
-  /** Running VMs last seen before this are stale now. */
-  private staleCutoff(): number {
-    return this.clock.now() - this.staleAfterMs;
-  }
-
   private jsonFromFile(id: string): VmJsonText {
     const row = this.sql.get.get(id)!;
     // Services written before the JSON was prepared at write time may hold the client's field order.
@@ -378,7 +357,7 @@ export class SqliteStore implements RegistryStore {
   /** The VM's row, with the lastSeen of heartbeats not yet written to the file. */
   private current(id: string): VmRow | undefined {
     const row = this.sql.get.get(id);
-    const entry = this.mirror.get(id);
+    const entry = this.reads.mirror.get(id);
     if (row && entry) row.last_seen = entry.lastSeen;
     return row;
   }
@@ -403,8 +382,8 @@ export class SqliteStore implements RegistryStore {
     const vm = JSON.parse(json) as Vm;
     const event: RegistryEvent = { type, revision: row.revision, at: isoTimestamp(at), vm };
     this.commits.afterCommit(() => {
-      if (REMOVALS.has(type)) this.mirror.delete(row.id);
-      else this.mirror.set(entry);
+      if (REMOVALS.has(type)) this.reads.mirror.delete(row.id);
+      else this.reads.mirror.set(entry);
       this.recentEvents.remember(event);
     });
     return recordOf(vm, row.owner, row.revision);

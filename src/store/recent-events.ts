@@ -1,4 +1,4 @@
-import type { RegistryEvent } from '../../domain/schemas/events.js';
+import type { RegistryEvent } from '../domain/schemas/events.js';
 
 /**
  * The newest committed events, consecutive revisions oldest first, so that the change feed

@@ -1,4 +1,4 @@
-import type { ListFilter } from '../store.js';
+import type { ListFilter } from './store.js';
 
 interface CachedListing {
   body: Buffer;

@@ -1,0 +1,71 @@
+import type { Vm } from '../domain/schemas/vm.js';
+import type { VmRecord } from '../domain/vm.js';
+import { ListingCache } from './listing-cache.js';
+import { entryBytes, entryJson, listingBody, Mirror, type MirrorEntry } from './mirror.js';
+import { recordOf } from './rules.js';
+import type { CensusLine, JsonListing, JsonVm, ListFilter, Listing } from './store.js';
+
+const entryRecord = (entry: MirrorEntry, staleCutoff: number): VmRecord =>
+  recordOf(JSON.parse(entryJson(entry, staleCutoff)) as Vm, entry.owner, entry.revision);
+
+export interface MirrorReadsOptions {
+  /** The time staleness is judged at: the store's clock (for PostgreSQL, the database's). */
+  now: () => number;
+  staleAfterMs: number;
+  /** The registry revision the mirror reflects. */
+  revision: () => number;
+}
+
+/**
+ * get, list and census answered from a mirror, for every store that keeps one (SQLite, and
+ * each PostgreSQL replica): the store changes the mirror and calls `changed`, this answers.
+ */
+export class MirrorReads {
+  readonly mirror = new Mirror();
+  /** Listing bodies kept for the next reader while nothing changes (64 MB: a listing of ~170k VMs). */
+  private readonly listings = new ListingCache(64 * 1024 * 1024);
+
+  constructor(private readonly options: MirrorReadsOptions) {}
+
+  /** Something in the mirror changed (a commit or a heartbeat): cached listings are out of date. */
+  changed(): void {
+    this.listings.clear();
+  }
+
+  get(id: string): VmRecord | undefined {
+    const entry = this.mirror.get(id);
+    return entry && entryRecord(entry, this.staleCutoff());
+  }
+
+  getJson(id: string): JsonVm | undefined {
+    const entry = this.mirror.get(id);
+    return entry && { body: entryBytes(entry, this.staleCutoff()), revision: entry.revision };
+  }
+
+  list(filter: ListFilter = {}): Listing {
+    const staleCutoff = this.staleCutoff();
+    const { entries } = this.mirror.select(filter, staleCutoff);
+    return { vms: entries.map((entry) => entryRecord(entry, staleCutoff)), revision: this.options.revision() };
+  }
+
+  listJson(filter: ListFilter = {}): JsonListing {
+    const now = this.options.now();
+    const cached = this.listings.get(filter, now);
+    if (cached) return cached;
+    const staleCutoff = now - this.options.staleAfterMs;
+    const { entries, oldestFresh } = this.mirror.select(filter, staleCutoff);
+    const revision = this.options.revision();
+    const body = listingBody(entries, revision, staleCutoff);
+    this.listings.set(filter, { body, revision, until: oldestFresh + this.options.staleAfterMs });
+    return { body, revision };
+  }
+
+  census(): CensusLine[] {
+    return this.mirror.census(this.staleCutoff());
+  }
+
+  /** Running VMs last seen before this are stale now. */
+  staleCutoff(): number {
+    return this.options.now() - this.options.staleAfterMs;
+  }
+}
