@@ -143,6 +143,10 @@ describe('the sweeper seen from the replica that does not sweep', () => {
     await fetch(`${a.url}/registry/vms`, json('POST', vm('sweep-1')));
     await fetch(`${a.url}/registry/vms`, json('POST', vm('sweep-2')));
     await watcher.until((events) => events.some((e) => e.event === 'stale'), 10_000);
+    // Both silent past the threshold first: compared while one is crossing it, the two listings
+    // could differ only by when each replica was asked.
+    const bothStale = async () => ((await (await fetch(`${a.url}/registry/vms?stale=true`)).json()) as { vms: unknown[] }).vms.length === 2;
+    await eventually(bothStale, 'both VMs stale on a');
     await assertSameRegistry(a, b);
     assert.equal((await (await fetch(`${b.url}/registry/vms/sweep-1`)).json()).stale, true);
 

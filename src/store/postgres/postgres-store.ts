@@ -31,12 +31,12 @@ import {
 } from '../rules.js';
 import { ChangeListener } from './change-listener.js';
 import { redactDatabaseUrl } from './database-url.js';
+import { connectionTo, Database, openPool } from './pool.js';
 import { migrate } from './migrate.js';
 import { ReplicaMirror } from './replica-mirror.js';
 import { SQL, SWEEP_LOCK, type LockedRow, type LoggedRow, type StoredVm } from './statements.js';
 import type { StoreLog } from './store-log.js';
 import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
-import { isUnavailable, unavailableOr } from './unavailable.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -55,12 +55,6 @@ export interface PostgresStoreOptions {
    */
   clock?: Clock;
 }
-
-// Revisions are bigint; as JavaScript numbers they stay exact up to 2^53.
-const types = {
-  getTypeParser: (oid: number, format?: 'text' | 'binary') =>
-    oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format),
-} as pg.CustomTypesConfig;
 
 const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
 
@@ -82,16 +76,19 @@ export class PostgresStore implements RegistryStore {
   private readonly mirror: ReplicaMirror;
   private closed = false;
 
+  private readonly db: Database;
+
   private constructor(
-    private readonly pool: pg.Pool,
+    pool: pg.Pool,
     options: PostgresStoreOptions,
   ) {
+    this.db = new Database(pool);
     this.staleAfterMs = options.staleAfterMs;
     this.eventRetention = options.eventRetention ?? DEFAULT_EVENT_RETENTION;
     this.clock = options.clock;
     this.healthChecks = options.healthChecks ?? false;
     this.mirror = new ReplicaMirror({
-      pool,
+      db: this.db,
       staleAfterMs: this.staleAfterMs,
       eventRetention: this.eventRetention,
       clock: options.clock,
@@ -101,25 +98,8 @@ export class PostgresStore implements RegistryStore {
   }
 
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
-    const connection = {
-      connectionString: options.url,
-      types,
-      application_name: 'vm-registry',
-      // Notices a database that vanished without closing the connection (a dead host), eventually.
-      keepAlive: true,
-      keepAliveInitialDelayMillis: 10_000,
-    };
-    const pool = new pg.Pool({
-      ...connection,
-      max: options.poolMax ?? 10,
-      // A request waits at most this long for a connection, so an unreachable database is a prompt 503.
-      connectionTimeoutMillis: 5000,
-      idleTimeoutMillis: 30_000,
-    });
-    // Idle connections die with the database; without a listener that would end the process.
-    pool.on('error', (error) =>
-      options.log?.warn({ reason: error.message }, 'an idle PostgreSQL connection failed; the pool replaces it'),
-    );
+    const connection = connectionTo(options.url);
+    const pool = openPool(connection, options.poolMax ?? 10, options.log);
     let store: PostgresStore | undefined;
     try {
       const client = await pool.connect();
@@ -154,13 +134,13 @@ export class PostgresStore implements RegistryStore {
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
-    return this.applied(await this.transaction((client) => this.insert(client, vm)));
+    return this.applied(await this.db.transaction((client) => this.insert(client, vm)));
   }
 
   async put(vm: VmFields, options: WriteOptions = {}): Promise<{ vm: VmRecord; created: boolean }> {
     for (;;) {
       try {
-        const put = await this.transaction(async (client) => {
+        const put = await this.db.transaction(async (client) => {
           const current = await this.lock(client, vm.id);
           if (!current) {
             checkCreate(vm.id, options);
@@ -207,7 +187,7 @@ export class PostgresStore implements RegistryStore {
   }
 
   async update(id: string, changes: VmUpdate, options: WriteOptions = {}): Promise<VmRecord> {
-    const updated = await this.transaction(async (client) => {
+    const updated = await this.db.transaction(async (client) => {
       const current = await this.lockExisting(client, id, options);
       const moved = changes.address !== undefined && changes.address !== current.address;
       const previous = current.services ?? undefined;
@@ -227,7 +207,7 @@ export class PostgresStore implements RegistryStore {
   }
 
   async deregister(id: string, options: WriteOptions = {}): Promise<VmRecord> {
-    const removed = await this.transaction(async (client) => {
+    const removed = await this.db.transaction(async (client) => {
       await this.lockExisting(client, id, options);
       const { rows } = await client.query<LoggedRow>(SQL.remove, [...this.writeParameters(), id]);
       return this.recordOf(rows[0]);
@@ -236,7 +216,7 @@ export class PostgresStore implements RegistryStore {
   }
 
   async import(vms: ImportedVm[]): Promise<ImportResult> {
-    const result = await this.transaction(async (client) => {
+    const result = await this.db.transaction(async (client) => {
       let created = 0;
       for (const vm of vms) {
         // Delete and insert rather than replace: the replace statement keeps registered_at, an import must not.
@@ -252,7 +232,7 @@ export class PostgresStore implements RegistryStore {
   }
 
   async recordHealth(id: string, target: HealthTarget, health: ServiceHealth): Promise<VmRecord | undefined> {
-    const recorded = await this.transaction(async (client) => {
+    const recorded = await this.db.transaction(async (client) => {
       const current = await this.lock(client, id);
       const services = current && applyHealth(current.address, current.services ?? undefined, target, health);
       if (!services) return undefined;
@@ -265,14 +245,14 @@ export class PostgresStore implements RegistryStore {
   async heartbeat(id: string, options: Pick<WriteOptions, 'owner'> = {}): Promise<Heartbeat> {
     const owner = options.owner ?? null;
     // Named, so each connection parses and plans the hot path once.
-    const { rows } = await this.query<{ seen: string | null; rev: number | null }>(
+    const { rows } = await this.db.query<{ seen: string | null; rev: number | null }>(
       SQL.heartbeat,
       [...this.writeParameters(), id, owner],
       'heartbeat',
     );
     const { seen, rev } = rows[0];
     if (seen === null || rev === null) {
-      if (owner !== null && (await this.query(SQL.exists, [id])).rows.length > 0) throw new ForbiddenError(id, owner);
+      if (owner !== null && (await this.db.query(SQL.exists, [id])).rows.length > 0) throw new ForbiddenError(id, owner);
       throw new NotFoundError(id);
     }
     // A recovery is a change (a new revision), and a change of this VM made elsewhere may not have arrived yet.
@@ -283,7 +263,7 @@ export class PostgresStore implements RegistryStore {
 
   async sweep(options: SweepOptions = {}): Promise<number> {
     const limit = options.limit ?? DEFAULT_PAGE;
-    const { written, revision } = await this.transaction(async (client) => {
+    const { written, revision } = await this.db.transaction(async (client) => {
       // The lock ends with this transaction: whichever replica gets it sweeps this tick, so a
       // replica that dies simply stops competing, and the others carry on at their next tick.
       const { rows } = await client.query<{ sweeper: boolean }>(SQL.sweeper, [SWEEP_LOCK]);
@@ -313,7 +293,7 @@ export class PostgresStore implements RegistryStore {
     if (since === current) return [];
     const recent = this.mirror.recentAfter(since, limit);
     if (recent) return recent;
-    const { rows } = await this.query<{
+    const { rows } = await this.db.query<{
       registry_revision: number;
       oldest: number | null;
       revision: number | null;
@@ -346,11 +326,11 @@ export class PostgresStore implements RegistryStore {
     this.closed = true;
     await this.listener?.close();
     await this.mirror.close();
-    await this.pool.end();
+    await this.db.end();
   }
 
   private async databaseRevision(): Promise<number> {
-    return (await this.query<{ value: number }>(SQL.revision)).rows[0].value;
+    return (await this.db.query<{ value: number }>(SQL.revision)).rows[0].value;
   }
 
   /** A write is answered once this replica's mirror has it: a read here right after it sees it. */
@@ -411,39 +391,5 @@ export class PostgresStore implements RegistryStore {
     if (!current) throw new NotFoundError(id);
     checkWrite(id, current, options);
     return current;
-  }
-
-  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = [], name?: string): Promise<pg.QueryResult<R>> {
-    try {
-      return await this.pool.query<R>({ text, values, name });
-    } catch (error) {
-      throw unavailableOr(error);
-    }
-  }
-
-  /**
-   * Runs `work` in one transaction on one connection. Any failure rolls it back, which also
-   * returns the revision it may have taken; a connection that failed leaves the pool.
-   */
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      throw unavailableOr(error);
-    }
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      if (isUnavailable(error)) broken = error as Error;
-      else await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
-      throw unavailableOr(error);
-    } finally {
-      client.release(broken);
-    }
   }
 }

@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import type pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
 import { UnavailableError } from '../../domain/errors.js';
 import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
@@ -11,6 +10,7 @@ import { MirrorReads } from '../mirror-reads.js';
 import { RecentEvents } from '../recent-events.js';
 import { DEFAULT_PAGE } from '../rules.js';
 import type { MirrorLag } from '../store.js';
+import type { Database } from './pool.js';
 import { SQL, type StoredVm } from './statements.js';
 import type { StoreLog } from './store-log.js';
 import { unavailableOr } from './unavailable.js';
@@ -61,7 +61,7 @@ const REFUSALS: Record<Exclude<Standing, 'current'>, string> = {
 };
 
 export interface ReplicaMirrorOptions {
-  pool: pg.Pool;
+  db: Database;
   staleAfterMs: number;
   eventRetention: number;
   /** Tests only: the store's fixed clock (see PostgresStoreOptions.clock). */
@@ -254,7 +254,7 @@ export class ReplicaMirror {
    */
   private async load(): Promise<void> {
     this.standing = 'loading';
-    const client = await this.options.pool.connect().catch((error) => Promise.reject(unavailableOr(error)));
+    const client = await this.options.db.connect();
     let revision: number;
     let rows: LoadTuple[];
     try {
@@ -293,12 +293,7 @@ export class ReplicaMirror {
   private async catchUp(): Promise<void> {
     let applied = false;
     for (;;) {
-      let rows: FollowRow[];
-      try {
-        rows = (await this.options.pool.query<FollowRow>(SQL.follow, [this.revision, DEFAULT_PAGE])).rows;
-      } catch (error) {
-        throw unavailableOr(error);
-      }
+      const { rows } = await this.options.db.query<FollowRow>(SQL.follow, [this.revision, DEFAULT_PAGE]);
       const { registry_revision: current, oldest } = rows[0];
       if (current > this.known) this.known = current;
       const first = rows[0].revision;
@@ -370,7 +365,7 @@ export class ReplicaMirror {
   private async measureClock(): Promise<void> {
     if (this.options.clock) return;
     const sent = performance.now();
-    const { rows } = await this.options.pool.query<{ now: number }>(SQL.clock).catch((error) => Promise.reject(unavailableOr(error)));
+    const { rows } = await this.options.db.query<{ now: number }>(SQL.clock);
     const received = performance.now();
     this.clockOffset = rows[0].now - (sent + received) / 2;
   }
