@@ -1,11 +1,15 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { GoneError } from '../../domain/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GoneError, UnavailableError } from '../../domain/errors.js';
 import type { RegistryEvent, RegistryReset } from '../../domain/schemas/events.js';
 import type { Role, Vm } from '../../domain/schemas/vm.js';
 import { hashOf } from '../../domain/service-health.js';
 import { staleAfterEvent, type StaleStanding } from '../../domain/stale-after-event.js';
 import { matchesFilter, type FilterStanding, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
 import type { VmRecord } from '../../domain/vm.js';
+
+const START_RETRY_MS = 100;
+const START_PATIENCE_MS = 30_000;
 
 /** What the feed knows of a VM between its changes: what filters look at, its stale marker, and a hash of what answers show of it. */
 export interface Standing extends FilterStanding, StaleStanding {
@@ -173,7 +177,16 @@ export class ChangeFeed {
    * was; the feed goes on from the listing's revision.
    */
   static async start(store: RegistryStore, log?: FastifyBaseLogger): Promise<ChangeFeed> {
-    return new ChangeFeed(store, log, await store.list());
+    // A PostgreSQL replica answers 503 while it loads its copy of the registry, which it may do
+    // again right after opening (another replica's writes outran its first load): wait for it.
+    for (let waited = 0; ; waited += START_RETRY_MS) {
+      try {
+        return new ChangeFeed(store, log, await store.list());
+      } catch (error) {
+        if (!(error instanceof UnavailableError) || waited >= START_PATIENCE_MS) throw error;
+        await sleep(START_RETRY_MS);
+      }
+    }
   }
 
   /** The newest revision handed to listeners. */
