@@ -18,6 +18,7 @@ import { preload, type PreloadResult } from './preload.js';
 import { startRegistry, type Registry } from './registry.js';
 import { summarize, type Summary } from './results.js';
 import { scenarios, type HttpScenario } from './scenarios.js';
+import { markdownTable } from './table.js';
 
 export const HEALTH_SCENARIO = 'health-checks';
 /** The issue's figures: checked every 10 s, and heartbeats within 10% of their rate without checks. */
@@ -210,18 +211,13 @@ export function formatHealthResults(results: HealthBenchResults): string {
       mean(phases.map((p) => p.loaded.cpuPercent)).toFixed(0),
     ];
   });
-  const all = [header, ...rows];
-  const widths = header.map((_, column) => Math.max(...all.map((r) => r[column].length)));
-  const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
   return [
     `vm-registry ${machine.commit}, health checks: N = ${options.n.toLocaleString('en-US')} VMs with one checked service each, ` +
       `every ${results.intervalSeconds} s, target node:http on ${results.targetPorts} ports of 127.0.0.1 in its own process; ${options.runs} × ${options.duration} s ` +
       `of heartbeats per setting, off and on alternating`,
     `machine: ${machine.cpu}, ${machine.cores} cores, load average ${loadAverage.join(' ')} at start (shared), node ${machine.node}`,
     '',
-    line(header),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.map(line),
+    ...markdownTable([header, ...rows]),
     '',
     `heartbeat ratio, checks on / off: ${heartbeat.ratio.toFixed(2)} (target ≥ ${heartbeat.minRatio}) ${heartbeat.met ? 'met' : 'MISSED'}; ` +
       `checks due: ${Math.round(options.n / results.intervalSeconds).toLocaleString('en-US')}/s; CPU % is of one core`,

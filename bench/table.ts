@@ -23,6 +23,13 @@ function row(s: ScenarioResult): string[] {
  * With --pg: the read scenarios on the PostgreSQL replica beside the embedded store's, each as
  * its ratio to the ceiling measured in the same run, and the database's CPU meanwhile.
  */
+/** Rows (the header first) as the lines of a Markdown table, each column as wide as its widest cell. */
+export function markdownTable(rows: string[][]): string[] {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((r) => r[column].length)));
+  const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
+  return [line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)];
+}
+
 function comparison(results: BenchResults): string[] {
   if (!results.embedded) return [];
   const header = ['read scenario', 'embedded rps', 'embedded ratio', 'PG replica rps', 'PG replica ratio', 'replica / embedded', 'database CPU'];
@@ -40,17 +47,13 @@ function comparison(results: BenchResults): string[] {
       replica.databaseCpuPercent === undefined ? '' : `${replica.databaseCpuPercent.toFixed(1)} % of a core`,
     ]);
   }
-  const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column].length)));
-  const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
-  return ['', 'a PostgreSQL replica against the embedded store (each as its ratio to the ceiling of its own runs):', '', line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)];
+  return ['', 'a PostgreSQL replica against the embedded store (each as its ratio to the ceiling of its own runs):', '', ...markdownTable(rows)];
 }
 
 /** The results as a Markdown table (readable in a terminal too), with the figures around it. */
 export function formatResults(results: BenchResults): string {
   const header = ['scenario', 'ceiling rps', 'ceiling p50 / p99 ms', 'ours rps', 'ours p50 / p99 ms', 'ratio', 'failed', 'target', ''];
   const rows = [header, ...results.scenarios.map(row)];
-  const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column].length)));
-  const line = (cells: string[]) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
   const { machine, preload, rssMb, restart, options } = results;
   const skipped = results.scenarios.filter((s) => s.skipped).map((s) => `- ${s.name}: ${s.skipped}`);
   return [
@@ -58,9 +61,7 @@ export function formatResults(results: BenchResults): string {
       `${options.runs} × ${options.duration} s per contender, alternating`,
     `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB, node ${machine.node}, ${machine.platform}`,
     '',
-    line(header),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.slice(1).map(line),
+    ...markdownTable(rows),
     '',
     ...(skipped.length ? [...skipped, ''] : []),
     `preload: ${preload.n.toLocaleString('en-US')} registrations in ${preload.seconds.toFixed(1)} s = ${rps(preload.perSecond)}/s`,
@@ -114,8 +115,6 @@ export function formatSwarm(results: SwarmResults): string {
     ['wake-ups / with nothing new (server metrics)', ...measured.map(serverWakeups)],
     ['errors (429, 503, refused watchers, event gaps)', ...measured.map((run) => String(errors(run)))],
   ];
-  const widths = header.map((_, column) => Math.max(...rows.map((r) => r[column].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   const { machine, options } = results;
   const notes = results.runs.flatMap((run) => [
     ...(run.skipped ? [`- ${run.contender}: skipped, ${run.skipped}`] : []),
@@ -132,9 +131,7 @@ export function formatSwarm(results: SwarmResults): string {
     `swarm: vm-registry ${machine.commit}, N = ${options.vms.toLocaleString('en-US')} VMs, ${options.seconds} s of the mix`,
     `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB, node ${machine.node}, ${machine.platform}`,
     '',
-    line(header),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.slice(1).map(line),
+    ...markdownTable(rows),
     '',
     ...notes,
   ].join('\n');
