@@ -94,7 +94,8 @@ describe('dashboard views: layouts, URLs, keyboard, timeline and tokens', () => 
         assert.deepEqual([panel?.x, panel?.width], [0, size.width], 'the panel takes the whole screen');
         assert.ok(await page.locator('.row[data-vm-id="vm-lt-billing"] .c-address').isVisible(), 'the card shows the address');
       }
-      await page.screenshot({ path: `docs/dashboard-${size.name}.png` });
+      // Screenshots for the docs are taken on request so that a test run leaves the tree clean.
+      if (process.env.UPDATE_SCREENSHOTS) await page.screenshot({ path: `docs/dashboard-${size.name}.png` });
       await page.close();
       assert.deepEqual(errors, []);
     });

@@ -88,9 +88,15 @@ export function startServer(options: StartOptions = {}): Promise<ServerProcess> 
       child.kill('SIGKILL');
       reject(new Error(`server did not start within ${options.timeout ?? 15000} ms:\n${output}`));
     }, options.timeout ?? 15000);
+    // Only stdout's lines completed by this chunk are searched (stderr never splits one), so a
+    // chatty server costs linear time.
+    let partialLine = '';
     const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const line = output.split('\n').find((l) => l.includes('"vm-registry listening"'));
+      const text = chunk.toString();
+      output += text;
+      const lines = (partialLine + text).split('\n');
+      partialLine = lines.pop()!;
+      const line = lines.find((l) => l.includes('"vm-registry listening"'));
       if (!line) return;
       clearTimeout(timer);
       const port = (JSON.parse(line) as { port: number }).port;
