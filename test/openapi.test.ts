@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import type { FastifyInstance } from 'fastify';
 import { systemClock } from '../src/domain/clock.js';
+import { REVISION_PATTERN } from '../src/domain/schemas/query.js';
 import { ID_PATTERN, LIMITS, RegistrationSchema, VmSchema } from '../src/domain/schemas/vm.js';
 import { buildApp } from '../src/server/app.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -92,7 +93,7 @@ describe('/registry/openapi.json', () => {
     assert.equal(body.properties.id.maxLength, LIMITS.idLength);
     assert.equal(body.additionalProperties, false);
     const params = doc.paths['/registry/vms'].get.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`);
-    assert.deepEqual(params.sort(), ['query:health', 'query:index', 'query:role', 'query:service', 'query:stale', 'query:status', 'query:wait']);
+    assert.deepEqual(params.sort(), ['header:x-registry-min-index', 'query:health', 'query:index', 'query:role', 'query:service', 'query:stale', 'query:status', 'query:wait']);
   });
 
   it('documents ?health= and ?service= on list and discover, and the health verdict on each service answered', () => {
@@ -118,6 +119,16 @@ describe('/registry/openapi.json', () => {
     }
     const registration = doc.paths['/registry/vms'].post.requestBody.content['application/json'].schema;
     assert.equal(registration.properties.services.items.properties.health, undefined, 'clients never send it');
+  });
+
+  it('documents the X-Registry-Min-Index header on the reads a replica answers from its copy: list, get and discover', () => {
+    for (const path of ['/registry/vms', '/registry/vms/{id}', '/registry/discover/{role}']) {
+      const header = doc.paths[path].get.parameters.find((p: { name: string; in: string }) => p.in === 'header' && p.name === 'x-registry-min-index');
+      assert.ok(header, path);
+      assert.equal(header.required, false, path);
+      assert.equal(header.schema.pattern, REVISION_PATTERN, path);
+      assert.match(header.description, /revision/, path);
+    }
   });
 
   it('documents services[].protocol in requests, and stale as a required boolean of every VM answered', () => {

@@ -28,7 +28,7 @@ function fieldPath(instancePath: string): string {
 
 /** What a request body or a tool's arguments are called as a whole; their fields go by their own names. */
 const WHOLES: Record<string, string> = { body: 'request body', arguments: 'arguments' };
-const PLACES: Record<string, string> = { querystring: 'query parameter', params: 'path parameter' };
+const PLACES: Record<string, string> = { querystring: 'query parameter', params: 'path parameter', headers: 'header' };
 
 function subject(context: string, field: string): string {
   if (context in WHOLES) return field || WHOLES[context];

@@ -14,6 +14,19 @@ const revisionText = new RegExp(REVISION_PATTERN);
 /** Whether a header names a revision, as the pattern above says (Last-Event-ID, for one). */
 export const isRevisionText = (text: string) => revisionText.test(text);
 
+/** The header name, as Fastify holds request headers: lower case. */
+export const MIN_INDEX_HEADER = 'x-registry-min-index';
+/** The headers of a read: X-Registry-Min-Index makes it wait for a revision (server/http/min-index.ts). */
+export const ReadHeadersSchema = Type.Object({
+  [MIN_INDEX_HEADER]: Type.Optional(
+    Type.String({
+      pattern: REVISION_PATTERN,
+      description:
+        'Answer from a registry at this revision or later, waiting up to 10 s (then 503): on PostgreSQL, the revision (ETag) of a write made on another replica.',
+    }),
+  ),
+});
+
 export const VmIdParamsSchema = Type.Object({ id: VmIdSchema });
 export const RoleParamsSchema = Type.Object({ role: RoleSchema });
 

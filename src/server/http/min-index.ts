@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { UnavailableError } from '../../domain/errors.js';
+import { describeSchemaViolation } from '../../domain/schema-messages.js';
+import { isRevisionText, MIN_INDEX_HEADER, REVISION_PATTERN } from '../../domain/schemas/query.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { BadRequestError } from './errors.js';
 
-/** A read that names a revision is answered once this server has reached it. */
-export const MIN_INDEX_HEADER = 'x-registry-min-index';
 /** How long such a read waits for it, at most: a replica trails another by the notify lag, milliseconds when all is well. */
 export const MIN_INDEX_WAIT_MS = 10_000;
 
@@ -19,8 +19,10 @@ export function honourMinIndex(app: FastifyInstance, feed: ChangeFeed): void {
   app.addHook('preHandler', (request, reply, done) => {
     const header = request.headers[MIN_INDEX_HEADER];
     if (header === undefined || request.method !== 'GET') return done();
-    if (typeof header !== 'string' || !/^\d{1,15}$/.test(header)) {
-      return done(new BadRequestError(`header X-Registry-Min-Index must be a revision, a whole number (got ${JSON.stringify(header)})`));
+    // The reads that declare ReadHeadersSchema were refused by its validation already, in the same words.
+    if (typeof header !== 'string' || !isRevisionText(header)) {
+      const violation = { keyword: 'pattern', instancePath: `/${MIN_INDEX_HEADER}`, params: { pattern: REVISION_PATTERN } };
+      return done(new BadRequestError(describeSchemaViolation('headers', violation)));
     }
     const revision = Number(header);
     if (feed.revision >= revision) return done();

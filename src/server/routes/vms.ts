@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { ErrorSchema } from '../../domain/schemas/error.js';
-import { DiscoverQuerySchema, ListWithIndexSchema, RoleParamsSchema, VmIdParamsSchema } from '../../domain/schemas/query.js';
+import { DiscoverQuerySchema, ListWithIndexSchema, ReadHeadersSchema, RoleParamsSchema, VmIdParamsSchema } from '../../domain/schemas/query.js';
 import {
   DeletedSchema,
   HeartbeatSchema,
@@ -98,6 +98,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
       schema: {
         summary: 'List VMs (a blocking query with ?index=&wait=)',
         querystring: ListWithIndexSchema,
+        headers: ReadHeadersSchema,
         response: { 200: VmListSchema, 429: blockingQueryLimit },
       },
     },
@@ -113,7 +114,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
 
   app.get(
     '/vms/:id',
-    { config: read, schema: { summary: 'Get one VM', params: VmIdParamsSchema, response: { 200: VmSchema } } },
+    { config: read, schema: { summary: 'Get one VM', params: VmIdParamsSchema, headers: ReadHeadersSchema, response: { 200: VmSchema } } },
     async (request, reply) => {
       const vm = store.getJson ? await store.getJson(request.params.id) : await store.get(request.params.id);
       if (!vm) throw new NotFoundError(request.params.id);
@@ -176,6 +177,7 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
         summary: 'Discover running, non-stale VMs of a role (a blocking query with ?index=&wait=)',
         params: RoleParamsSchema,
         querystring: DiscoverQuerySchema,
+        headers: ReadHeadersSchema,
         response: { 200: VmListSchema, 429: blockingQueryLimit },
       },
     },

@@ -7,8 +7,8 @@ const RETRY_MAX_MS = 2000;
 
 /** What the listener tells its replica. */
 export interface ListenerHandlers {
-  /** A change committed (read the event log to learn which). */
-  changed(): void;
+  /** A change committed: the payload registry_log sent (the first revision its transaction logged). */
+  changed(payload: string): void;
   /** A heartbeat committed: the payload registry_heartbeat_v2 sent. */
   heartbeat(payload: string): void;
   /** The connection is gone: notifications sent from now until `restored` are never delivered. */
@@ -56,8 +56,8 @@ export class ChangeListener {
     // Without an error listener a lost connection would crash the process.
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client));
-    client.on('notification', ({ channel, payload }) =>
-      channel === HEARTBEAT_CHANNEL ? this.handlers.heartbeat(payload ?? '') : this.handlers.changed(),
+    client.on('notification', ({ channel, payload = '' }) =>
+      channel === HEARTBEAT_CHANNEL ? this.handlers.heartbeat(payload) : this.handlers.changed(payload),
     );
     try {
       await client.connect();

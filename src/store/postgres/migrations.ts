@@ -187,4 +187,26 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
       seen := registry_iso(at);
     END $$;
   `,
+  `
+  -- Each notification names the first revision its transaction logged (one per transaction:
+  -- PostgreSQL folds equal notifications of a transaction into one), so that a replica that
+  -- already applied it, its own write, skips reading the log. The answer names the event's type,
+  -- so that the writing replica applies its write to its mirror from the answer alone.
+  CREATE OR REPLACE FUNCTION registry_log(v vms, kind text, rev bigint, at timestamptz, retention bigint) RETURNS json
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+    DECLARE
+      document json := registry_vm(v);
+      first bigint := nullif(current_setting('registry.first_logged', true), '')::bigint;
+    BEGIN
+      IF first IS NULL THEN
+        first := rev;
+        PERFORM set_config('registry.first_logged', rev::text, true);
+      END IF;
+      INSERT INTO events (revision, type, at, vm_id, vm, owner) VALUES (rev, kind, at, v.id, document, v.owner);
+      DELETE FROM events WHERE revision <= least(rev - retention, first - 1);
+      PERFORM pg_notify('${CHANGE_CHANNEL}', first::text);
+      RETURN json_build_object('revision', rev, 'type', kind, 'vm', document, 'owner', v.owner);
+    END $$;
+  `,
 ];

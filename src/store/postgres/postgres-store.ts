@@ -115,7 +115,7 @@ export class PostgresStore implements RegistryStore {
         // Named by process, so that an operator (or a test) can tell each replica's LISTEN connection apart.
         { ...connection, application_name: `vm-registry listen ${process.pid}`, connectionTimeoutMillis: 5000 },
         {
-          changed: () => mirror.changed(),
+          changed: (payload) => mirror.changed(payload),
           heartbeat: (payload) => mirror.heartbeatHeard(payload),
           lost: () => mirror.disconnected(),
           restored: () => mirror.reconnected(),
@@ -144,16 +144,15 @@ export class PostgresStore implements RegistryStore {
           const current = await this.lock(client, vm.id);
           if (!current) {
             checkCreate(vm.id, options);
-            return { vm: await this.insert(client, vm), created: true };
+            return { row: await this.insert(client, vm), created: true };
           }
           checkWrite(vm.id, current, options);
           // A replacement keeps the owner: an admin's PUT must not take a VM from its token.
           const previous = current.address === vm.address ? (current.services ?? undefined) : undefined;
           const { rows } = await client.query<LoggedRow>(SQL.replace, this.vmParameters(vm, previous));
-          return { vm: this.recordOf(rows[0]), created: false };
+          return { row: rows[0], created: false };
         });
-        await this.mirror.reached(put.vm.revision);
-        return put;
+        return { vm: await this.applied(put.row), created: put.created };
       } catch (error) {
         // Another writer created it between our look and our insert: it is a replace now.
         if (!(error instanceof ConflictError)) throw error;
@@ -201,7 +200,7 @@ export class PostgresStore implements RegistryStore {
         json(withHealth(services, moved ? undefined : previous, this.healthChecks)),
         json(changes.metadata),
       ]);
-      return this.recordOf(rows[0]);
+      return rows[0];
     });
     return this.applied(updated);
   }
@@ -210,7 +209,7 @@ export class PostgresStore implements RegistryStore {
     const removed = await this.db.transaction(async (client) => {
       await this.lockExisting(client, id, options);
       const { rows } = await client.query<LoggedRow>(SQL.remove, [...this.writeParameters(), id]);
-      return this.recordOf(rows[0]);
+      return rows[0];
     });
     return this.applied(removed);
   }
@@ -237,7 +236,7 @@ export class PostgresStore implements RegistryStore {
       const services = current && applyHealth(current.address, current.services ?? undefined, target, health);
       if (!services) return undefined;
       const { rows } = await client.query<LoggedRow>(SQL.setServices, [...this.writeParameters(), id, json(services)]);
-      return this.recordOf(rows[0]);
+      return rows[0];
     });
     return recorded && this.applied(recorded);
   }
@@ -334,9 +333,9 @@ export class PostgresStore implements RegistryStore {
   }
 
   /** A write is answered once this replica's mirror has it: a read here right after it sees it. */
-  private async applied(record: VmRecord): Promise<VmRecord> {
-    await this.mirror.reached(record.revision);
-    return record;
+  private async applied(row: LoggedRow): Promise<VmRecord> {
+    await this.mirror.wrote({ ...row.event, at: row.at.getTime() });
+    return this.recordOf(row);
   }
 
   /** The VM as it stood at `at` (ms, the database clock's): stale or not then. */
@@ -368,7 +367,7 @@ export class PostgresStore implements RegistryStore {
     client: pg.PoolClient,
     vm: VmFields,
     imported?: { registeredAt: Date; lastSeen: Date; replaced: boolean },
-  ): Promise<VmRecord> {
+  ): Promise<LoggedRow> {
     const { rows } = await client.query<LoggedRow>(SQL.insert, [
       ...this.vmParameters(vm),
       vm.owner ?? null,
@@ -377,7 +376,7 @@ export class PostgresStore implements RegistryStore {
       imported?.replaced ? 'updated' : 'registered',
     ]);
     if (rows.length === 0) throw new ConflictError(vm.id);
-    return this.recordOf(rows[0]);
+    return rows[0];
   }
 
   /** Locks the VM's row for the rest of the transaction; answers what preconditions need, if it exists. */

@@ -1,17 +1,16 @@
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../../domain/clock.js';
 import { UnavailableError } from '../../domain/errors.js';
-import type { EventType, RegistryEvent } from '../../domain/schemas/events.js';
-import type { Role, Status } from '../../domain/schemas/vm.js';
+import type { RegistryEvent } from '../../domain/schemas/events.js';
 import { isStale } from '../../domain/vm.js';
-import { isoTimestamp, servicesJson, vmJsonParts, vmJsonString } from '../../domain/vm-json.js';
-import { entryOf, NOT_YET_BUILT, type MirroredColumns } from '../mirror.js';
+import { isoTimestamp } from '../../domain/vm-json.js';
 import { MirrorReads } from '../mirror-reads.js';
 import { RecentEvents } from '../recent-events.js';
 import { DEFAULT_PAGE } from '../rules.js';
 import type { MirrorLag } from '../store.js';
 import type { Database } from './pool.js';
-import { SQL, type StoredVm } from './statements.js';
+import { eventEntry, loadedEntry, type LoadTuple, type LoggedEvent } from './mirror-rows.js';
+import { SQL } from './statements.js';
 import type { StoreLog } from './store-log.js';
 import { unavailableOr } from './unavailable.js';
 
@@ -22,33 +21,8 @@ const CLOCK_REMEASURE_MS = 30_000;
 /** After a failed read of the database, the next try. */
 const RETRY_MS = 500;
 
-/** A row of SQL.follow: the log's bounds, and one event (all null when there is none after the mirror). */
-interface FollowRow {
-  registry_revision: number;
-  oldest: number | null;
-  revision: number | null;
-  type: EventType;
-  at: number;
-  vm: StoredVm;
-  owner: string | null;
-}
-
-/** A row of SQL.load, as an array. */
-type LoadTuple = [
-  id: string,
-  role: Role,
-  status: Status,
-  owner: string | null,
-  revision: number,
-  registeredAt: number,
-  lastSeen: number,
-  staleAnnounced: 0 | 1,
-  name: string,
-  address: string,
-  registeredBy: string,
-  services: string | null,
-  metadata: string | null,
-];
+/** A row of SQL.follow: the log's bounds, and one event (its fields null when there is none after the mirror). */
+type FollowRow = { registry_revision: number; oldest: number | null } & (LoggedEvent | { revision: null });
 
 /** Why reads are refused: the mirror is not known to be current. */
 type Standing = MirrorLag['state'];
@@ -95,12 +69,16 @@ export class ReplicaMirror {
    * arrived during a load): applied with that change, dropped once a later one is applied.
    */
   private heldBeats = new Map<string, { revision: number; lastSeen: number }>();
+  /** This replica's own writes, committed and answered ahead of the mirror: each applied once every revision before it is. */
+  private ownWrites = new Map<number, LoggedEvent>();
   /** The database clock minus the monotonic clock, in ms. */
   private clockOffset = 0;
   private clockTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private work: Promise<void> = Promise.resolve();
   private following = false;
+  /** Whether the first load is done: until then a round of following has nothing to follow from. */
+  private started = false;
   private reloadWanted = false;
   private waiters: Array<{ revision: number; resolve: () => void }> = [];
   private closed = false;
@@ -116,7 +94,11 @@ export class ReplicaMirror {
   /** Loads the mirror, and keeps the clock estimate fresh; fails when the database cannot be read. */
   async start(): Promise<void> {
     await this.measureClock();
-    await this.load();
+    // In turn with the rounds of following, so that a change heard meanwhile is read from the
+    // log after the load: a round beside it would apply events to a mirror the load replaces.
+    const loaded = this.work.then(() => this.load());
+    this.work = loaded.catch(() => undefined);
+    await loaded;
     this.clockTimer = setInterval(() => void this.measureClock().catch(() => undefined), CLOCK_REMEASURE_MS).unref();
   }
 
@@ -149,8 +131,16 @@ export class ReplicaMirror {
     return this.recent.after(since, limit);
   }
 
-  /** LISTEN heard of a change: read the log. */
-  changed(): void {
+  /**
+   * LISTEN heard of a change: the first revision its transaction logged (empty from replicas
+   * of an earlier version). The mirror holds it once it is at that revision or past it, since
+   * the mirror only ever stops between transactions (a load, a whole read of the log, one's own
+   * single-change write); otherwise read the log.
+   */
+  changed(payload: string): void {
+    const revision = Number(payload) || 0;
+    if (revision > 0 && revision <= this.revision && this.standing !== 'loading') return;
+    if (revision > this.known) this.known = revision;
     this.behindSince ??= performance.now();
     this.follow();
   }
@@ -205,6 +195,24 @@ export class ReplicaMirror {
     return wait;
   }
 
+  /**
+   * One of this replica's own writes, committed: applied from the write's answer as soon as the
+   * mirror holds every revision before it, so that acknowledging it needs no read of the log.
+   * The revisions before it come from this replica's other writes or, woken by LISTEN, from
+   * the log. Resolves once it is applied, or a read of the log failed.
+   */
+  wrote(event: LoggedEvent): Promise<void> {
+    if (event.revision > this.revision) this.ownWrites.set(event.revision, event);
+    this.applyOwnWrites();
+    if (this.revision >= event.revision) return Promise.resolve();
+    if (event.revision > this.known) this.known = event.revision;
+    this.behindSince ??= performance.now();
+    const wait = new Promise<void>((resolve) => this.waiters.push({ revision: event.revision, resolve }));
+    // Without LISTEN no notification brings the revisions before it: read them now.
+    if (!this.listening) this.follow();
+    return wait;
+  }
+
   /** Stops following; resolves once the round running now is over. */
   async close(): Promise<void> {
     this.closed = true;
@@ -230,7 +238,7 @@ export class ReplicaMirror {
       if (this.closed) return;
       try {
         if (this.reloadWanted) await this.load();
-        else await this.catchUp();
+        else if (this.started) await this.catchUp();
       } catch (error) {
         this.failed(error);
       }
@@ -268,11 +276,7 @@ export class ReplicaMirror {
     }
     client.release();
     const reads = this.emptyReads();
-    for (const row of rows) {
-      const [id, role, status, owner, rowRevision, registered_at, last_seen, stale_announced] = row;
-      const columns: MirroredColumns = { id, role, status, owner, revision: rowRevision, registered_at, last_seen, stale_announced };
-      reads.mirror.set(entryOf(columns, NOT_YET_BUILT, () => jsonOfRow(row)));
-    }
+    for (const row of rows) reads.mirror.set(loadedEntry(row));
     this.reads = reads;
     this.reloadWanted = false;
     this.recent = this.emptyRecent();
@@ -281,7 +285,9 @@ export class ReplicaMirror {
     const held = this.heldBeats;
     this.heldBeats = new Map();
     this.standing = 'current';
+    this.started = true;
     for (const [id, beat] of held) this.beat(id, beat.revision, beat.lastSeen);
+    this.applyOwnWrites();
     this.options.log?.info({ vms: rows.length, revision }, "loaded this replica's copy of the registry");
     // Whatever committed after the snapshot.
     await this.catchUp();
@@ -293,57 +299,58 @@ export class ReplicaMirror {
   private async catchUp(): Promise<void> {
     let applied = false;
     for (;;) {
-      const { rows } = await this.options.db.query<FollowRow>(SQL.follow, [this.revision, DEFAULT_PAGE]);
+      const from = this.revision;
+      const { rows } = await this.options.db.query<FollowRow>(SQL.follow, [from, DEFAULT_PAGE]);
       const { registry_revision: current, oldest } = rows[0];
       if (current > this.known) this.known = current;
-      const first = rows[0].revision;
-      // Behind the log's window (or a gap, which revisions handed out in commit order never leave): load again.
-      if ((first !== null && first !== this.revision + 1) || (first === null && oldest !== null && oldest > this.revision + 1) || current < this.revision) {
+      // Own writes applied while the query ran may have taken the mirror past `from`: their events are skipped.
+      const next = rows.find((row) => row.revision !== null && row.revision > this.revision)?.revision;
+      // Behind the log's window (or a gap, which revisions handed out in commit order never leave; or a database that went back): load again.
+      const behind = next === undefined ? rows[0].revision === null && oldest !== null && oldest > from + 1 : next !== this.revision + 1;
+      if (behind || current < from) {
         this.options.log?.warn({ from: this.revision, oldest, current }, "this replica's copy of the registry fell behind the event log; loading it again");
         await this.load();
         return;
       }
       for (const row of rows) {
-        if (row.revision === null) continue;
+        if (row.revision === null || row.revision <= this.revision) continue;
         this.apply(row);
         applied = true;
       }
       if (rows.length < DEFAULT_PAGE) break;
     }
     if (this.standing === 'failing') this.standing = 'current';
+    this.applyOwnWrites();
     if (this.revision >= this.known && this.state() === 'current') this.behindSince = undefined;
     this.release(false);
     if (applied) this.options.applied();
   }
 
-  private apply(row: FollowRow): void {
-    const { vm, type } = row;
-    const revision = row.revision!;
+  /** Applies this replica's own writes that continue from the mirror's revision; forgets those it already has. */
+  private applyOwnWrites(): void {
+    // A load replaces the mirror: they wait for it, and whichever it holds by then are dropped.
+    if (this.standing === 'loading') return;
+    let applied = false;
+    for (let next = this.ownWrites.get(this.revision + 1); next; next = this.ownWrites.get(this.revision + 1)) {
+      this.ownWrites.delete(next.revision);
+      this.apply(next);
+      applied = true;
+    }
+    for (const revision of this.ownWrites.keys()) if (revision <= this.revision) this.ownWrites.delete(revision);
+    if (!applied) return;
+    if (this.revision >= this.known && this.state() === 'current') this.behindSince = undefined;
+    this.release(false);
+    this.options.applied();
+  }
+
+  private apply(event: LoggedEvent): void {
+    const { vm, type, revision, at } = event;
     const mirror = this.reads.mirror;
     const held = this.heldBeats.get(vm.id);
     if (held && held.revision <= revision) this.heldBeats.delete(vm.id);
-    if (type === 'deregistered' || type === 'reaped') {
-      mirror.delete(vm.id);
-    } else {
-      const lastSeen = Math.max(Date.parse(vm.lastSeen), held?.revision === revision ? held.lastSeen : 0);
-      const columns: MirroredColumns = {
-        id: vm.id,
-        role: vm.role,
-        status: vm.status,
-        owner: row.owner,
-        revision,
-        registered_at: Date.parse(vm.registeredAt),
-        last_seen: lastSeen,
-        stale_announced: type === 'stale' ? 1 : 0,
-      };
-      const parts = vmJsonParts({
-        ...vm,
-        services: vm.services === undefined ? null : servicesJson(vm.services),
-        metadata: vm.metadata === undefined ? null : JSON.stringify(vm.metadata),
-      });
-      mirror.set(entryOf(columns, vmJsonString(parts, lastSeen)));
-    }
-    this.recent.remember({ type, revision, at: isoTimestamp(row.at), vm: { ...vm, stale: isStale(vm, row.at, this.options.staleAfterMs) } });
+    if (type === 'deregistered' || type === 'reaped') mirror.delete(vm.id);
+    else mirror.set(eventEntry(event, Math.max(Date.parse(vm.lastSeen), held?.revision === revision ? held.lastSeen : 0)));
+    this.recent.remember({ type, revision, at: isoTimestamp(at), vm: { ...vm, stale: isStale(vm, at, this.options.staleAfterMs) } });
     this.revision = revision;
     this.reads.changed();
   }
@@ -377,20 +384,4 @@ export class ReplicaMirror {
   private emptyRecent(): RecentEvents {
     return new RecentEvents(Math.min(RECENT_EVENTS, this.options.eventRetention));
   }
-}
-
-/** A loaded VM's JSON, built when first read (see MirrorEntry.prepare). */
-function jsonOfRow([id, role, status, , , registeredAt, , , name, address, registeredBy, services, metadata]: LoadTuple) {
-  return vmJsonParts({
-    id,
-    name,
-    role,
-    status,
-    address,
-    registeredBy,
-    registeredAt: isoTimestamp(registeredAt),
-    // The column holds the services as the store wrote them; the API's field order is servicesJson's.
-    services: services === null ? null : servicesJson(JSON.parse(services)),
-    metadata,
-  });
 }

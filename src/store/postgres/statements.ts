@@ -1,3 +1,4 @@
+import type { EventType } from '../../domain/schemas/events.js';
 import type { Vm } from '../../domain/schemas/vm.js';
 import type { CheckedService } from '../../domain/service-health.js';
 import type { WriteTarget } from '../rules.js';
@@ -18,9 +19,9 @@ export const SWEEP_LOCK = 0x76_6d_72_02;
 /** The VM as registry_vm() builds it: the API's fields but stale, which depends on when it is asked. */
 export type StoredVm = Omit<Vm, 'stale'>;
 
-/** A change as registry_log answers it (its revision, the VM as the event log holds it, and its owner), and when it happened. */
+/** A change as registry_log answers it (its revision, type, the VM as the event log holds it, and its owner), and when it happened. */
 export interface LoggedRow {
-  event: { revision: number; vm: StoredVm; owner: string | null };
+  event: { revision: number; type: EventType; vm: StoredVm; owner: string | null };
   at: Date;
 }
 
