@@ -39,6 +39,8 @@ class Checker {
   private share: ShardShare | undefined;
   private shards: Set<number> | undefined;
   private round: Target[] = [];
+  /** Due in the last round, started in this one ahead of its own. */
+  private carried: Target[] = [];
   private next = 0;
   private roundStart = 0;
   private inFlight = 0;
@@ -107,8 +109,13 @@ class Checker {
 
   private beginRound(): void {
     const start = performance.now();
-    // Whatever the last round could not start in its interval is late by a whole one.
-    this.tally.overdue += this.round.length - this.next;
+    // A check due at the very end of the last round whose timer fired a little late starts now,
+    // late by a few ms; only what is later than the timeout is overdue, and skipped.
+    const lastStart = this.roundStart;
+    for (const target of this.round.slice(this.next)) {
+      if (start - (lastStart + target.offset) <= this.settings.timeoutMs) this.carried.push(target);
+      else this.tally.overdue++;
+    }
     const counts: Record<HealthStatus, number> = { passing: 0, critical: 0, unknown: 0 };
     const round: Target[] = [];
     for (const target of this.targets.values()) {
@@ -129,21 +136,28 @@ class Checker {
   private dispatch(): void {
     const round = this.round;
     const elapsed = performance.now() - this.roundStart;
+    if (this.carried.length > 0) {
+      for (const target of this.carried.splice(0, this.settings.concurrency - this.inFlight)) this.start(target, round);
+    }
     while (this.next < round.length && this.inFlight < this.settings.concurrency && round[this.next].offset <= elapsed) {
       const target = round[this.next++];
-      // Gone, or moved to another replica, since the round began.
-      if (this.targets.get(target.key) !== target || !this.owns(target)) continue;
       if (elapsed - target.offset > this.settings.timeoutMs) this.tally.overdue++;
-      this.inFlight++;
-      void this.check(target).finally(() => {
-        this.inFlight--;
-        if (round === this.round) this.dispatch();
-      });
+      this.start(target, round);
     }
     if (this.next < round.length && this.inFlight < this.settings.concurrency) {
       clearTimeout(this.dispatchTimer);
       this.dispatchTimer = setTimeout(() => this.dispatch(), Math.max(1, round[this.next].offset - elapsed));
     }
+  }
+
+  private start(target: Target, round: Target[]): void {
+    // Gone, or moved to another replica, since the round began.
+    if (this.targets.get(target.key) !== target || !this.owns(target)) return;
+    this.inFlight++;
+    void this.check(target).finally(() => {
+      this.inFlight--;
+      if (round === this.round) this.dispatch();
+    });
   }
 
   private async check(target: Target): Promise<void> {
