@@ -38,6 +38,8 @@ export interface Window {
   seconds: number;
   /** Of one core: 100 is one core busy all the time. */
   cpuPercent: number;
+  /** The same for the server's main thread alone: the event loop that answers the API. */
+  mainThreadCpuPercent: number;
   checksPerSecond: number;
   failures: number;
   overdue: number;
@@ -70,10 +72,13 @@ export interface HealthBenchResults {
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-/** utime + stime of a process in seconds, from /proc/<pid>/stat (Linux). */
-function cpuSeconds(pid: number): number {
+/**
+ * utime + stime in seconds, from /proc (Linux): of the whole process, or with `mainThread` of
+ * its main thread alone (whose thread id is the pid), which runs the event loop.
+ */
+function cpuSeconds(pid: number, mainThread = false): number {
   // The command name, in parentheses, may hold spaces: count fields from after it.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
@@ -92,15 +97,17 @@ async function counters(url: string): Promise<Counters> {
 /** Measures `work` on the server: CPU time and counters before and after. */
 async function measured<T>(registry: Registry, work: () => Promise<T>): Promise<{ window: Window; result: T }> {
   const { url, child } = registry.server;
-  const before = { at: performance.now(), cpu: cpuSeconds(child.pid!), counters: await counters(url) };
+  const sample = async () => ({ at: performance.now(), cpu: cpuSeconds(child.pid!), main: cpuSeconds(child.pid!, true), counters: await counters(url) });
+  const before = await sample();
   const result = await work();
-  const after = { at: performance.now(), cpu: cpuSeconds(child.pid!), counters: await counters(url) };
+  const after = await sample();
   const seconds = (after.at - before.at) / 1000;
   return {
     result,
     window: {
       seconds,
       cpuPercent: (100 * (after.cpu - before.cpu)) / seconds,
+      mainThreadCpuPercent: (100 * (after.main - before.main)) / seconds,
       checksPerSecond: (after.counters.checks - before.counters.checks) / seconds,
       failures: after.counters.failures - before.counters.failures,
       overdue: after.counters.overdue - before.counters.overdue,
@@ -161,7 +168,7 @@ export async function benchHealthChecks(options: BenchOptions): Promise<HealthBe
         phases.push({ checks, idle: idle.window, loaded: load.window, heartbeat: load.result });
         progress(
           `  checks ${checks.padEnd(3)} run ${run}: heartbeat ${Math.round(load.result.rps)} rps; ` +
-            `idle CPU ${idle.window.cpuPercent.toFixed(1)}%, ${idle.window.checksPerSecond.toFixed(0)} checks/s; ` +
+            `idle CPU ${idle.window.cpuPercent.toFixed(1)}% (main thread ${idle.window.mainThreadCpuPercent.toFixed(1)}%), ${idle.window.checksPerSecond.toFixed(0)} checks/s; ` +
             `under load ${load.window.checksPerSecond.toFixed(0)} checks/s, ${load.window.overdue + idle.window.overdue} overdue`,
         );
       }
@@ -194,7 +201,7 @@ const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / value
 /** The phases folded by checks on and off, as a Markdown table like the scenarios'. */
 export function formatHealthResults(results: HealthBenchResults): string {
   const { machine, options, heartbeat, loadAverage } = results;
-  const header = ['checks', 'heartbeat rps', 'p50 / p99 ms', 'checks/s idle', 'checks/s under load', 'overdue', 'failed checks', 'CPU % idle', 'CPU % under load'];
+  const header = ['checks', 'heartbeat rps', 'p50 / p99 ms', 'checks/s idle', 'checks/s under load', 'overdue', 'failed checks', 'CPU % idle: all / main thread', 'CPU % under load: all / main thread'];
   const rows = (['off', 'on'] as const).map((checks) => {
     const phases = results.phases.filter((p) => p.checks === checks);
     const summary = heartbeat[checks];
@@ -207,8 +214,8 @@ export function formatHealthResults(results: HealthBenchResults): string {
       mean(phases.map((p) => p.loaded.checksPerSecond)).toFixed(0),
       total((p) => p.idle.overdue + p.loaded.overdue),
       total((p) => p.idle.failures + p.loaded.failures),
-      mean(phases.map((p) => p.idle.cpuPercent)).toFixed(1),
-      mean(phases.map((p) => p.loaded.cpuPercent)).toFixed(0),
+      `${mean(phases.map((p) => p.idle.cpuPercent)).toFixed(1)} / ${mean(phases.map((p) => p.idle.mainThreadCpuPercent)).toFixed(1)}`,
+      `${mean(phases.map((p) => p.loaded.cpuPercent)).toFixed(0)} / ${mean(phases.map((p) => p.loaded.mainThreadCpuPercent)).toFixed(0)}`,
     ];
   });
   return [

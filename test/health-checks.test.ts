@@ -124,6 +124,28 @@ describe('active health checks on a real server', () => {
     }
   });
 
+  it('checks follow registrations and deregistrations as they happen, without listing the registry again each round', async () => {
+    const lists = async () =>
+      Number(/vm_registry_store_operation_duration_seconds_count\{operation="list"\} (\d+)/.exec(await (await api('/metrics', authed())).text())?.[1] ?? 0);
+    const own = await Target.start();
+    try {
+      const listedBefore = await lists();
+      await api('/registry/vms', authed(post(checked('hc-follow-a', '127.0.0.1', own.port))));
+      await until('hc-follow-a', 'passing');
+      await api('/registry/vms', authed(post(checked('hc-follow-b', '127.0.0.1', own.port))));
+      await until('hc-follow-b', 'passing');
+      assert.equal((await api('/registry/vms/hc-follow-a', authed({ method: 'DELETE' }))).status, 200);
+      await api('/registry/vms/hc-follow-b', authed({ method: 'PATCH', body: JSON.stringify({ status: 'stopped' }), headers: { 'content-type': 'application/json' } }));
+      await sleep(400); // a check begun before the changes may still land
+      const sent = own.requests.length;
+      await sleep(1000); // three more rounds
+      assert.equal(own.requests.length, sent, 'a deregistered or stopped VM is checked no more');
+      assert.equal(await lists(), listedBefore, 'seven rounds went by without a listing');
+    } finally {
+      await own.close();
+    }
+  });
+
   it('refuses unknown health values and empty service names with a 400 naming the parameter', async () => {
     for (const path of ['/registry/vms?health=bad', '/registry/discover/lieutenant?health=bad', '/registry/vms?health=any']) {
       const response = await api(path, authed());

@@ -129,7 +129,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { share, ...checkSettings } = options.healthChecks ?? {};
   const checker =
     options.healthChecks &&
-    new HealthChecker(store, checkSettings as HealthCheckSettings, share ?? WHOLE_REGISTRY, metrics.healthChecks(), options.logger);
+    new HealthChecker(store, feed, checkSettings as HealthCheckSettings, share ?? WHOLE_REGISTRY, metrics.healthChecks(), options.logger);
   checker?.start();
   // Taken at the first scrape, not at start: listing every VM would delay a restart's first answer.
   let census: Promise<FleetCensus> | undefined;

@@ -1,6 +1,11 @@
 import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 
+export interface HealthHostSpec {
+  entries: string[];
+  ownAddresses: string[];
+}
+
 /**
  * Which addresses the health checker may connect to (REGISTRY_HEALTH_HOSTS). Whoever can
  * register a VM chooses its address, so without this rule the registry would probe any
@@ -15,6 +20,8 @@ export class HealthHostRule {
   private readonly forbidden = new BlockList();
   /** Entries were given: only what they name is allowed. */
   private readonly restricted: boolean;
+  /** What it was built from: the checker's thread builds its own copy (a BlockList cannot be sent to it). */
+  readonly spec: HealthHostSpec;
 
   /**
    * `entries`: host names, `*.suffix` wildcards, IPs and CIDRs. `ownAddresses`: where this
@@ -22,6 +29,7 @@ export class HealthHostRule {
    * names them; a host name entry never unlocks them, since a name can be made to resolve anywhere.
    */
   constructor(entries: readonly string[], ownAddresses: readonly string[]) {
+    this.spec = { entries: [...entries], ownAddresses: [...ownAddresses] };
     this.restricted = entries.length > 0;
     for (const raw of entries) {
       const entry = raw.trim().toLowerCase();

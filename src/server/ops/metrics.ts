@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { HealthCheckObserver } from './health-checker.js';
+import { FAILURE_REASONS, type HealthCheckObserver } from './health-messages.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import type { WakeupCounter } from '../http/blocking-query.js';
 import type { CensusLine, MirrorLag } from '../../store/store.js';
@@ -200,18 +200,29 @@ export class RegistryMetrics {
       labelNames: ['status'] as const,
       registers,
     });
+    const restarts = new Counter({
+      name: `${PREFIX}health_checker_restarts_total`,
+      help: 'Times the health checker thread stopped unasked and was started again.',
+      registers,
+    });
     for (const result of ['pass', 'fail']) checks.labels({ result });
-    for (const reason of ['status', 'timeout', 'connection', 'refused']) failures.labels({ reason });
+    for (const reason of FAILURE_REASONS) failures.labels({ reason });
     return {
-      checked(seconds, failure) {
-        latency.observe(seconds);
-        checks.inc({ result: failure === undefined ? 'pass' : 'fail' });
-        if (failure !== undefined) failures.inc({ reason: failure });
+      tally({ passed, failed, seconds, overdue: late }) {
+        for (const value of seconds) latency.observe(value);
+        checks.inc({ result: 'pass' }, passed);
+        let failedTotal = 0;
+        for (const reason of FAILURE_REASONS) {
+          failedTotal += failed[reason];
+          if (failed[reason] > 0) failures.inc({ reason }, failed[reason]);
+        }
+        checks.inc({ result: 'fail' }, failedTotal);
+        overdue.inc(late);
       },
-      overdue: () => overdue.inc(),
       statuses(counts) {
         for (const [status, count] of Object.entries(counts)) services.set({ status }, count);
       },
+      restarted: () => restarts.inc(),
     };
   }
 

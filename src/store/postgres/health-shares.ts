@@ -1,5 +1,4 @@
 import pg from 'pg';
-import { hashOf } from '../../domain/service-health.js';
 import type { StoreLog } from './store-log.js';
 
 /** The VMs are split into this many shards; each is checked by the one replica holding its lock. */
@@ -10,7 +9,7 @@ const MEMBER = HEALTH_SHARDS;
 
 /**
  * Which VMs this replica health-checks, decided by PostgreSQL session advisory locks: shard
- * s = hash(vm id) mod 64 is checked by whoever holds lock (class, s), so never by two replicas
+ * s = hash(vm id) mod 64 (hashOf) is checked by whoever holds lock (class, s), so never by two replicas
  * at once. Every checking replica also holds a shared "member" lock; counting its holders
  * gives the number of live checkers, and each takes its fair part, ceil(64 / members), giving
  * back any excess. A replica that dies loses its session and with it every lock at once; the
@@ -18,7 +17,7 @@ const MEMBER = HEALTH_SHARDS;
  */
 export class PostgresHealthShares {
   private client: pg.Client | undefined;
-  private held = new Set<number>();
+  private shards = new Set<number>();
 
   constructor(
     private readonly url: string,
@@ -33,15 +32,15 @@ export class PostgresHealthShares {
         [LOCK_CLASS, MEMBER],
       );
       const fair = Math.ceil(HEALTH_SHARDS / Math.max(1, rows[0].n));
-      for (const shard of [...this.held].sort((x, y) => y - x)) {
-        if (this.held.size <= fair) break;
+      for (const shard of [...this.shards].sort((x, y) => y - x)) {
+        if (this.shards.size <= fair) break;
         await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS, shard]);
-        this.held.delete(shard);
+        this.shards.delete(shard);
       }
-      for (let shard = 0; shard < HEALTH_SHARDS && this.held.size < fair; shard++) {
-        if (this.held.has(shard)) continue;
+      for (let shard = 0; shard < HEALTH_SHARDS && this.shards.size < fair; shard++) {
+        if (this.shards.has(shard)) continue;
         const taken = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [LOCK_CLASS, shard]);
-        if (taken.rows[0].ok) this.held.add(shard);
+        if (taken.rows[0].ok) this.shards.add(shard);
       }
     } catch (error) {
       // Without the session its locks are gone too: check nothing until a new one holds some.
@@ -50,8 +49,9 @@ export class PostgresHealthShares {
     }
   }
 
-  owns(vmId: string): boolean {
-    return this.held.has(hashOf(vmId) % HEALTH_SHARDS);
+  /** The checker owns VM v while hash(v) mod count is among the shards. */
+  held(): { count: number; shards: number[] } {
+    return { count: HEALTH_SHARDS, shards: [...this.shards] };
   }
 
   async close(): Promise<void> {
@@ -73,6 +73,6 @@ export class PostgresHealthShares {
   private drop(): void {
     this.client?.end().catch(() => undefined);
     this.client = undefined;
-    this.held = new Set();
+    this.shards = new Set();
   }
 }
