@@ -114,6 +114,10 @@ export function formatSwarm(results: SwarmResults): string {
     ...SWARM_ROWS.map((row) => [row[0], ...measured.map((run) => cell(run, row))]),
     ['wake-ups / with nothing new (server metrics)', ...measured.map(serverWakeups)],
     ['errors (429, 503, refused watchers, event gaps)', ...measured.map((run) => String(errors(run)))],
+    [
+      'load generator CPU, % of one core (busiest thread’s loop)',
+      ...measured.map((run) => (run.generator ? `${figure(run.generator.cpuPercent)} (${Math.round(run.generator.busiestLoopPercent)}%)` : 'n/a')),
+    ],
   ];
   const { machine, options } = results;
   const notes = results.runs.flatMap((run) => [
