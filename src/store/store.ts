@@ -92,10 +92,10 @@ export interface RegistryStore {
   listJson?(filter?: ListFilter): Promise<JsonListing>;
   getJson?(id: string): Promise<JsonVm | undefined>;
   /**
-   * Optional: how many VMs of each role, status and staleness, counted by a store that holds
-   * them all in memory. Without it the server keeps a census of its own from the change feed.
+   * How many VMs of each role, status and staleness: both stores count their mirror, so the
+   * server keeps no per-VM census of its own beside it.
    */
-  census?(): Promise<CensusLine[]>;
+  census(): Promise<CensusLine[]>;
   /** Optional: how far this replica's copy of the registry trails the shared database (PostgreSQL). */
   mirrorLag?(): MirrorLag;
   /** NotFoundError, PreconditionFailedError. Setting status to running refreshes lastSeen. */
