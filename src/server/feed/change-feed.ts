@@ -4,7 +4,7 @@ import { GoneError, UnavailableError } from '../../domain/errors.js';
 import type { RegistryEvent, RegistryReset } from '../../domain/schemas/events.js';
 import type { Role } from '../../domain/schemas/vm.js';
 import { staleAfterEvent } from '../../domain/stale-after-event.js';
-import { matchesFilter, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
+import { matchesFilter, type FeedListing, type ListFilter, type RegistryStore } from '../../store/store.js';
 import { standingOf, standingsOf, type Standing } from './standings.js';
 
 const START_RETRY_MS = 100;
@@ -146,11 +146,11 @@ export class ChangeFeed {
   private constructor(
     private readonly store: RegistryStore,
     private readonly log: FastifyBaseLogger | undefined,
-    { vms, revision }: Listing,
+    { entries, revision }: FeedListing,
   ) {
     this.delivered = revision;
     this.recentFrom = revision;
-    this.standings = standingsOf(vms);
+    this.standings = standingsOf(entries);
     this.unsubscribe = store.onChange(() => this.wake());
   }
 
@@ -163,7 +163,7 @@ export class ChangeFeed {
     // again right after opening (another replica's writes outran its first load): wait for it.
     for (let waited = 0; ; waited += START_RETRY_MS) {
       try {
-        return new ChangeFeed(store, log, await store.list());
+        return new ChangeFeed(store, log, await store.feedListing());
       } catch (error) {
         if (!(error instanceof UnavailableError) || waited >= START_PATIENCE_MS) throw error;
         await sleep(START_RETRY_MS);
@@ -365,12 +365,12 @@ export class ChangeFeed {
    * retention, or over a store restored to an older revision.
    */
   private async resync(gone: GoneError): Promise<void> {
-    const listing = await this.store.list();
+    const listing = await this.store.feedListing();
     this.log?.warn({ from: this.delivered, to: listing.revision, reason: gone.message }, 'the change feed lost its place in the event log; watchers are told to list again');
     this.delivered = listing.revision;
     this.recent = [];
     this.recentFrom = listing.revision;
-    this.standings = standingsOf(listing.vms);
+    this.standings = standingsOf(listing.entries);
     const reset = feedReset(listing.revision);
     for (const observer of this.observers) observer(reset);
     for (const listener of this.listeners) listener(reset);

@@ -27,6 +27,7 @@ export function instrumentStore(store: RegistryStore, metrics: RegistryMetrics):
     put: timed('put', store.put),
     get: timed('get', store.get),
     list: timed('list', store.list),
+    feedListing: timed('list', store.feedListing),
     // The fast paths are timed as the operations they stand for.
     ...(store.listJson && { listJson: timed('list', store.listJson) }),
     ...(store.getJson && { getJson: timed('get', store.getJson) }),
