@@ -145,7 +145,7 @@ export async function startEtcd(): Promise<SwarmServer> {
     stop,
     usage: () => usage([child.pid!]),
     died: () => (child.exitCode !== null || child.signalCode !== null ? `etcd exited (${child.exitCode ?? child.signalCode}): ${log.trim().split('\n').slice(-3).join(' ')}` : undefined),
-    wakeupCounters: async () => undefined,
+    serverMetrics: async () => undefined,
   };
 }
 

@@ -81,18 +81,17 @@ export async function startOurs(onPostgres: boolean, replicas: number): Promise<
       return `server exited (${dead.child.exitCode ?? dead.child.signalCode}): ${dead.output().trim().split('\n').slice(-3).join(' ')}`;
     },
     usage: () => usage(registry.replicas.map((server) => server.child.pid!), database()),
-    async wakeupCounters() {
-      let wakeups = 0;
-      let unchanged = 0;
-      for (const url of urls) {
-        const text = (await send(`${url}/metrics`, 'GET', undefined, { token })).body.toString();
-        const woken = counter(text, 'vm_registry_blocking_wakeups_total');
-        const wasted = counter(text, 'vm_registry_blocking_wakeups_unchanged_total');
-        if (woken === undefined || wasted === undefined) return undefined;
-        wakeups += woken;
-        unchanged += wasted;
-      }
-      return { wakeups, unchanged };
+    async serverMetrics() {
+      const scrapes = await Promise.all(urls.map(async (url) => (await send(`${url}/metrics`, 'GET', undefined, { token })).body.toString()));
+      const sum = (name: string) => {
+        const values = scrapes.map((text) => counter(text, name));
+        return values.some((value) => value === undefined) ? undefined : values.reduce((total = 0, value) => total + value!, 0);
+      };
+      const worst = (name: string) => Math.max(...scrapes.map((text) => (counter(text, name) ?? 0) * 1000));
+      const wakeups = sum('vm_registry_blocking_wakeups_total');
+      const unchanged = sum('vm_registry_blocking_wakeups_unchanged_total');
+      if (wakeups === undefined || unchanged === undefined) return undefined;
+      return { wakeups, unchanged, loopDelay: { p99Ms: worst('nodejs_eventloop_lag_p99_seconds'), maxMs: worst('nodejs_eventloop_lag_max_seconds') } };
     },
   };
 }

@@ -39,12 +39,22 @@ export class SwarmFailure extends Error {
 /** How a thread of the load generator reaches a contender: plain data, posted to each worker. */
 export type SwarmConnection = { kind: 'ours'; urls: string[]; token: string } | { kind: 'etcd'; url: string };
 
+export interface ServerMetrics {
+  wakeups: number;
+  unchanged: number;
+  loopDelay: { p99Ms: number; maxMs: number };
+}
+
 /** A contender's processes, as the main thread starts, measures and stops them. */
 export interface SwarmServer {
   connection: SwarmConnection;
   usage(): Usage;
-  /** The server's own count of blocking wake-ups and of those that found nothing new, if it keeps one. */
-  wakeupCounters(): Promise<{ wakeups: number; unchanged: number } | undefined>;
+  /**
+   * What the server says of itself, if it says it: its count of blocking wake-ups and of those
+   * that found nothing new, and its event loop's delay since the last time it was asked (the
+   * worst replica's), which tells a server that computes from one that waits.
+   */
+  serverMetrics(): Promise<ServerMetrics | undefined>;
   /** Why the contender is no longer running (a process exited), or undefined while it runs. */
   died(): string | undefined;
   /** Stops every process of the contender and deletes its data. */
@@ -181,14 +191,14 @@ export async function runSwarm(server: SwarmServer, n: number, seconds: number, 
     const deadline = Date.now() + 200 + seconds * 1000;
     const before = server.usage();
     const generatorBefore = cpuSeconds(process.pid);
-    const serverBefore = await server.wakeupCounters();
+    const serverBefore = await server.serverMetrics();
     for (const part of parts) part.post({ type: 'go', deadline });
     progress(`  swarm for ${seconds} s…`);
     await sleep(deadline - Date.now());
     const died = server.died();
     const after = server.usage();
     const generatorCpu = cpuSeconds(process.pid) - generatorBefore;
-    const serverAfter = await server.wakeupCounters();
+    const serverAfter = await server.serverMetrics();
     const elapsed = (performance.now() - began) / 1000;
     progress(`  mix done; waiting for answers and deliveries…`);
     const results = await Promise.all([...writers, ...discoverers].map((part) => part.end()));
@@ -209,8 +219,8 @@ interface Measured {
   generatorCpu: number;
   watchersOf: { roles: Map<string, number>; ids: Map<string, number> };
   preload: PreloadResult;
-  serverBefore: { wakeups: number; unchanged: number } | undefined;
-  serverAfter: { wakeups: number; unchanged: number } | undefined;
+  serverBefore: ServerMetrics | undefined;
+  serverAfter: ServerMetrics | undefined;
 }
 
 /** The threads' figures as one: latencies pooled, event lag from each change's acknowledgement to each of its deliveries. */
@@ -265,6 +275,7 @@ function merge({ results, died, before, after, elapsed, generatorCpu, watchersOf
           ? { wakeups: serverAfter.wakeups - serverBefore.wakeups, unchanged: serverAfter.unchanged - serverBefore.unchanged }
           : undefined,
     },
+    serverLoopDelay: serverAfter?.loopDelay,
     generator: {
       cpuPercent: (generatorCpu / elapsed) * 100,
       threads: results.length,

@@ -91,6 +91,8 @@ const SWARM_ROWS: Row[] = [
   ['event lag p99, ms', (r) => r.eventLag?.p99],
   ['blocking wake-ups per change', (r) => r.blocking?.perChange],
   ['wake-ups with nothing new (client)', (r) => r.blocking?.unchanged],
+  ['server event loop delay p99, ms', (r) => r.serverLoopDelay?.p99Ms],
+  ['server event loop delay max, ms', (r) => r.serverLoopDelay?.maxMs],
 ];
 
 const figure = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(value >= 10 ? 1 : 2));
