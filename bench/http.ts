@@ -52,7 +52,8 @@ export function send(url: string, method: string, body?: string, options: SendOp
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${url} got no answer within ${timeoutMs} ms`)));
+    // ETIMEDOUT as its code, so that a summary counts timeouts as one kind rather than one per URL.
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`${method} ${url} got no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
     req.on('error', reject);
     req.end(body);
   });

@@ -107,6 +107,13 @@ export interface SwarmRun {
     /** The server's own counters, where it has them (vm_registry_blocking_wakeups_*). */
     server?: { wakeups: number; unchanged: number };
   };
+  /** The server's event loop delay over the mix (worst replica), where the server reports it. */
+  serverLoopDelay?: { p99Ms: number; maxMs: number };
+  /**
+   * The load generator's own CPU over the mix (all its threads, % of one core), and how busy the
+   * busiest thread's event loop was: near 100%, the generator and not the contender set the pace.
+   */
+  generator?: { cpuPercent: number; threads: number; busiestLoopPercent: number };
   /** Every failure, by what failed and how: HTTP status, refused watcher, event gap, reset. */
   errors?: Record<string, number>;
 }

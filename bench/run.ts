@@ -21,7 +21,7 @@ import { scenarios, type HttpScenario, type Scenario, type SseScenario } from '.
 import { fanOut, probeEvents } from './sse.js';
 import { ETCD_MISSING, etcdVersion, startEtcd } from './swarm-etcd.js';
 import { startOurs } from './swarm-ours.js';
-import { runSwarm, type SwarmTarget } from './swarm.js';
+import { runSwarm, type SwarmServer } from './swarm.js';
 import type { SwarmResults, SwarmRun } from './results.js';
 import { formatResults, formatSwarm } from './table.js';
 
@@ -204,7 +204,7 @@ async function swarm(options: BenchOptions, save: (results: SwarmResults) => voi
   const { swarmVms: n, swarmSeconds: seconds } = options;
   progress(`machine: ${machine.cpu}, ${machine.cores} cores; vm-registry ${machine.commit}; swarm of N = ${n} for ${seconds} s`);
   const version = etcdVersion();
-  const contenders: { name: string; start?: () => Promise<SwarmTarget>; skipped?: string }[] = [
+  const contenders: { name: string; start?: () => Promise<SwarmServer>; skipped?: string }[] = [
     { name: 'ours, SQLite', start: () => startOurs(false, 1) },
     version ? { name: `etcd ${version}`, start: startEtcd } : { name: 'etcd', skipped: ETCD_MISSING },
     ...(options.pg

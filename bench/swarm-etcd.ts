@@ -7,7 +7,7 @@ import { tempDir } from '../test/support/server-process.js';
 import { registration, roleOf, vmId } from './fixtures.js';
 import { preloadWith } from './preload.js';
 import { usage } from './proc.js';
-import { SwarmFailure, type Answer, type SwarmTarget } from './swarm.js';
+import { SwarmFailure, type Answer, type SwarmClient, type SwarmConnection, type SwarmServer } from './swarm.js';
 
 /**
  * etcd doing the same swarm in its own idioms: a key per VM, /vms/<role>/<id>, holding the
@@ -17,8 +17,10 @@ import { SwarmFailure, type Answer, type SwarmTarget } from './swarm.js';
  * delete; discover = a range over the role's prefix; a watcher = a watch on a role's prefix or
  * on one key; a blocking discover = a watch from the range's revision + 1 until its first
  * event, then the range again). One single-member etcd in a temporary directory, driven
- * through the etcd3 client, agents spread over 16 clients (etcd multiplexes many calls on one
- * gRPC connection; that is how its clients are meant to share).
+ * through the etcd3 client, each thread's agents spread over 16 clients (etcd multiplexes many
+ * calls on one gRPC connection; that is how its clients are meant to share). The preload puts
+ * 128 keys a transaction, each on a lease of its own granted just before; a preloaded VM's
+ * lease has the id its number + 1, so that any thread of the load generator can keep it alive.
  */
 
 export const ETCD_MISSING =
@@ -28,6 +30,9 @@ export const ETCD_MISSING =
 const LEASE_TTL_SECONDS = 300;
 const CLIENTS = 16;
 const WAIT_MS = 60_000;
+/** etcd's default --max-txn-ops. */
+const PUTS_PER_TXN = 128;
+const TXNS_IN_FLIGHT = 32;
 
 const keyOf = (role: string, id: string) => `/vms/${role}/${id}`;
 const idOfKey = (key: Buffer) => key.toString().slice(key.lastIndexOf('/') + 1);
@@ -91,7 +96,7 @@ export function etcdVersion(): string | undefined {
   return answer.status === 0 ? /etcd Version: (\S+)/.exec(answer.stdout)?.[1] ?? 'unknown' : undefined;
 }
 
-export async function startEtcd(): Promise<SwarmTarget> {
+export async function startEtcd(): Promise<SwarmServer> {
   const dir = tempDir('vm-registry-bench-etcd-');
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const client = `http://127.0.0.1:${clientPort}`;
@@ -113,9 +118,9 @@ export async function startEtcd(): Promise<SwarmTarget> {
   let log = '';
   child.stderr!.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const clients = Array.from({ length: CLIENTS }, () => new Etcd3({ hosts: client }));
+  const probe = new Etcd3({ hosts: client });
   const stop = async () => {
-    for (const c of clients) c.close();
+    probe.close();
     child.kill('SIGTERM');
     await Promise.race([exited, sleep(10_000)]);
     child.kill('SIGKILL');
@@ -123,7 +128,7 @@ export async function startEtcd(): Promise<SwarmTarget> {
   };
   for (let tries = 0; ; tries++) {
     try {
-      await clients[0].get('/ready');
+      await probe.get('/ready');
       break;
     } catch (error) {
       if (tries >= 100 || child.exitCode !== null) {
@@ -134,14 +139,37 @@ export async function startEtcd(): Promise<SwarmTarget> {
     }
   }
 
+  probe.close();
+  return {
+    connection: { kind: 'etcd', url: client },
+    stop,
+    usage: () => usage([child.pid!]),
+    died: () => (child.exitCode !== null || child.signalCode !== null ? `etcd exited (${child.exitCode ?? child.signalCode}): ${log.trim().split('\n').slice(-3).join(' ')}` : undefined),
+    serverMetrics: async () => undefined,
+  };
+}
+
+export function etcdClient({ url }: SwarmConnection & { kind: 'etcd' }): SwarmClient {
+  const clients = Array.from({ length: CLIENTS }, () => new Etcd3({ hosts: url }));
   const clientOf = (agent: number) => clients[agent % CLIENTS];
   const keepAlives = clients.map((c) => new KeepAlives(c));
-  /** Each VM's lease id, and the agent (so the client) that heartbeats it. */
-  const leases = new Map<string, { lease: string; agent: number }>();
+  /** The leases of the VMs this thread registered; a preloaded VM's is its number + 1. */
+  const leases = new Map<string, string>();
+  const leaseOf = (id: string) => leases.get(id) ?? String(Number(id.slice(id.lastIndexOf('-') + 1)) + 1);
   const register = async (id: string, role: string, agent: number) => {
     const { ID: lease } = await clientOf(agent).leaseClient.leaseGrant({ TTL: LEASE_TTL_SECONDS });
     await clientOf(agent).put(keyOf(role, id)).value(registration(id, role)).lease(lease);
-    leases.set(id, { lease, agent });
+    leases.set(id, lease);
+  };
+  const preloadTxn = async (from: number, count: number) => {
+    const client = clientOf(from / PUTS_PER_TXN);
+    const indices = Array.from({ length: count }, (_, i) => from + i);
+    await Promise.all(indices.map((index) => client.leaseClient.leaseGrant({ TTL: LEASE_TTL_SECONDS, ID: index + 1 })));
+    await client.kv.txn({
+      success: indices.map((index) => ({
+        request_put: { key: Buffer.from(keyOf(roleOf(index), vmId(index))), value: Buffer.from(registration(vmId(index), roleOf(index))), lease: String(index + 1) },
+      })),
+    });
   };
   const discover = async (role: string, agent: number) => {
     const range = await clientOf(agent).getAll().prefix(`/vms/${role}/`).exec();
@@ -149,17 +177,20 @@ export async function startEtcd(): Promise<SwarmTarget> {
   };
 
   return {
-    stop,
-    preload: (n) => preloadWith(n, 32, (index) => register(vmId(index), roleOf(index), index)),
-    register: (id, role, agent) => register(id, role, agent).catch((e) => Promise.reject(failure(`register ${id}`, e))),
-    async heartbeat(id) {
-      const { lease, agent } = leases.get(id)!;
-      await keepAlives[agent % CLIENTS].once(lease).catch((e) => Promise.reject(failure(`keep-alive ${id}`, e)));
+    close: () => clients.forEach((c) => c.close()),
+    async preload(n) {
+      const result = await preloadWith(Math.ceil(n / PUTS_PER_TXN), TXNS_IN_FLIGHT, (txn) =>
+        preloadTxn(txn * PUTS_PER_TXN, Math.min(PUTS_PER_TXN, n - txn * PUTS_PER_TXN)),
+      );
+      return { n, seconds: result.seconds, perSecond: n / result.seconds };
     },
-    async setStatus(id, role, status) {
-      const { lease, agent } = leases.get(id)!;
+    register: (id, role, agent) => register(id, role, agent).catch((e) => Promise.reject(failure(`register ${id}`, e))),
+    async heartbeat(id, _role, agent) {
+      await keepAlives[agent % CLIENTS].once(leaseOf(id)).catch((e) => Promise.reject(failure(`keep-alive ${id}`, e)));
+    },
+    async setStatus(id, role, status, agent) {
       const body = JSON.stringify({ ...JSON.parse(registration(id, role)), status });
-      await clientOf(agent).put(keyOf(role, id)).value(body).lease(lease).catch((e) => Promise.reject(failure(`status of ${id}`, e)));
+      await clientOf(agent).put(keyOf(role, id)).value(body).lease(leaseOf(id)).catch((e) => Promise.reject(failure(`status of ${id}`, e)));
     },
     async deregister(id, role, agent) {
       await clientOf(agent).delete().key(keyOf(role, id)).exec().catch((e) => Promise.reject(failure(`delete ${id}`, e)));
@@ -197,8 +228,5 @@ export async function startEtcd(): Promise<SwarmTarget> {
       watcher.on('error', () => onGap('error'));
       return () => void watcher.cancel().catch(() => undefined);
     },
-    usage: () => usage([child.pid!]),
-    died: () => (child.exitCode !== null || child.signalCode !== null ? `etcd exited (${child.exitCode ?? child.signalCode}): ${log.trim().split('\n').slice(-3).join(' ')}` : undefined),
-    wakeupCounters: async () => undefined,
   };
 }

@@ -1,19 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { Agent } from 'node:http';
-import { registration } from './fixtures.js';
+import { IMPORT_LIMITS } from '../src/domain/schemas/import.js';
+import { registration, roleOf, vmId } from './fixtures.js';
 import { send, type Exchange } from './http.js';
-import { preload } from './preload.js';
 import { postgresProcesses, usage } from './proc.js';
 import { startRegistry } from './registry.js';
 import { watch } from './sse.js';
-import { SwarmFailure, type Answer, type ChangeType, type SwarmTarget } from './swarm.js';
+import { SwarmFailure, type Answer, type ChangeType, type SwarmClient, type SwarmConnection, type SwarmServer } from './swarm.js';
 
 /**
  * Our server in the swarm: default settings, auth on with one token every agent shares, as the
  * seed's users run it, over SQLite or over PostgreSQL with one or more replicas (agents spread
  * over them). Agents send from loopback addresses other than the server's, as agents on VMs of
  * their own would (the server's per-caller limits count per token and address): each watcher
- * and each blocking discover its own, VMs 250 hosts' worth, and plain discovers 50.
+ * and each blocking discover its own, VMs 250 hosts' worth, and plain discovers 50. The VMs
+ * are preloaded as an operator moves a swarm over, through POST /registry/import, as many at
+ * once as it takes.
  */
 
 const VM_ADDRESSES = 250;
@@ -65,27 +67,57 @@ function counter(text: string, name: string): number | undefined {
 /** How long a blocking discover waits (the server's default); an answer after most of it is its wait running out. */
 const WAIT_MS = 60_000;
 
-export async function startOurs(onPostgres: boolean, replicas: number): Promise<SwarmTarget> {
+export async function startOurs(onPostgres: boolean, replicas: number): Promise<SwarmServer> {
   const token = randomBytes(24).toString('base64url');
   const registry = await startRegistry(undefined, onPostgres, {}, { token, replicas });
   const urls = registry.replicas.map((server) => server.url);
-  const urlOf = (agent: number) => urls[agent % urls.length];
-  const pool = new Agent({ keepAlive: true, maxSockets: SOCKETS_PER_ADDRESS });
-  const request = (agent: number, method: string, path: string, body?: string, signal?: AbortSignal) =>
-    send(`${urlOf(agent)}${path}`, method, body, { token, localAddress: addressOf(agent), signal, agent: pool, timeoutMs: WAIT_MS + 30_000 });
   const database = () => (registry.cluster ? postgresProcesses(registry.cluster.port) : []);
-
   return {
-    async stop() {
-      pool.destroy();
-      await registry.dispose();
-    },
+    connection: { kind: 'ours', urls, token },
+    stop: () => registry.dispose(),
     died() {
       const dead = registry.replicas.find((server) => server.child.exitCode !== null || server.child.signalCode !== null);
       if (!dead) return undefined;
       return `server exited (${dead.child.exitCode ?? dead.child.signalCode}): ${dead.output().trim().split('\n').slice(-3).join(' ')}`;
     },
-    preload: (n) => preload(urls[0], n, 32, undefined, token),
+    usage: () => usage(registry.replicas.map((server) => server.child.pid!), database()),
+    async serverMetrics() {
+      const scrapes = await Promise.all(urls.map(async (url) => (await send(`${url}/metrics`, 'GET', undefined, { token })).body.toString()));
+      const sum = (name: string) => {
+        const values = scrapes.map((text) => counter(text, name));
+        return values.some((value) => value === undefined) ? undefined : values.reduce((total = 0, value) => total + value!, 0);
+      };
+      const worst = (name: string) => Math.max(...scrapes.map((text) => (counter(text, name) ?? 0) * 1000));
+      const wakeups = sum('vm_registry_blocking_wakeups_total');
+      const unchanged = sum('vm_registry_blocking_wakeups_unchanged_total');
+      if (wakeups === undefined || unchanged === undefined) return undefined;
+      return { wakeups, unchanged, loopDelay: { p99Ms: worst('nodejs_eventloop_lag_p99_seconds'), maxMs: worst('nodejs_eventloop_lag_max_seconds') } };
+    },
+  };
+}
+
+export function oursClient({ urls, token }: SwarmConnection & { kind: 'ours' }): SwarmClient {
+  const urlOf = (agent: number) => urls[agent % urls.length];
+  const pool = new Agent({ keepAlive: true, maxSockets: SOCKETS_PER_ADDRESS });
+  const request = (agent: number, method: string, path: string, body?: string, signal?: AbortSignal) =>
+    send(`${urlOf(agent)}${path}`, method, body, { token, localAddress: addressOf(agent), signal, agent: pool, timeoutMs: WAIT_MS + 30_000 });
+
+  return {
+    close: () => pool.destroy(),
+    async preload(n) {
+      const began = performance.now();
+      for (let from = 0; from < n; from += IMPORT_LIMITS.vms) {
+        const now = new Date().toISOString();
+        const vms = Array.from({ length: Math.min(IMPORT_LIMITS.vms, n - from) }, (_, i) => ({
+          ...JSON.parse(registration(vmId(from + i), roleOf(from + i))),
+          registeredAt: now,
+          lastSeen: now,
+        }));
+        expect(`importing VMs ${from}…`, await request(0, 'POST', '/registry/import', JSON.stringify({ vms })), 200);
+      }
+      const seconds = (performance.now() - began) / 1000;
+      return { n, seconds, perSecond: n / seconds };
+    },
     async register(id, role, agent) {
       expect(`register ${id}`, await request(agent, 'POST', '/registry/vms', registration(id, role)), 201);
     },
@@ -127,20 +159,6 @@ export async function startOurs(onPostgres: boolean, replicas: number): Promise<
         open = false;
         watcher.close();
       };
-    },
-    usage: () => usage(registry.replicas.map((server) => server.child.pid!), database()),
-    async wakeupCounters() {
-      let wakeups = 0;
-      let unchanged = 0;
-      for (const url of urls) {
-        const text = (await send(`${url}/metrics`, 'GET', undefined, { token })).body.toString();
-        const woken = counter(text, 'vm_registry_blocking_wakeups_total');
-        const wasted = counter(text, 'vm_registry_blocking_wakeups_unchanged_total');
-        if (woken === undefined || wasted === undefined) return undefined;
-        wakeups += woken;
-        unchanged += wasted;
-      }
-      return { wakeups, unchanged };
     },
   };
 }

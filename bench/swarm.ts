@@ -1,17 +1,20 @@
-import { setMaxListeners } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ONE_MATCH_ROLE, ONE_PERCENT_ROLE, roleOf, vmId } from './fixtures.js';
-import { steady } from './pace.js';
-import type { Usage } from './proc.js';
+import { cpuSeconds, type Usage } from './proc.js';
 import type { PreloadResult } from './preload.js';
 import type { Percentiles, SwarmRun } from './results.js';
 import { percentile } from './sse.js';
+import { clientFor } from './swarm-clients.js';
+import type { PartResult, PartSetup, ToPart, FromPart } from './swarm-worker.js';
 
 /**
  * The swarm of issue 19, all at once for `seconds` over N preloaded VMs: heartbeats at N/60 a
  * second, 1% of the VMs a minute deregistered and as many registered, 0.5% a minute status
  * changes, 1,000 event watchers, 500 blocking discovers, and 10 plain discovers a second whose
- * latency is the discover figure. The same driver runs every contender (SwarmTarget).
+ * latency is the discover figure. The same driver runs every contender: this thread starts
+ * the contender, preloads it and measures its processes, and the agents run in worker threads
+ * (swarm-worker.ts), so that at 100k VMs no one event loop of the load generator is the limit.
  */
 
 export type ChangeType = 'registered' | 'updated' | 'deregistered';
@@ -33,12 +36,38 @@ export class SwarmFailure extends Error {
   }
 }
 
+/** How a thread of the load generator reaches a contender: plain data, posted to each worker. */
+export type SwarmConnection = { kind: 'ours'; urls: string[]; token: string } | { kind: 'etcd'; url: string };
+
+export interface ServerMetrics {
+  wakeups: number;
+  unchanged: number;
+  loopDelay: { p99Ms: number; maxMs: number };
+}
+
+/** A contender's processes, as the main thread starts, measures and stops them. */
+export interface SwarmServer {
+  connection: SwarmConnection;
+  usage(): Usage;
+  /**
+   * What the server says of itself, if it says it: its count of blocking wake-ups and of those
+   * that found nothing new, and its event loop's delay since the last time it was asked (the
+   * worst replica's), which tells a server that computes from one that waits.
+   */
+  serverMetrics(): Promise<ServerMetrics | undefined>;
+  /** Why the contender is no longer running (a process exited), or undefined while it runs. */
+  died(): string | undefined;
+  /** Stops every process of the contender and deletes its data. */
+  stop(): Promise<void>;
+}
+
 /**
- * One contender, doing each of the swarm's operations in its own idiom. `agent` numbers the
- * agent doing it (a VM, a watcher, a discovering agent), for contenders that give agents
- * addresses or connections of their own. Operations throw SwarmFailure when refused.
+ * A contender's agents, doing each of the swarm's operations in its idiom; one per thread.
+ * `agent` numbers the agent doing it (a VM, a watcher, a discovering agent), for contenders
+ * that give agents addresses or connections of their own. Operations throw SwarmFailure when
+ * refused.
  */
-export interface SwarmTarget {
+export interface SwarmClient {
   preload(n: number): Promise<PreloadResult>;
   register(id: string, role: string, agent: number): Promise<void>;
   heartbeat(id: string, role: string, agent: number): Promise<void>;
@@ -49,237 +78,180 @@ export interface SwarmTarget {
   waitForChange(role: string, after: Answer, agent: number, signal: AbortSignal): Promise<Answer | 'timeout'>;
   /** Opens a watcher; `onEvent` gets each change it reads, `onGap` anything that may have lost some. */
   watch(filter: WatchFilter, agent: number, onEvent: (type: ChangeType, id: string) => void, onGap: (why: string) => void): Promise<() => void>;
-  usage(): Usage;
-  /** The server's own count of blocking wake-ups and of those that found nothing new, if it keeps one. */
-  wakeupCounters(): Promise<{ wakeups: number; unchanged: number } | undefined>;
-  /** Why the contender is no longer running (a process exited), or undefined while it runs. */
-  died(): string | undefined;
-  /** Stops every process of the contender and deletes its data. */
-  stop(): Promise<void>;
+  close(): void;
 }
 
 export const SWARM_WATCHERS = { [ONE_MATCH_ROLE]: 200, [ONE_PERCENT_ROLE]: 200, worker: 100, singleVm: 500 };
 /** Blocking discovers: the roles agents wait on, infra (one VM) and lieutenants (1%). */
 export const SWARM_BLOCKING = { [ONE_MATCH_ROLE]: 250, [ONE_PERCENT_ROLE]: 250 };
-const PLAIN_DISCOVERS_PER_SECOND = 10;
+/**
+ * Threads of the load generator: the VMs (heartbeats, churn, status) split over two by VM, the
+ * watchers over two, and the discovering agents on one. More threads than the machine's cores
+ * is no waste here: each is idle most of the time, and none must be the one that falls behind.
+ */
+const WRITER_THREADS = 2;
+const WATCHER_THREADS = 2;
 /** After the mix, how long watchers may still deliver the last changes before undelivered ones count as gaps. */
 const GRACE_MS = 5_000;
-/** Agent numbers: VMs act from their own, watchers and discovering agents from numbers past every VM's. */
-const WATCHER_AGENTS = 1_000_000;
-const DISCOVER_AGENTS = 2_000_000;
+/** Watchers' agent numbers: past every VM's (see SwarmClient). */
+export const WATCHER_AGENTS = 1_000_000;
+export const DISCOVER_AGENTS = 2_000_000;
 
 const summary = (values: number[]): Percentiles => {
   const sorted = [...values].sort((a, b) => a - b);
   return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), count: sorted.length };
 };
 
-const failureKind = (operation: string, error: unknown) =>
-  `${operation}: ${error instanceof SwarmFailure ? error.kind : ((error as NodeJS.ErrnoException).code ?? (error as Error).message)}`;
+/** One thread of the load generator: its setup, then its result once told to finish. */
+class Part {
+  private readonly worker: Worker;
+  private readonly messages: FromPart[] = [];
+  private readonly waiting: ((message: FromPart) => void)[] = [];
+  private failed: Error | undefined;
 
-export async function runSwarm(target: SwarmTarget, n: number, seconds: number, progress: (line: string) => void): Promise<Omit<SwarmRun, 'contender'>> {
+  constructor(setup: PartSetup) {
+    this.worker = new Worker(new URL('./swarm-worker.js', import.meta.url), { workerData: setup });
+    this.worker.on('message', (message: FromPart) => this.arrive(message));
+    this.worker.on('error', (error) => this.arrive({ type: 'failed', message: error.message }));
+    this.worker.on('exit', (code) => this.arrive({ type: 'failed', message: `a load generator thread exited (${code})` }));
+  }
+
+  private arrive(message: FromPart) {
+    if (message.type === 'failed') this.failed ??= new Error(message.message);
+    const waiter = this.waiting.shift();
+    if (waiter) waiter(message);
+    else this.messages.push(message);
+  }
+
+  async next<T extends FromPart['type']>(type: T): Promise<Extract<FromPart, { type: T }>> {
+    if (this.failed) throw this.failed;
+    const message = this.messages.shift() ?? (await new Promise<FromPart>((resolve) => this.waiting.push(resolve)));
+    if (message.type === 'failed') throw new Error(message.message);
+    if (message.type !== type) throw new Error(`a load generator thread sent ${message.type} where ${type} was due`);
+    return message as Extract<FromPart, { type: T }>;
+  }
+
+  post(message: ToPart) {
+    this.worker.postMessage(message);
+  }
+
+  async end(): Promise<PartResult> {
+    this.post({ type: 'finish' });
+    const { result } = await this.next('done');
+    await this.worker.terminate();
+    return result;
+  }
+
+  terminate() {
+    void this.worker.terminate();
+  }
+}
+
+export async function runSwarm(server: SwarmServer, n: number, seconds: number, progress: (line: string) => void): Promise<Omit<SwarmRun, 'contender'>> {
   progress(`  preloading ${n.toLocaleString('en-US')} VMs…`);
-  const preload = await target.preload(n);
+  const preloader = clientFor(server.connection);
+  const preload = await preloader.preload(n);
+  preloader.close();
   progress(`  preloaded in ${preload.seconds.toFixed(1)} s (${Math.round(preload.perSecond)}/s)`);
 
-  const errors: Record<string, number> = {};
-  const fail = (kind: string) => (errors[kind] = (errors[kind] ?? 0) + 1);
-
-  // The VMs alive, for picking uniformly; the infra VM stays (agents block on it), as does its role's count.
-  const roles = new Map<string, string>();
-  const agents = new Map<string, number>();
-  const live: string[] = [];
-  const position = new Map<string, number>();
-  const add = (id: string, role: string, agent: number) => {
-    roles.set(id, role);
-    agents.set(id, agent);
-    position.set(id, live.push(id) - 1);
-  };
-  const remove = (id: string) => {
-    const at = position.get(id)!;
-    const last = live.pop()!;
-    if (last !== id) {
-      live[at] = last;
-      position.set(last, at);
-    }
-    position.delete(id);
-  };
-  for (let i = 0; i < n; i++) add(vmId(i), roleOf(i), i);
-  const randomLive = () => live[Math.floor(Math.random() * live.length)];
-  const randomChangeable = (): string => {
-    const id = randomLive();
-    return id === vmId(0) && live.length > 1 ? randomChangeable() : id;
-  };
-
-  // Changes acknowledged, by `${type}:${id}`, with how many watchers they concern; deliveries likewise.
-  const acknowledged = new Map<string, { at: number; expected: number }>();
-  const delivered = new Map<string, number[]>();
-  const watchersOf = { roles: new Map<string, number>(), ids: new Map<string, number>() };
-  const concerned = (id: string, role: string) => (watchersOf.roles.get(role) ?? 0) + (watchersOf.ids.get(id) ?? 0);
-
-  const closers: (() => void)[] = [];
-  let watching = true;
-  const onGap = (why: string) => void (watching && fail(`watcher: ${why}`));
+  // Single-VM watchers each on a preloaded VM other than the infra one, which never changes.
   const filters: WatchFilter[] = [];
   for (const role of [ONE_MATCH_ROLE, ONE_PERCENT_ROLE, 'worker'] as const) {
     for (let i = 0; i < SWARM_WATCHERS[role]; i++) filters.push({ role });
   }
   for (let i = 0; i < SWARM_WATCHERS.singleVm; i++) {
-    const id = randomChangeable();
-    filters.push({ role: roles.get(id)!, id });
-  }
-  progress(`  opening ${filters.length} watchers…`);
-  // In batches: a thousand connects at once would overflow the listen backlog and measure SYN retries.
-  for (let i = 0; i < filters.length; i += 100) {
-    const batch = filters.slice(i, i + 100).map(async (filter, j) => {
-      const onEvent = (type: ChangeType, id: string) => {
-        const key = `${type}:${id}`;
-        const times = delivered.get(key);
-        if (times) times.push(performance.now());
-        else delivered.set(key, [performance.now()]);
-      };
-      try {
-        closers.push(await target.watch(filter, WATCHER_AGENTS + i + j, onEvent, onGap));
-        if (filter.id) watchersOf.ids.set(filter.id, (watchersOf.ids.get(filter.id) ?? 0) + 1);
-        else watchersOf.roles.set(filter.role, (watchersOf.roles.get(filter.role) ?? 0) + 1);
-      } catch (error) {
-        fail(failureKind('watcher refused', error));
-      }
-    });
-    await Promise.all(batch);
+    const index = 1 + Math.floor(Math.random() * (n - 1));
+    filters.push({ role: roleOf(index), id: vmId(index) });
   }
 
-  const latency = { heartbeat: [] as number[], register: [] as number[], discover: [] as number[] };
-  const sent = { heartbeat: 0, register: 0, deregister: 0, status: 0, discover: 0, blocking: 0 };
-  // A VM's requests in flight: it is deregistered only once they are answered, as its own agent would.
-  const inFlight = new Map<string, Promise<unknown>>();
-  const pending = new Set<Promise<unknown>>();
-  const track = <T>(id: string | undefined, work: Promise<T>) => {
-    const settled = work.catch(() => undefined);
-    pending.add(settled);
-    void settled.finally(() => pending.delete(settled));
-    if (id !== undefined) inFlight.set(id, Promise.all([inFlight.get(id), settled]));
-    return work;
+  const { connection } = server;
+  const parts: Part[] = [];
+  const start = (setup: PartSetup) => {
+    const part = new Part(setup);
+    parts.push(part);
+    return part;
   };
-  const timed = async (into: number[] | undefined, work: () => Promise<unknown>) => {
+  try {
+    progress(`  opening ${filters.length} watchers in ${WATCHER_THREADS} threads…`);
+    const watchers = Array.from({ length: WATCHER_THREADS }, (_, t) =>
+      start({ kind: 'watchers', connection, n, seconds, filters: filters.flatMap((filter, i) => (i % WATCHER_THREADS === t ? [{ filter, agent: WATCHER_AGENTS + i }] : [])) }),
+    );
+    const writers = Array.from({ length: WRITER_THREADS }, (_, t) => start({ kind: 'writers', connection, n, seconds, thread: t, threads: WRITER_THREADS }));
+    const discoverers = [start({ kind: 'discoverers', connection, n, seconds })];
+    const opened = (await Promise.all(parts.map((part) => part.next('ready')))).flatMap((ready) => ready.opened);
+
+    const watchersOf = { roles: new Map<string, number>(), ids: new Map<string, number>() };
+    for (const filter of opened) {
+      if (filter.id) watchersOf.ids.set(filter.id, (watchersOf.ids.get(filter.id) ?? 0) + 1);
+      else watchersOf.roles.set(filter.role, (watchersOf.roles.get(filter.role) ?? 0) + 1);
+    }
+
+    // Every thread runs to the same deadline, told in wall-clock time: its performance.now() has an origin of its own.
     const began = performance.now();
-    await work();
-    into?.push(performance.now() - began);
-  };
-  const change = (type: ChangeType, id: string, role: string) => {
-    acknowledged.set(`${type}:${id}`, { at: performance.now(), expected: concerned(id, role) });
-  };
-  let registered = 0;
-  const statusChanged = new Set<string>();
-
-  const began = performance.now();
-  const deadline = began + seconds * 1000;
-  const before = target.usage();
-  const serverBefore = await target.wakeupCounters();
-  progress(`  swarm for ${seconds} s…`);
-
-  const operations = [
-    steady(n / 60, deadline, () => {
-      const id = randomLive();
-      sent.heartbeat++;
-      void track(id, timed(latency.heartbeat, () => target.heartbeat(id, roles.get(id)!, agents.get(id)!))).catch((e) => fail(failureKind('heartbeat', e)));
-    }),
-    steady((n * 0.01) / 60, deadline, () => {
-      const id = randomChangeable();
-      const role = roles.get(id)!;
-      remove(id);
-      sent.deregister++;
-      void track(undefined, (async () => {
-        await inFlight.get(id);
-        await target.deregister(id, role, agents.get(id)!);
-        inFlight.delete(id);
-        change('deregistered', id, role);
-      })()).catch((e) => fail(failureKind('deregister', e)));
-    }),
-    steady((n * 0.01) / 60, deadline, () => {
-      const index = registered++;
-      const id = `swarm-new-${index.toString().padStart(6, '0')}`;
-      // The same mix of roles as the preload, never a second infra VM.
-      const role = roleOf(index + 1);
-      sent.register++;
-      // A new VM's agent is the one that registered it, as with the preloaded ones.
-      void track(id, timed(latency.register, () => target.register(id, role, n + index)))
-        .then(() => {
-          change('registered', id, role);
-          add(id, role, n + index);
-        })
-        .catch((e) => fail(failureKind('register', e)));
-    }),
-    steady((n * 0.005) / 60, deadline, () => {
-      const id = randomChangeable();
-      // Each VM changes status once at most, so that its event is the only one of its kind.
-      if (statusChanged.has(id)) return;
-      statusChanged.add(id);
-      sent.status++;
-      void track(id, timed(undefined, () => target.setStatus(id, roles.get(id)!, 'paused', agents.get(id)!)))
-        .then(() => change('updated', id, roles.get(id)!))
-        .catch((e) => fail(failureKind('status', e)));
-    }),
-    steady(PLAIN_DISCOVERS_PER_SECOND, deadline, () => {
-      const role = sent.discover % 2 === 0 ? ONE_MATCH_ROLE : ONE_PERCENT_ROLE;
-      sent.discover++;
-      void track(undefined, timed(latency.discover, () => target.discover(role, DISCOVER_AGENTS + sent.discover))).catch((e) =>
-        fail(failureKind('discover', e)),
-      );
-    }),
-  ];
-
-  const ended = new AbortController();
-  // Every blocking discover listens for the end of the run.
-  setMaxListeners(0, ended.signal);
-  const blocking = { wakeups: 0, unchanged: 0 };
-  const blockers = Object.entries(SWARM_BLOCKING).flatMap(([role, count]) =>
-    Array.from({ length: count }, async (_, i) => {
-      const agent = DISCOVER_AGENTS + 500_000 + (role === ONE_MATCH_ROLE ? 0 : 1000) + i;
-      let last: Answer | undefined;
-      while (performance.now() < deadline) {
-        try {
-          last ??= await target.discover(role, agent);
-          sent.blocking++;
-          const answer = await target.waitForChange(role, last, agent, ended.signal);
-          if (answer === 'timeout' || performance.now() >= deadline) continue;
-          blocking.wakeups++;
-          if (answer.ids === last.ids) blocking.unchanged++;
-          last = answer;
-        } catch (error) {
-          if (ended.signal.aborted) return;
-          fail(failureKind('blocking discover', error));
-          // As a client backs off from a refusal, rather than hammering the server.
-          await sleep(1000);
-        }
-      }
-    }),
-  );
-
-  await Promise.all(operations);
-  const died = target.died();
-  if (died) {
-    progress(`  ${died}`);
-    fail(died);
+    const deadline = Date.now() + 200 + seconds * 1000;
+    const before = server.usage();
+    const generatorBefore = cpuSeconds(process.pid);
+    const serverBefore = await server.serverMetrics();
+    for (const part of parts) part.post({ type: 'go', deadline });
+    progress(`  swarm for ${seconds} s…`);
+    await sleep(deadline - Date.now());
+    const died = server.died();
+    const after = server.usage();
+    const generatorCpu = cpuSeconds(process.pid) - generatorBefore;
+    const serverAfter = await server.serverMetrics();
+    const elapsed = (performance.now() - began) / 1000;
+    progress(`  mix done; waiting for answers and deliveries…`);
+    const results = await Promise.all([...writers, ...discoverers].map((part) => part.end()));
+    await sleep(GRACE_MS);
+    results.push(...(await Promise.all(watchers.map((part) => part.end()))));
+    return merge({ results, died, before, after, elapsed, generatorCpu, watchersOf, preload, serverBefore, serverAfter });
+  } finally {
+    for (const part of parts) part.terminate();
   }
-  const after = target.usage();
-  const serverAfter = await target.wakeupCounters();
-  const elapsed = (performance.now() - began) / 1000;
-  ended.abort();
-  progress(`  mix done; waiting for answers and deliveries…`);
-  await Promise.all([Promise.all(pending), Promise.all(blockers)]);
-  await sleep(GRACE_MS);
-  watching = false;
-  for (const close of closers) close();
+}
+
+interface Measured {
+  results: PartResult[];
+  died: string | undefined;
+  before: Usage;
+  after: Usage;
+  elapsed: number;
+  generatorCpu: number;
+  watchersOf: { roles: Map<string, number>; ids: Map<string, number> };
+  preload: PreloadResult;
+  serverBefore: ServerMetrics | undefined;
+  serverAfter: ServerMetrics | undefined;
+}
+
+/** The threads' figures as one: latencies pooled, event lag from each change's acknowledgement to each of its deliveries. */
+function merge({ results, died, before, after, elapsed, generatorCpu, watchersOf, preload, serverBefore, serverAfter }: Measured): Omit<SwarmRun, 'contender'> {
+  const errors: Record<string, number> = {};
+  const add = (kind: string, count: number) => (errors[kind] = (errors[kind] ?? 0) + count);
+  if (died) add(died, 1);
+  const sent = { heartbeat: 0, register: 0, deregister: 0, status: 0, discover: 0, blocking: 0 };
+  const latency = { heartbeat: [] as number[], register: [] as number[], discover: [] as number[] };
+  const blocking = { wakeups: 0, unchanged: 0 };
+  const delivered = new Map<string, number[]>();
+  const acknowledged: PartResult['acknowledged'] = [];
+  for (const result of results) {
+    for (const [kind, count] of Object.entries(result.errors)) add(kind, count);
+    for (const kind of Object.keys(sent) as (keyof typeof sent)[]) sent[kind] += result.sent[kind] ?? 0;
+    for (const kind of Object.keys(latency) as (keyof typeof latency)[]) latency[kind].push(...(result.latency[kind] ?? []));
+    blocking.wakeups += result.blocking.wakeups;
+    blocking.unchanged += result.blocking.unchanged;
+    for (const [key, times] of result.delivered) delivered.set(key, [...(delivered.get(key) ?? []), ...times]);
+    acknowledged.push(...result.acknowledged);
+  }
 
   const lags: number[] = [];
   let expected = 0;
-  for (const [key, { at, expected: concernedWatchers }] of acknowledged) {
-    expected += concernedWatchers;
-    const times = delivered.get(key) ?? [];
+  for (const [type, id, role, at] of acknowledged) {
+    const concerned = (watchersOf.roles.get(role) ?? 0) + (watchersOf.ids.get(id) ?? 0);
+    expected += concerned;
+    const times = delivered.get(`${type}:${id}`) ?? [];
     // An event may reach a watcher before the writer has read its answer: that is no lag at all.
     for (const time of times) lags.push(Math.max(0, time - at));
-    const missing = concernedWatchers - times.length;
-    if (missing > 0) errors['event gap: deliveries missing'] = (errors['event gap: deliveries missing'] ?? 0) + missing;
+    if (concerned > times.length) add('event gap: deliveries missing', concerned - times.length);
   }
   const changes = sent.register + sent.deregister + sent.status;
   const requests = Object.values(sent).reduce((sum, count) => sum + count, 0);
@@ -302,6 +274,12 @@ export async function runSwarm(target: SwarmTarget, n: number, seconds: number, 
         serverBefore && serverAfter
           ? { wakeups: serverAfter.wakeups - serverBefore.wakeups, unchanged: serverAfter.unchanged - serverBefore.unchanged }
           : undefined,
+    },
+    serverLoopDelay: serverAfter?.loopDelay,
+    generator: {
+      cpuPercent: (generatorCpu / elapsed) * 100,
+      threads: results.length,
+      busiestLoopPercent: Math.max(...results.map((result) => result.loopBusy * 100)),
     },
     errors,
   };

@@ -91,6 +91,8 @@ const SWARM_ROWS: Row[] = [
   ['event lag p99, ms', (r) => r.eventLag?.p99],
   ['blocking wake-ups per change', (r) => r.blocking?.perChange],
   ['wake-ups with nothing new (client)', (r) => r.blocking?.unchanged],
+  ['server event loop delay p99, ms', (r) => r.serverLoopDelay?.p99Ms],
+  ['server event loop delay max, ms', (r) => r.serverLoopDelay?.maxMs],
 ];
 
 const figure = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(value >= 10 ? 1 : 2));
@@ -114,6 +116,10 @@ export function formatSwarm(results: SwarmResults): string {
     ...SWARM_ROWS.map((row) => [row[0], ...measured.map((run) => cell(run, row))]),
     ['wake-ups / with nothing new (server metrics)', ...measured.map(serverWakeups)],
     ['errors (429, 503, refused watchers, event gaps)', ...measured.map((run) => String(errors(run)))],
+    [
+      'load generator CPU, % of one core (busiest thread’s loop)',
+      ...measured.map((run) => (run.generator ? `${figure(run.generator.cpuPercent)} (${Math.round(run.generator.busiestLoopPercent)}%)` : 'n/a')),
+    ],
   ];
   const { machine, options } = results;
   const notes = results.runs.flatMap((run) => [

@@ -129,3 +129,44 @@ describe('blocking queries and filtered watchers on a real server', () => {
     );
   });
 });
+
+describe('after a restart, the first change to a VM that was already there is judged against what it was', () => {
+  const file = join(dir.path, 'restarted.db');
+  let server: ServerProcess;
+  before(async () => {
+    const first = await startServer({ env: { REGISTRY_DB: file } });
+    for (const id of ['known-same', 'known-renamed', 'known-unserviced']) {
+      assert.equal((await fetch(`${first.url}/registry/vms`, json('POST', vm(id, 'lieutenant')))).status, 201);
+    }
+    await first.stop();
+    server = await startServer({ env: { REGISTRY_DB: file } });
+  });
+  after(async () => server.stop());
+  const api = (path: string, init?: RequestInit) => fetch(`${server.url}${path}`, init);
+  const indexOf = (response: Response) => Number(response.headers.get('x-registry-index'));
+  const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await api('/metrics')).text())?.[1]);
+
+  it('a change that shows nothing new wakes nobody; one that renames a VM, or takes away the service a query asks for, wakes it', async () => {
+    const index = indexOf(await api('/registry/discover/lieutenant'));
+    const byService = api(`/registry/vms?service=pi-rpc&index=${index}&wait=60s`);
+    const byRole = api(`/registry/discover/lieutenant?index=${index}&wait=60s`);
+    while ((await (await api('/health')).json()).waiting !== 2) await sleep(10);
+
+    // Running already: only lastSeen moves, which is no news to a blocking query.
+    assert.equal((await api('/registry/vms/known-same', json('PATCH', { status: 'running' }))).status, 200);
+    const renamed = await api('/registry/vms/known-renamed', json('PUT', { ...vm('known-renamed', 'lieutenant'), name: 'renamed' }));
+    assert.equal(renamed.status, 200);
+    const byRoleAnswer = await byRole;
+    assert.equal(indexOf(byRoleAnswer), index + 2, 'woken by the rename, the second change, not by the first');
+    assert.deepEqual(ids(await byRoleAnswer.json()).sort(), ['known-renamed', 'known-same', 'known-unserviced']);
+
+    assert.equal(indexOf(await byService), index + 2, 'the rename woke the query by service as well');
+    const again = api(`/registry/vms?service=pi-rpc&index=${index + 2}&wait=60s`);
+    while ((await (await api('/health')).json()).waiting !== 1) await sleep(10);
+    const { services: _dropped, ...unserviced } = vm('known-unserviced', 'lieutenant');
+    assert.equal((await api('/registry/vms/known-unserviced', json('PUT', unserviced))).status, 200);
+    const byServiceAnswer = await again;
+    assert.deepEqual(ids(await byServiceAnswer.json()).sort(), ['known-renamed', 'known-same'], 'the VM without the service left the answer');
+    assert.equal(await metric('vm_registry_blocking_wakeups_unchanged_total'), 0, 'no wake-up found nothing new');
+  });
+});

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { runCli, startServer, tempDir } from './support/server-process.js';
@@ -26,6 +27,22 @@ describe('vm-registry serve', () => {
     try {
       assert.match(server.output(), /listens on 127\.0\.0\.1 only.*set VERS_AUTH_TOKEN \(and HOST=/);
       assert.match(server.output(), /"host":"127\.0\.0\.1"/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  // A swarm's agents reconnecting at once (a restart, a network blip) must queue, not have their
+  // SYNs dropped into seconds of retransmission: Node's default backlog is 511.
+  it('listens with a connection backlog as deep as the kernel allows, up to 4096', async () => {
+    const server = await startServer({ env: { REGISTRY_DB: freshDb() } });
+    try {
+      const port = new URL(server.url).port;
+      // For a listening socket, ss shows the backlog in the Send-Q column.
+      const line = execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim().split('\n')[0];
+      const backlog = Number(line.split(/\s+/)[2]);
+      const kernelCap = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+      assert.equal(backlog, Math.min(4096, kernelCap), line);
     } finally {
       await server.stop();
     }

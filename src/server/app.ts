@@ -10,7 +10,6 @@ import { addAuthorization } from './http/auth.js';
 import { rateLimitOptions } from './http/rate-limit.js';
 import { answerFrameworkError, clientErrorAnswerer, installErrorHandling, installJsonBodyParser, MAX_PARAM_LENGTH } from './http/errors.js';
 import { ChangeFeed } from './feed/change-feed.js';
-import { FleetCensus } from './feed/fleet-census.js';
 import { instrumentStore } from './ops/instrumented-store.js';
 import { RegistryMetrics } from './ops/metrics.js';
 import { openapiOptions } from './http/openapi.js';
@@ -131,13 +130,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     options.healthChecks &&
     new HealthChecker(store, feed, checkSettings as HealthCheckSettings, share ?? WHOLE_REGISTRY, metrics.healthChecks(), options.logger);
   checker?.start();
-  // Taken at the first scrape, not at start: listing every VM would delay a restart's first answer.
-  let census: Promise<FleetCensus> | undefined;
-  metrics.follow(
-    feed,
-    async () => (store.census ? store.census() : (await (census ??= FleetCensus.start(store, feed))).lines()),
-    store.mirrorLag && (() => store.mirrorLag!()),
-  );
+  metrics.follow(feed, () => store.census(), store.mirrorLag && (() => store.mirrorLag!()));
   // A connection whose request ends after closing began would otherwise stay open for its
   // keep-alive timeout (72 s), holding the close up all that time: close each as it goes idle.
   let closeIdle: NodeJS.Timeout | undefined;
@@ -149,7 +142,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     clearInterval(closeIdle);
     sweeper?.stop();
     await checker?.stop();
-    void census?.then((started) => started.stop());
     metrics.close();
     feed.close();
   });

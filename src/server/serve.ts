@@ -12,6 +12,15 @@ import { startSelfRegistration } from './ops/self-registration.js';
 import { readTokensFile, TokenRegistry } from './http/tokens.js';
 import { VERSION } from '../domain/version.js';
 
+/**
+ * Connections waiting to be accepted. Node's default, 511, is too shallow for a swarm: when
+ * thousands of agents reconnect at once (a restart, a network blip, a slow moment that makes
+ * clients open more sockets), SYNs past it are dropped and each agent waits out TCP's
+ * retransmission, 1, 3, 7, 15 s…, while the server sits idle. The kernel caps it at
+ * net.core.somaxconn (4096 on current Linux, etcd's Go listener gets the same).
+ */
+const LISTEN_BACKLOG = 4096;
+
 /** DATABASE_URL selects PostgreSQL, shared by every replica; otherwise the embedded SQLite file. */
 async function openStore(config: ServerConfig, log: pino.Logger): Promise<RegistryStore> {
   const common = { staleAfterMs: config.staleAfterMs, eventRetention: config.eventRetention, healthChecks: config.healthChecks !== undefined };
@@ -73,7 +82,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     });
   }
 
-  await app.listen({ port: config.port, host: config.host });
+  await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   // Before the line that says it is up: whoever waits for that line finds the server registered.

@@ -1,9 +1,9 @@
 import type { Vm } from '../domain/schemas/vm.js';
 import type { VmRecord } from '../domain/vm.js';
 import { ListingCache } from './listing-cache.js';
-import { entryBytes, entryJson, listingBody, Mirror, type MirrorEntry } from './mirror.js';
+import { builtJson, entryBytes, entryJson, listingBody, Mirror, staleAt, type MirrorEntry } from './mirror.js';
 import { recordOf } from './rules.js';
-import type { CensusLine, JsonListing, JsonVm, ListFilter, Listing } from './store.js';
+import type { CensusLine, FeedListing, JsonListing, JsonVm, ListFilter, Listing } from './store.js';
 
 const entryRecord = (entry: MirrorEntry, staleCutoff: number): VmRecord =>
   recordOf(JSON.parse(entryJson(entry, staleCutoff)) as Vm, entry.owner, entry.revision);
@@ -46,6 +46,19 @@ export class MirrorReads {
     const staleCutoff = this.staleCutoff();
     const { entries } = this.mirror.select(filter, staleCutoff);
     return { vms: entries.map((entry) => entryRecord(entry, staleCutoff)), revision: this.options.revision() };
+  }
+
+  feedListing(): FeedListing {
+    const staleCutoff = this.staleCutoff();
+    const entries = this.mirror.select({}, staleCutoff).entries.map((entry) => ({
+      id: entry.id,
+      role: entry.role,
+      status: entry.status,
+      stale: staleAt(entry, staleCutoff),
+      lastSeen: entry.lastSeen,
+      json: builtJson(entry),
+    }));
+    return { entries, revision: this.options.revision() };
   }
 
   listJson(filter: ListFilter = {}): JsonListing {

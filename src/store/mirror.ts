@@ -78,6 +78,9 @@ function ready(entry: MirrorEntry): MirrorEntry {
   return entry;
 }
 
+/** The entry's JSON text as the mirror holds it (lastSeen as when built, stale false), built first if it was loaded at start. */
+export const builtJson = (entry: MirrorEntry): string => ready(entry).json;
+
 /** Whether the entry is stale for a reader whose staleness cutoff is `staleCutoff` (now minus the threshold). */
 export const staleAt = (entry: MirrorEntry, staleCutoff: number): boolean => entry.status === 'running' && entry.lastSeen < staleCutoff;
 

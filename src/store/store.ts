@@ -20,6 +20,26 @@ export interface Listing {
   revision: number;
 }
 
+/**
+ * A VM as the change feed first learns of it (ChangeFeed.start): what filters read, and its
+ * JSON as the store keeps it, shared rather than copied, which the feed parses only if the VM
+ * changes. That text shows lastSeen and stale as they were when it was built: the feed takes
+ * both from the other fields.
+ */
+export interface FeedEntry {
+  id: string;
+  role: Role;
+  status: Status;
+  stale: boolean;
+  lastSeen: number;
+  json: string;
+}
+
+export interface FeedListing {
+  entries: FeedEntry[];
+  revision: number;
+}
+
 /** A listing as the API's exact answer, UTF-8 JSON: `{"vms":[…],"count":n,"revision":r}`. */
 export interface JsonListing {
   body: Buffer;
@@ -84,6 +104,8 @@ export interface RegistryStore {
   get(id: string): Promise<VmRecord | undefined>;
   /** Newest registration first, then by id. Filters apply exactly as given (see listFilter). */
   list(filter?: ListFilter): Promise<Listing>;
+  /** Every VM as the change feed first needs it, without parsing any VM's JSON (see FeedEntry). */
+  feedListing(): Promise<FeedListing>;
   /**
    * Optional fast paths: list and get answered as the response text itself, for a store that
    * keeps its entries serialized. Same filters and order as list and get; routes fall back to
@@ -92,10 +114,10 @@ export interface RegistryStore {
   listJson?(filter?: ListFilter): Promise<JsonListing>;
   getJson?(id: string): Promise<JsonVm | undefined>;
   /**
-   * Optional: how many VMs of each role, status and staleness, counted by a store that holds
-   * them all in memory. Without it the server keeps a census of its own from the change feed.
+   * How many VMs of each role, status and staleness: both stores count their mirror, so the
+   * server keeps no per-VM census of its own beside it.
    */
-  census?(): Promise<CensusLine[]>;
+  census(): Promise<CensusLine[]>;
   /** Optional: how far this replica's copy of the registry trails the shared database (PostgreSQL). */
   mirrorLag?(): MirrorLag;
   /** NotFoundError, PreconditionFailedError. Setting status to running refreshes lastSeen. */

@@ -2,29 +2,13 @@ import type { FastifyBaseLogger } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GoneError, UnavailableError } from '../../domain/errors.js';
 import type { RegistryEvent, RegistryReset } from '../../domain/schemas/events.js';
-import type { Role, Vm } from '../../domain/schemas/vm.js';
-import { hashOf } from '../../domain/service-health.js';
-import { staleAfterEvent, type StaleStanding } from '../../domain/stale-after-event.js';
-import { matchesFilter, type FilterStanding, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
-import type { VmRecord } from '../../domain/vm.js';
+import type { Role } from '../../domain/schemas/vm.js';
+import { staleAfterEvent } from '../../domain/stale-after-event.js';
+import { matchesFilter, type FeedListing, type ListFilter, type RegistryStore } from '../../store/store.js';
+import { standingOf, standingsOf, type Standing } from './standings.js';
 
 const START_RETRY_MS = 100;
 const START_PATIENCE_MS = 30_000;
-
-/** What the feed knows of a VM between its changes: what filters look at, its stale marker, and a hash of what answers show of it. */
-export interface Standing extends FilterStanding, StaleStanding {
-  shown: number;
-}
-
-/**
- * A hash of a VM as listings show it, lastSeen aside: heartbeats move lastSeen without a
- * change, and a change that moves only lastSeen (a PATCH to running of a running VM) is no
- * more news to a blocking query than a heartbeat.
- */
-function shownHash(vm: Vm, stale: boolean): number {
-  const { name, role, status, address, registeredBy, registeredAt, services, metadata } = vm;
-  return hashOf(JSON.stringify([name, role, status, address, registeredBy, registeredAt, services, metadata, stale]));
-}
 
 /**
  * An event with its Server-Sent Events frame, encoded once however many watchers get it, and
@@ -86,12 +70,10 @@ export function feedReset(revision: number): FeedReset {
 function feedEvent(event: RegistryEvent, before: Standing | undefined): FeedEvent {
   let frame: string | undefined;
   const gone = event.type === 'deregistered' || event.type === 'reaped';
-  const { role, status, lastSeen, services } = event.vm;
-  const stale = staleAfterEvent(event, before);
   return {
     ...event,
     before,
-    after: gone ? undefined : { role, status, lastSeen, services, stale, shown: shownHash(event.vm, stale) },
+    after: gone ? undefined : standingOf(event.vm, staleAfterEvent(event, before)),
     get frame() {
       return (frame ??= sseFrame(event));
     },
@@ -164,11 +146,11 @@ export class ChangeFeed {
   private constructor(
     private readonly store: RegistryStore,
     private readonly log: FastifyBaseLogger | undefined,
-    { vms, revision }: Listing,
+    { entries, revision }: FeedListing,
   ) {
     this.delivered = revision;
     this.recentFrom = revision;
-    this.know(vms);
+    this.standings = standingsOf(entries);
     this.unsubscribe = store.onChange(() => this.wake());
   }
 
@@ -181,7 +163,7 @@ export class ChangeFeed {
     // again right after opening (another replica's writes outran its first load): wait for it.
     for (let waited = 0; ; waited += START_RETRY_MS) {
       try {
-        return new ChangeFeed(store, log, await store.list());
+        return new ChangeFeed(store, log, await store.feedListing());
       } catch (error) {
         if (!(error instanceof UnavailableError) || waited >= START_PATIENCE_MS) throw error;
         await sleep(START_RETRY_MS);
@@ -311,12 +293,6 @@ export class ChangeFeed {
     for (const waiter of this.revisionWaiters) waiter.wake();
   }
 
-  private know(vms: readonly VmRecord[]): void {
-    this.standings = new Map(
-      vms.map((vm) => [vm.id, { role: vm.role, status: vm.status, stale: vm.stale, lastSeen: vm.lastSeen, services: vm.services, shown: shownHash(vm, vm.stale) }]),
-    );
-  }
-
   /** Index of the first recent change with a revision above `revision`. */
   private firstAfter(revision: number): number {
     let low = 0;
@@ -389,12 +365,12 @@ export class ChangeFeed {
    * retention, or over a store restored to an older revision.
    */
   private async resync(gone: GoneError): Promise<void> {
-    const listing = await this.store.list();
+    const listing = await this.store.feedListing();
     this.log?.warn({ from: this.delivered, to: listing.revision, reason: gone.message }, 'the change feed lost its place in the event log; watchers are told to list again');
     this.delivered = listing.revision;
     this.recent = [];
     this.recentFrom = listing.revision;
-    this.know(listing.vms);
+    this.standings = standingsOf(listing.entries);
     const reset = feedReset(listing.revision);
     for (const observer of this.observers) observer(reset);
     for (const listener of this.listeners) listener(reset);

@@ -27,10 +27,11 @@ export function instrumentStore(store: RegistryStore, metrics: RegistryMetrics):
     put: timed('put', store.put),
     get: timed('get', store.get),
     list: timed('list', store.list),
+    feedListing: timed('list', store.feedListing),
     // The fast paths are timed as the operations they stand for.
     ...(store.listJson && { listJson: timed('list', store.listJson) }),
     ...(store.getJson && { getJson: timed('get', store.getJson) }),
-    ...(store.census && { census: timed('census', store.census) }),
+    census: timed('census', store.census),
     ...(store.mirrorLag && { mirrorLag: () => store.mirrorLag!() }),
     update: timed('update', store.update),
     deregister: timed('deregister', store.deregister),

@@ -7,6 +7,7 @@ import type { ServiceHealth } from '../../domain/schemas/service-health.js';
 import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import type {
   CensusLine,
+  FeedListing,
   Heartbeat,
   ImportedVm,
   ImportResult,
@@ -170,6 +171,10 @@ export class PostgresStore implements RegistryStore {
 
   async list(filter: ListFilter = {}): Promise<Listing> {
     return this.mirror.current().list(filter);
+  }
+
+  async feedListing(): Promise<FeedListing> {
+    return this.mirror.current().feedListing();
   }
 
   async listJson(filter: ListFilter = {}): Promise<JsonListing> {

@@ -20,6 +20,7 @@ import {
 } from '../rules.js';
 import type {
   CensusLine,
+  FeedListing,
   Heartbeat,
   ImportedVm,
   ImportResult,
@@ -171,6 +172,10 @@ export class SqliteStore implements RegistryStore {
 
   async list(filter: ListFilter = {}): Promise<Listing> {
     return this.reads.list(filter);
+  }
+
+  async feedListing(): Promise<FeedListing> {
+    return this.reads.feedListing();
   }
 
   async listJson(filter: ListFilter = {}): Promise<JsonListing> {
