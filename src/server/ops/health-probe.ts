@@ -145,6 +145,7 @@ export class Prober {
     });
   }
 
+  /** Hands a check to undici: when it starts, and once more for its one retry. */
   send(check: Check): void {
     try {
       this.agent.dispatch(check.options, check);
@@ -196,6 +197,7 @@ export class Prober {
     return { pass: false, output: `timeout after ${this.timeoutMs} ms`, failure: 'timeout' };
   }
 
+  /** The verdict on an error undici or the connector reported. */
   failure(error: unknown): Verdict {
     const err = error as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
     const cause = err.cause instanceof Refused ? err.cause : err;
