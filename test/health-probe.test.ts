@@ -29,10 +29,19 @@ async function target(answer: RequestListener) {
 const prober = new Prober('http', 500, 10_000, new HealthHostRule(['127.0.0.1'], []));
 after(() => prober.close());
 
-describe('one health check over a plain socket', () => {
+/**
+ * A check of the same target a moment after the last, as checks come (an interval apart):
+ * undici hands a connection back to its pool one turn of the event loop after the answer ended.
+ */
+async function probeLater(port: number, path = '/health') {
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  return prober.probe('127.0.0.1', port, path);
+}
+
+describe('one health check', () => {
   it('checks of one target share one kept connection', async () => {
     const { port, seen } = await target((_request, response) => response.end('ok'));
-    for (let i = 0; i < 5; i++) assert.deepEqual(await prober.probe('127.0.0.1', port, '/health'), { pass: true, output: 'HTTP 200' });
+    for (let i = 0; i < 5; i++) assert.deepEqual(await probeLater(port), { pass: true, output: 'HTTP 200' });
     assert.equal(seen.requests.length, 5);
     assert.equal(seen.connections, 1);
   });
@@ -48,8 +57,8 @@ describe('one health check over a plain socket', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     servers.push(server);
     const port = (server.address() as AddressInfo).port;
-    assert.deepEqual(await prober.probe('127.0.0.1', port, '/health'), { pass: true, output: 'HTTP 200' });
-    assert.deepEqual(await prober.probe('127.0.0.1', port, '/health'), { pass: true, output: 'HTTP 200' });
+    assert.deepEqual(await probeLater(port), { pass: true, output: 'HTTP 200' });
+    assert.deepEqual(await probeLater(port), { pass: true, output: 'HTTP 200' });
     assert.equal(connections, 2);
   });
 
@@ -59,16 +68,33 @@ describe('one health check over a plain socket', () => {
       response.write('still ');
       response.end('here');
     });
-    assert.deepEqual(await prober.probe('127.0.0.1', port, '/up'), { pass: true, output: 'HTTP 200' });
-    assert.deepEqual(await prober.probe('127.0.0.1', port, '/down'), { pass: false, output: 'HTTP 503', failure: 'status' });
+    assert.deepEqual(await probeLater(port, '/up'), { pass: true, output: 'HTTP 200' });
+    assert.deepEqual(await probeLater(port, '/down'), { pass: false, output: 'HTTP 503', failure: 'status' });
     assert.equal(seen.connections, 1);
   });
 
-  it('a long body is not read: the status decides and the connection is dropped', async () => {
-    const { port, seen } = await target((_request, response) => response.end('x'.repeat(1_000_000)));
+  it('an interim answer (103 Early Hints) is not the verdict: the final status is', async () => {
+    const { port } = await target((_request, response) => {
+      response.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      response.end('ok');
+    });
     assert.deepEqual(await prober.probe('127.0.0.1', port, '/health'), { pass: true, output: 'HTTP 200' });
-    assert.deepEqual(await prober.probe('127.0.0.1', port, '/health'), { pass: true, output: 'HTTP 200' });
-    assert.equal(seen.connections, 2);
+  });
+
+  it('an endless body is not read: the status decides and its connection is closed', async () => {
+    let closed!: () => void;
+    const connectionClosed = new Promise<void>((resolve) => (closed = resolve));
+    const { port } = await target((request, response) => {
+      response.writeHead(200);
+      const more = () => {
+        while (!response.destroyed && response.write('x'.repeat(16_384)));
+      };
+      response.on('drain', more);
+      request.socket.on('close', closed);
+      more();
+    });
+    assert.deepEqual(await probeLater(port), { pass: true, output: 'HTTP 200' });
+    await connectionClosed;
   });
 
   it('an answer whose end is the connection’s end (no length) is read until it closes', async () => {
