@@ -26,7 +26,12 @@ export interface BenchOptions {
   swarmVms: number;
   /** Seconds the swarm's mix lasts. */
   swarmSeconds: number;
+  /** The swarm's contenders to run (`ours`, `etcd`); both when empty. */
+  swarmOnly: SwarmContender[];
 }
+
+export const SWARM_CONTENDERS = ['ours', 'etcd'] as const;
+export type SwarmContender = (typeof SWARM_CONTENDERS)[number];
 
 export const USAGE = `Usage: npm run bench -- [options]
 
@@ -46,6 +51,8 @@ export const USAGE = `Usage: npm run bench -- [options]
                        on SQLite, and with --pg also on one and on two PostgreSQL replicas
   --swarm-vms <count>  VMs preloaded for the swarm (default 100000)
   --swarm-seconds <s>  how long the swarm's mix lasts (default 60)
+  --swarm-only <a,b>   run only these contenders of the swarm: ours (SQLite, and PostgreSQL with --pg), etcd;
+                       with --profile, our server runs under node --cpu-prof
   --help               this text`;
 
 function positive(name: string, text: string | undefined, fallback: number, integer: boolean): number {
@@ -55,6 +62,13 @@ function positive(name: string, text: string | undefined, fallback: number, inte
     throw new Error(`--${name} must be a positive ${integer ? 'whole ' : ''}number (got "${text}")`);
   }
   return value;
+}
+
+function contenders(text: string | undefined): SwarmContender[] {
+  const names = text ? text.split(',').map((name) => name.trim()) : [];
+  const unknown = names.find((name) => !(SWARM_CONTENDERS as readonly string[]).includes(name));
+  if (unknown !== undefined) throw new Error(`--swarm-only takes ${SWARM_CONTENDERS.join(', ')} (got "${unknown}")`);
+  return names as SwarmContender[];
 }
 
 /** Reads the command line; throws with a message naming the bad flag. */
@@ -77,6 +91,7 @@ export function parseOptions(args: string[], defaultOut: string): BenchOptions |
       swarm: { type: 'boolean' },
       'swarm-vms': { type: 'string' },
       'swarm-seconds': { type: 'string' },
+      'swarm-only': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -99,5 +114,6 @@ export function parseOptions(args: string[], defaultOut: string): BenchOptions |
     swarm: values.swarm ?? false,
     swarmVms: positive('swarm-vms', values['swarm-vms'], 100_000, true),
     swarmSeconds: positive('swarm-seconds', values['swarm-seconds'], 60, false),
+    swarmOnly: contenders(values['swarm-only']),
   };
 }

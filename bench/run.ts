@@ -13,7 +13,7 @@ import { closeConnections, send } from './http.js';
 import { drive, type RunResult } from './load.js';
 import { benchHealthChecks, formatHealthResults, HEALTH_SCENARIO } from './health.js';
 import { describeMachine } from './machine.js';
-import { parseOptions, USAGE, type BenchOptions } from './options.js';
+import { parseOptions, USAGE, type BenchOptions, type SwarmContender } from './options.js';
 import { preload } from './preload.js';
 import { residentMb, settledResidentMb, startRegistry, type Registry } from './registry.js';
 import { judge, summarize, type BenchResults, type ScenarioResult } from './results.js';
@@ -204,13 +204,15 @@ async function swarm(options: BenchOptions, save: (results: SwarmResults) => voi
   const { swarmVms: n, swarmSeconds: seconds } = options;
   progress(`machine: ${machine.cpu}, ${machine.cores} cores; vm-registry ${machine.commit}; swarm of N = ${n} for ${seconds} s`);
   const version = etcdVersion();
+  const wanted = (contender: SwarmContender) => options.swarmOnly.length === 0 || options.swarmOnly.includes(contender);
+  const ours = (onPostgres: boolean, replicas: number) => () => startOurs(onPostgres, replicas, options.profile);
   const contenders: { name: string; start?: () => Promise<SwarmServer>; skipped?: string }[] = [
-    { name: 'ours, SQLite', start: () => startOurs(false, 1) },
-    version ? { name: `etcd ${version}`, start: startEtcd } : { name: 'etcd', skipped: ETCD_MISSING },
-    ...(options.pg
+    ...(wanted('ours') ? [{ name: 'ours, SQLite', start: ours(false, 1) }] : []),
+    ...(wanted('etcd') ? [version ? { name: `etcd ${version}`, start: startEtcd } : { name: 'etcd', skipped: ETCD_MISSING }] : []),
+    ...(options.pg && wanted('ours')
       ? [
-          { name: 'ours, PostgreSQL ×1', start: () => startOurs(true, 1) },
-          { name: 'ours, PostgreSQL ×2', start: () => startOurs(true, 2) },
+          { name: 'ours, PostgreSQL ×1', start: ours(true, 1) },
+          { name: 'ours, PostgreSQL ×2', start: ours(true, 2) },
         ]
       : []),
   ];

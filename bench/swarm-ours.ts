@@ -67,9 +67,10 @@ function counter(text: string, name: string): number | undefined {
 /** How long a blocking discover waits (the server's default); an answer after most of it is its wait running out. */
 const WAIT_MS = 60_000;
 
-export async function startOurs(onPostgres: boolean, replicas: number): Promise<SwarmServer> {
+/** `profileDir`: where each server process writes its CPU profile (node --cpu-prof), if anywhere. */
+export async function startOurs(onPostgres: boolean, replicas: number, profileDir?: string): Promise<SwarmServer> {
   const token = randomBytes(24).toString('base64url');
-  const registry = await startRegistry(undefined, onPostgres, {}, { token, replicas });
+  const registry = await startRegistry(profileDir, onPostgres, {}, { token, replicas });
   const urls = registry.replicas.map((server) => server.url);
   const database = () => (registry.cluster ? postgresProcesses(registry.cluster.port) : []);
   return {

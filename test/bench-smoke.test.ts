@@ -106,3 +106,23 @@ it('npm run bench -- --pg also measures the read scenarios on the embedded store
     pgOut.remove();
   }
 });
+
+it('npm run bench -- --swarm --swarm-only ours runs our server alone, under the CPU profiler with --profile', { timeout: 240_000 }, async () => {
+  const swarmOut = tempDir('vm-registry-bench-swarm-only-');
+  try {
+    const run = (...args: string[]) => promisify(execFile)(process.execPath, [BENCH, ...args], { timeout: 230_000, maxBuffer: 16 * 1024 * 1024 });
+    await assert.rejects(run('--swarm', '--swarm-only', 'ours,consul'), (error: { code: number; stderr: string }) => {
+      assert.equal(error.code, 2);
+      assert.match(error.stderr, /--swarm-only takes ours, etcd \(got "consul"\)/);
+      return true;
+    });
+    const profiles = join(swarmOut.path, 'profiles');
+    await run('--swarm', '--swarm-only', 'ours', '--swarm-vms', '300', '--swarm-seconds', '2', '--profile', profiles, '--out', swarmOut.path);
+    const file = readdirSync(swarmOut.path).find((name) => name.endsWith('.json'))!;
+    const results = JSON.parse(readFileSync(join(swarmOut.path, file), 'utf8')) as SwarmResults;
+    assert.deepEqual(results.runs.map((r) => [r.contender, r.skipped]), [['ours, SQLite', undefined]]);
+    assert.ok(readdirSync(profiles).some((name) => name.endsWith('.cpuprofile')), 'the server wrote its CPU profile');
+  } finally {
+    swarmOut.remove();
+  }
+});

@@ -3,6 +3,7 @@ import type { ListFilter } from './store.js';
 interface CachedListing {
   body: Buffer;
   revision: number;
+  ids: readonly string[];
   /** Until when (ms) no VM it shows or leaves out can turn stale by time alone. */
   until: number;
 }

@@ -68,9 +68,9 @@ export class MirrorReads {
     const staleCutoff = now - this.options.staleAfterMs;
     const { entries, oldestFresh } = this.mirror.select(filter, staleCutoff);
     const revision = this.options.revision();
-    const body = listingBody(entries, revision, staleCutoff);
-    this.listings.set(filter, { body, revision, until: oldestFresh + this.options.staleAfterMs });
-    return { body, revision };
+    const listing = { body: listingBody(entries, revision, staleCutoff), revision, ids: entries.map((entry) => entry.id) };
+    this.listings.set(filter, { ...listing, until: oldestFresh + this.options.staleAfterMs });
+    return listing;
   }
 
   census(): CensusLine[] {

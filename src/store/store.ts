@@ -44,6 +44,11 @@ export interface FeedListing {
 export interface JsonListing {
   body: Buffer;
   revision: number;
+  /**
+   * The listed VMs' ids, in the body's order: a woken blocking query checks its changes against
+   * them, where parsing the body (~400 KB for 1,000 VMs) once per waiter blocked the server.
+   */
+  ids: readonly string[];
 }
 
 /** One VM as the API's exact answer, UTF-8 JSON, with the revision of its last change (its ETag). */

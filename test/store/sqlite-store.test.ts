@@ -150,6 +150,24 @@ describe('SQLite store mirror', () => {
     await store.close();
   });
 
+  it('names the VMs of a listing text beside it, in its order, fresh and cached alike', async () => {
+    const store = open(join(dir.path, 'listing-ids.db'));
+    await store.register(aVm({ id: 'old', role: 'lieutenant' }));
+    clock.advance(60_001);
+    await store.register(aVm({ id: 'w', role: 'worker', metadata: { note: '"id":"fake"' } }));
+    await store.register(aVm({ id: 'l', role: 'lieutenant' }));
+    await store.register(aVm({ id: 'p', role: 'lieutenant', status: 'paused' }));
+    for (const filter of [{}, discoverFilter('lieutenant'), { stale: true }, { role: 'worker' as const }]) {
+      for (const time of ['fresh', 'cached']) {
+        const { body, ids } = await store.listJson(filter);
+        const shown = (JSON.parse(body.toString()) as { vms: { id: string }[] }).vms.map((vm) => vm.id);
+        assert.deepEqual(ids, shown, `${JSON.stringify(filter)}, ${time}`);
+      }
+    }
+    assert.deepEqual((await store.listJson(discoverFilter('lieutenant'))).ids, ['l'], 'paused and stale ones are not discovered');
+    await store.close();
+  });
+
   it('answers a listing again only while it is still what a fresh one would be', async () => {
     const store = open(join(dir.path, 'listing-cache.db'));
     const fresh = async (filter: Parameters<typeof store.list>[0]) => {

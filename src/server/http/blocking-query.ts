@@ -21,8 +21,7 @@ export interface BlockingQueries {
 /** A listing as the store answered it: records, or the answer's bytes. */
 export type Answer = Listing | JsonListing;
 
-const idsOf = (answer: Answer): string[] =>
-  'vms' in answer ? answer.vms.map((vm) => vm.id) : (JSON.parse(answer.body.toString('utf8')) as { vms: { id: string }[] }).vms.map((vm) => vm.id);
+const idsOf = (answer: Answer): readonly string[] => ('vms' in answer ? answer.vms.map((vm) => vm.id) : answer.ids);
 
 /**
  * Whether an answer differs from the one at the client's index, from the VMs the changes since
