@@ -109,7 +109,7 @@ export function rowOf(vm: VmFields, revision: number): Omit<VmRow, 'registered_a
  * `jsonFromFile` when first asked for, so that a restart over 100k VMs answers its first
  * discover without reading them all.
  */
-export function loadMirror(db: Database.Database, mirror: Mirror, jsonFromFile: (id: string) => VmJsonText): void {
+export function loadMirror(db: Database.Database, mirror: Mirror, sql: RowStatements): void {
   const rows = db
     .prepare<[], MirroredTuple>('SELECT id, role, status, owner, revision, registered_at, last_seen, stale_announced FROM vms')
     .raw(true)
@@ -118,11 +118,19 @@ export function loadMirror(db: Database.Database, mirror: Mirror, jsonFromFile: 
   rows.sort((a, b) => a[5] - b[5] || (a[0] > b[0] ? -1 : a[0] < b[0] ? 1 : 0));
   for (const [id, role, status, owner, revision, registered_at, last_seen, stale_announced] of rows) {
     const columns = { id, role, status, owner, revision, registered_at, last_seen, stale_announced };
-    mirror.set(entryOf(columns, NOT_YET_BUILT, () => jsonFromFile(id)));
+    mirror.set(entryOf(columns, NOT_YET_BUILT, () => jsonFromFile(sql, id)));
   }
   const heartbeats = db.prepare<[], [id: string, lastSeen: number]>('SELECT id, last_seen FROM heartbeats').raw(true);
   for (const [id, lastSeen] of heartbeats.all()) {
     const entry = mirror.get(id);
     if (entry && lastSeen > entry.lastSeen) entry.lastSeen = lastSeen;
   }
+}
+
+/** A VM's JSON built from its row in the file, for an entry loaded at start and first read now. */
+function jsonFromFile(sql: RowStatements, id: string): VmJsonText {
+  const row = sql.get.get(id)!;
+  // Services written before the JSON was prepared at write time may hold the client's field order.
+  const services = row.services === null ? null : servicesJson(JSON.parse(row.services));
+  return jsonOf({ ...row, services });
 }

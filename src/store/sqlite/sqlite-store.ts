@@ -6,7 +6,7 @@ import type { ServiceHealth } from '../../domain/schemas/service-health.js';
 import { applyHealth, withHealth, type CheckedService, type HealthTarget } from '../../domain/service-health.js';
 import { isStale, type VmFields, type VmRecord } from '../../domain/vm.js';
 import { staysStaleAfterUpdate } from '../../domain/stale-after-event.js';
-import { isoTimestamp, servicesJson, vmJson, vmJsonString, type VmJsonText } from '../../domain/vm-json.js';
+import { isoTimestamp, servicesJson, vmJson, vmJsonString } from '../../domain/vm-json.js';
 import {
   ChangeListeners,
   checkCreate,
@@ -125,7 +125,7 @@ export class SqliteStore implements RegistryStore {
       writeHeartbeats.immediate(ids);
       this.ensureCheckpointing();
     });
-    loadMirror(db, this.reads.mirror, (id) => this.jsonFromFile(id));
+    loadMirror(db, this.reads.mirror, this.sql);
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
@@ -345,13 +345,6 @@ export class SqliteStore implements RegistryStore {
   private ensureCheckpointing(): void {
     if (this.checkpointer !== undefined || this.file === ':memory:') return;
     this.checkpointer = startCheckpointing(this.db, this.file);
-  }
-
-  private jsonFromFile(id: string): VmJsonText {
-    const row = this.sql.get.get(id)!;
-    // Services written before the JSON was prepared at write time may hold the client's field order.
-    const services = row.services === null ? null : servicesJson(JSON.parse(row.services));
-    return jsonOf({ ...row, services });
   }
 
   /** A new row's columns; `previous`: the services of the entry replaced at the same address, whose health carries over. */
