@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { testApp, type TestApp } from '../../testing/app.js';
 
 describe('If-Match', () => {
   let h: TestApp;
   beforeEach(async () => (h = await testApp()));
+  afterEach(() => h.close());
 
   it('PATCH with the current ETag succeeds; with a stale one answers 412 and changes nothing', async () => {
     await h.register();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { LIMITS } from '../../domain/schemas/vm.js';
 import { aRegistration } from '../../testing/fixtures.js';
 import { testApp, type TestApp } from '../../testing/app.js';
@@ -9,6 +9,7 @@ const billing = aRegistration();
 describe('bad input: a 400 naming the problem, and nothing stored', () => {
   let h: TestApp;
   before(async () => (h = await testApp()));
+  after(() => h.close());
 
   const cases: Array<[string, unknown, RegExp]> = [
     ['no body', undefined, /request body is required|must be a JSON object/],

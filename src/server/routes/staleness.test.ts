@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { testApp, type TestApp } from '../../testing/app.js';
 import { STALE_AFTER_MS } from '../../testing/fixtures.js';
 
@@ -10,6 +10,7 @@ describe('staleness', () => {
     await h.register({ id: 'quiet', role: 'infra' });
     await h.register({ id: 'beating', role: 'infra' });
   });
+  afterEach(() => h.close());
   const ids = async (url: string) => (await h.request({ method: 'GET', url })).body.vms.map((vm: { id: string }) => vm.id).sort();
 
   it('a VM with no heartbeat for longer than REGISTRY_STALE_AFTER drops out of discover and ?status=running only', async () => {
@@ -65,5 +66,6 @@ describe('?stale on list', () => {
     const bad = await h.request({ method: 'GET', url: '/registry/vms?stale=maybe' });
     assert.equal(bad.status, 400);
     assert.match(bad.body.error, /^query parameter stale must be one of true, false/);
+    await h.close();
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { aRegistration } from '../../testing/fixtures.js';
 import { testApp, type TestApp } from '../../testing/app.js';
 
@@ -8,6 +8,7 @@ const billing = aRegistration();
 describe('the seed API', () => {
   let h: TestApp;
   beforeEach(async () => (h = await testApp()));
+  afterEach(() => h.close());
 
   it('POST /registry/vms answers 201 with the full entry, status defaulting to running', async () => {
     const response = await h.request({ method: 'POST', url: '/registry/vms', payload: billing });
@@ -133,6 +134,7 @@ describe('the seed API', () => {
 describe('PUT /registry/vms/:id', () => {
   let h: TestApp;
   beforeEach(async () => (h = await testApp()));
+  afterEach(() => h.close());
   const { id: _id, ...body } = billing;
 
   it('answers 201 when it creates and 200 when it replaces, keeping registeredAt', async () => {
