@@ -112,12 +112,11 @@ export interface RegistryStore {
   /** Every VM as the change feed first needs it, without parsing any VM's JSON (see FeedEntry). */
   feedListing(): Promise<FeedListing>;
   /**
-   * Optional fast paths: list and get answered as the response text itself, for a store that
-   * keeps its entries serialized. Same filters and order as list and get; routes fall back to
-   * those when a store has none.
+   * list and get answered as the response text itself, which both stores keep serialized in
+   * their mirror. Same filters and order as list and get.
    */
-  listJson?(filter?: ListFilter): Promise<JsonListing>;
-  getJson?(id: string): Promise<JsonVm | undefined>;
+  listJson(filter?: ListFilter): Promise<JsonListing>;
+  getJson(id: string): Promise<JsonVm | undefined>;
   /**
    * How many VMs of each role, status and staleness: both stores count their mirror, so the
    * server keeps no per-VM census of its own beside it.

@@ -1,7 +1,7 @@
 import { parseDuration } from '../../domain/duration.js';
 import { LIMITS } from '../../domain/schemas/vm.js';
 import type { FastifyReply } from 'fastify';
-import type { JsonListing, ListFilter, Listing } from '../../store/store.js';
+import type { JsonListing, ListFilter } from '../../store/store.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import type { CallerQuota } from './caller-quota.js';
 import { BadRequestError } from './errors.js';
@@ -18,19 +18,14 @@ export interface BlockingQueries {
   wakeups?: WakeupCounter;
 }
 
-/** A listing as the store answered it: records, or the answer's bytes. */
-export type Answer = Listing | JsonListing;
-
-const idsOf = (answer: Answer): readonly string[] => ('vms' in answer ? answer.vms.map((vm) => vm.id) : answer.ids);
-
 /**
  * Whether an answer differs from the one at the client's index, from the VMs the changes since
  * were about: one that was in the result then has left it or changed, and one that is in it now
  * has entered or changed. Only VMs that entered and left again in between leave it as it was.
  */
-function hasNews(answer: Answer, touched: ReadonlyMap<string, boolean>): boolean {
+function hasNews(answer: JsonListing, touched: ReadonlyMap<string, boolean>): boolean {
   for (const wasIn of touched.values()) if (wasIn) return true;
-  return idsOf(answer).some((id) => touched.has(id));
+  return answer.ids.some((id) => touched.has(id));
 }
 
 /**
@@ -41,7 +36,7 @@ function hasNews(answer: Answer, touched: ReadonlyMap<string, boolean>): boolean
  * of the registry (a client that saw another timeline, such as a restored backup) answers at
  * once. A caller already holding as many waiting queries as `waiting` allows is answered 429.
  */
-export async function blockingAnswer<A extends Answer>(
+export async function blockingAnswer<A extends JsonListing>(
   { feed, waiting, wakeups }: BlockingQueries,
   query: { index?: string; wait?: string },
   reply: FastifyReply,

@@ -29,8 +29,8 @@ export function instrumentStore(store: RegistryStore, metrics: RegistryMetrics):
     list: timed('list', store.list),
     feedListing: timed('list', store.feedListing),
     // The fast paths are timed as the operations they stand for.
-    ...(store.listJson && { listJson: timed('list', store.listJson) }),
-    ...(store.getJson && { getJson: timed('get', store.getJson) }),
+    listJson: timed('list', store.listJson),
+    getJson: timed('get', store.getJson),
     census: timed('census', store.census),
     ...(store.mirrorLag && { mirrorLag: () => store.mirrorLag!() }),
     update: timed('update', store.update),

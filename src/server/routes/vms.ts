@@ -14,13 +14,13 @@ import {
 } from '../../domain/schemas/vm.js';
 import { NotFoundError } from '../../domain/errors.js';
 import { normaliseRegistration, normaliseUpdate } from '../../domain/vm.js';
-import { discoverFilter, DISCOVERABLE, listFilter, type ListFilter, type Listing, type RegistryStore } from '../../store/store.js';
+import { discoverFilter, DISCOVERABLE, listFilter, type ListFilter, type RegistryStore } from '../../store/store.js';
 import { ownerRestriction } from '../http/auth.js';
 import { CallerQuota } from '../http/caller-quota.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { BadRequestError } from '../http/errors.js';
 import { etag, parseIfMatch } from '../http/if-match.js';
-import { blockingAnswer, type Answer, type WakeupCounter } from '../http/blocking-query.js';
+import { blockingAnswer, type WakeupCounter } from '../http/blocking-query.js';
 
 export interface VmRoutesOptions {
   store: RegistryStore;
@@ -47,13 +47,11 @@ const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String()) })
 export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, { store, feed, maxWaiting, healthChecks, wakeups }) => {
   const revision = () => store.revision();
   const blocking = { feed, waiting: new CallerQuota(maxWaiting), wakeups };
-  const listing = ({ vms, revision }: Listing) => ({ vms, count: vms.length, revision });
   /** Answers a listing, held first when the query is a blocking one; X-Registry-Index is the revision it is current as of. */
   const sendListing = async (reply: FastifyReply, query: { index?: string; wait?: string }, filter: ListFilter) => {
-    const read = (): Promise<Answer> => (store.listJson ? store.listJson(filter) : store.list(filter));
-    const answer = await blockingAnswer(blocking, query, reply, filter, read, revision);
+    const answer = await blockingAnswer(blocking, query, reply, filter, () => store.listJson(filter), revision);
     reply.header('x-registry-index', answer.revision);
-    return 'body' in answer ? sendPrepared(reply, answer.body) : reply.send(listing(answer));
+    return sendPrepared(reply, answer.body);
   };
 
   app.post(
@@ -116,10 +114,10 @@ export const vmRoutes: FastifyPluginAsyncTypebox<VmRoutesOptions> = async (app, 
     '/vms/:id',
     { config: read, schema: { summary: 'Get one VM', params: VmIdParamsSchema, headers: ReadHeadersSchema, response: { 200: VmSchema } } },
     async (request, reply) => {
-      const vm = store.getJson ? await store.getJson(request.params.id) : await store.get(request.params.id);
+      const vm = await store.getJson(request.params.id);
       if (!vm) throw new NotFoundError(request.params.id);
       reply.header('etag', etag(vm.revision));
-      return 'body' in vm ? sendPrepared(reply, vm.body) : reply.send(vm);
+      return sendPrepared(reply, vm.body);
     },
   );
 
