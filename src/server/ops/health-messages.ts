@@ -22,8 +22,8 @@ export interface HealthCheckSettings {
 export type WorkerSettings = Omit<HealthCheckSettings, 'hosts'> & { hosts: HealthHostSpec };
 
 /** Why a check failed, as /metrics counts it. */
-export type FailureReason = 'status' | 'timeout' | 'connection' | 'refused';
-export const FAILURE_REASONS: readonly FailureReason[] = ['status', 'timeout', 'connection', 'refused'];
+export const FAILURE_REASONS = ['status', 'timeout', 'connection', 'refused'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** One checked service of a VM, with the status the store holds for it. */
 export interface ServiceTarget {
