@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FAST_CHECKS, Target } from './support/health-target.js';
+import { fileURLToPath } from 'node:url';
+import { FAST_CHECKS, TLS_CERT, Target } from './support/health-target.js';
 import { runCli, startServer, tempDir, type ServerProcess } from './support/server-process.js';
 import { Watcher } from './support/watch.js';
 
@@ -230,6 +231,40 @@ describe('health check settings', () => {
     });
     assert.equal(code, 2);
     assert.match(stderr, /REGISTRY_HEALTH_TIMEOUT .* REGISTRY_HEALTH_INTERVAL/);
+  });
+});
+
+describe('checks over https (REGISTRY_HEALTH_SCHEME=https)', () => {
+  const overHttps = { REGISTRY_HEALTH_SCHEME: 'https', ...FAST_CHECKS, REGISTRY_HEALTH_HOSTS: '127.0.0.1' };
+  const statusOf = async (server: ServerProcess, id: string, status: string): Promise<Health | undefined> => {
+    let health: Health | undefined;
+    for (let i = 0; i < 100; i++) {
+      health = ((await (await fetch(`${server.url}/registry/vms/${id}`)).json()) as Answer['vms'][number]).services?.[0].health;
+      if (health?.status === status) break;
+      await sleep(50);
+    }
+    return health;
+  };
+
+  it('a target whose certificate the server trusts passes; the same target untrusted is critical, naming the certificate', async () => {
+    const target = await Target.start({ tls: true });
+    const trusting = await startServer({ env: { REGISTRY_DB: freshDb(), ...overHttps, NODE_EXTRA_CA_CERTS: fileURLToPath(TLS_CERT) } });
+    const distrusting = await startServer({ env: { REGISTRY_DB: freshDb(), ...overHttps } });
+    try {
+      for (const server of [trusting, distrusting]) {
+        assert.equal((await fetch(`${server.url}/registry/vms`, post(checked('tls-1', '127.0.0.1', target.port)))).status, 201);
+      }
+      const trusted = await statusOf(trusting, 'tls-1', 'passing');
+      assert.equal(trusted?.status, 'passing');
+      assert.equal(trusted?.output, 'HTTP 200');
+      const untrusted = await statusOf(distrusting, 'tls-1', 'critical');
+      assert.equal(untrusted?.status, 'critical');
+      assert.match(untrusted?.output ?? '', /^DEPTH_ZERO_SELF_SIGNED_CERT: self[- ]signed certificate/);
+    } finally {
+      await trusting.stop();
+      await distrusting.stop();
+      await target.close();
+    }
   });
 });
 

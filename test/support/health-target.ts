@@ -1,7 +1,13 @@
-import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export type Mode = 'ok' | 'fail' | 'hang' | 'drip' | 'redirect';
+
+/** A self-signed certificate for 127.0.0.1 and localhost, valid until 2126, and its key. */
+export const TLS_CERT = new URL('../../../test/fixtures/tls/cert.pem', import.meta.url);
+const TLS_KEY = new URL('../../../test/fixtures/tls/key.pem', import.meta.url);
 
 /** A checker that settles within a second: a verdict every 300 ms, critical after two failures. */
 export const FAST_CHECKS = {
@@ -23,8 +29,8 @@ export class Target {
   requests: Array<Record<string, string | string[] | undefined>> = [];
   private readonly server: Server;
 
-  private constructor() {
-    this.server = createServer((request, response) => {
+  private constructor(tls: boolean) {
+    const answer: RequestListener = (request, response) => {
       this.requests.push(request.headers);
       const mode = this.paths.get(request.url ?? '') ?? this.mode;
       if (mode === 'ok') response.end('ok');
@@ -36,12 +42,14 @@ export class Target {
         response.on('close', () => clearInterval(drip));
       }
       // hang: never answers
-    });
-    this.server.on('connection', () => this.connections++);
+    };
+    this.server = tls ? createTlsServer({ cert: readFileSync(TLS_CERT), key: readFileSync(TLS_KEY) }, answer) : createServer(answer);
+    this.server.on(tls ? 'secureConnection' : 'connection', () => this.connections++);
   }
 
-  static async start(): Promise<Target> {
-    const target = new Target();
+  /** `tls`: over HTTPS, with the certificate in TLS_CERT. */
+  static async start(options: { tls?: boolean } = {}): Promise<Target> {
+    const target = new Target(options.tls ?? false);
     await new Promise<void>((resolve) => target.server.listen(0, '127.0.0.1', resolve));
     return target;
   }
