@@ -31,6 +31,7 @@ import {
   recordOf,
 } from '../rules.js';
 import { ChangeListener } from './change-listener.js';
+import { HeartbeatBatch, type BeatAnswer } from './heartbeat-batch.js';
 import { redactDatabaseUrl } from './database-url.js';
 import { connectionTo, Database, openPool } from './pool.js';
 import { migrate } from './migrate.js';
@@ -78,6 +79,11 @@ export class PostgresStore implements RegistryStore {
   private closed = false;
 
   private readonly db: Database;
+  private readonly heartbeats = new HeartbeatBatch(async (ids, owners) => {
+    // Named, so each connection parses and plans the hot path once.
+    const { rows } = await this.db.query<BeatAnswer>(SQL.heartbeats, [...this.writeParameters(), ids, owners], 'heartbeats');
+    return rows;
+  });
 
   private constructor(
     pool: pg.Pool,
@@ -248,13 +254,7 @@ export class PostgresStore implements RegistryStore {
 
   async heartbeat(id: string, options: Pick<WriteOptions, 'owner'> = {}): Promise<Heartbeat> {
     const owner = options.owner ?? null;
-    // Named, so each connection parses and plans the hot path once.
-    const { rows } = await this.db.query<{ seen: string | null; rev: number | null }>(
-      SQL.heartbeat,
-      [...this.writeParameters(), id, owner],
-      'heartbeat',
-    );
-    const { seen, rev } = rows[0];
+    const { seen, rev } = await this.heartbeats.beat(id, owner);
     if (seen === null || rev === null) {
       if (owner !== null && (await this.db.query(SQL.exists, [id])).rows.length > 0) throw new ForbiddenError(id, owner);
       throw new NotFoundError(id);
