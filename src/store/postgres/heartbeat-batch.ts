@@ -8,7 +8,7 @@ export interface BeatAnswer {
 export type SendBeats = (ids: string[], owners: (string | null)[]) => Promise<BeatAnswer[]>;
 
 /** The most heartbeats one statement carries: a swarm's backlog goes in a few statements, none of them long. */
-export const MAX_BATCH = 256;
+const MAX_BATCH = 256;
 
 interface Waiting {
   id: string;
