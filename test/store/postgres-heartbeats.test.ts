@@ -168,6 +168,27 @@ describe('heartbeats on PostgreSQL', () => {
     }
   });
 
+  it('an import of VMs that heartbeat meanwhile never deadlocks with their batches', async () => {
+    const store = await openPostgresStore({ url: await cluster.createDatabase('batched_import'), staleAfterMs: STALE_AFTER_MS });
+    try {
+      const ids = Array.from({ length: 200 }, (_, i) => `vm-${String(i).padStart(3, '0')}`);
+      await Promise.all(ids.map((id) => store.register(aVm({ id }))));
+      // In the opposite order to the batches' locks, so that the two would wait for each other.
+      const imported = [...ids].reverse().map((id) => ({ ...aVm({ id }), registeredAt: Date.now(), lastSeen: Date.now() }));
+      for (let round = 0; round < 3; round++) {
+        const [result, beats] = await Promise.all([
+          store.import(imported),
+          Promise.allSettled(ids.map((id) => store.heartbeat(id))),
+        ]);
+        assert.equal(result.replaced, ids.length);
+        // A heartbeat that waited for a row the import replaced finds it gone: a 404, as for any deleted VM.
+        for (const beat of beats) assert.ok(beat.status === 'fulfilled' || beat.reason instanceof NotFoundError, String(rejection(beat)));
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a batch that fails fails for every heartbeat in it with the same error, and applies none of them', async () => {
     const url = await cluster.createDatabase('batched_failure');
     const admin = await connect(url);

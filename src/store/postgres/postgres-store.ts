@@ -79,11 +79,9 @@ export class PostgresStore implements RegistryStore {
   private closed = false;
 
   private readonly db: Database;
-  private readonly heartbeats = new HeartbeatBatch(async (ids, owners) => {
-    // Named, so each connection parses and plans the hot path once.
-    const { rows } = await this.db.query<BeatAnswer>(SQL.heartbeats, [...this.writeParameters(), ids, owners], 'heartbeats');
-    return rows;
-  });
+  // Named, so each connection parses and plans the hot path once.
+  private readonly heartbeats = new HeartbeatBatch(async (ids, owners) =>
+    (await this.db.query<BeatAnswer>(SQL.heartbeats, [...this.writeParameters(), ids, owners], 'heartbeats')).rows);
 
   private constructor(
     pool: pg.Pool,
@@ -228,6 +226,7 @@ export class PostgresStore implements RegistryStore {
   async import(vms: ImportedVm[]): Promise<ImportResult> {
     const result = await this.db.transaction(async (client) => {
       let created = 0;
+      await client.query(SQL.lockForImport, [vms.map((vm) => vm.id)]);
       for (const vm of vms) {
         // Delete and insert rather than replace: the replace statement keeps registered_at, an import must not.
         const replaced = ((await client.query(SQL.removeForImport, [vm.id])).rowCount ?? 0) > 0;

@@ -89,6 +89,9 @@ export const SQL = {
   remove: `
     DELETE FROM vms AS v WHERE id = $3
     RETURNING ${LOGGED("'deregistered'", 'registry_next_revision()')}`,
+  // The rows an import replaces, locked in id order before it takes the revision counter, as a
+  // heartbeat batch locks its own: otherwise each could hold a row the other waits for.
+  lockForImport: 'SELECT 1 FROM vms WHERE id = ANY ($1::text[]) ORDER BY id FOR UPDATE',
   removeForImport: 'DELETE FROM vms WHERE id = $1',
   heartbeats: 'SELECT seen, rev FROM registry_heartbeats($3::text[], $4::text[], $1::timestamptz, $2)',
   sweeper: 'SELECT pg_try_advisory_xact_lock($1) AS sweeper',
