@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { StoreLog } from './store-log.js';
-import { CHANGE_CHANNEL, HEARTBEAT_CHANNEL } from './statements.js';
+import { CHANGE_CHANNEL, HEARTBEAT_BATCH_CHANNEL, HEARTBEAT_CHANNEL } from './statements.js';
 
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 2000;
@@ -9,7 +9,7 @@ const RETRY_MAX_MS = 2000;
 export interface ListenerHandlers {
   /** A change committed: the payload registry_log sent (the first revision its transaction logged). */
   changed(payload: string): void;
-  /** A heartbeat committed: the payload registry_heartbeat_v2 sent. */
+  /** Heartbeats committed: the payload registry_heartbeats (or, from a replica of the previous version, registry_heartbeat_v2) sent. */
   heartbeat(payload: string): void;
   /** The connection is gone: notifications sent from now until `restored` are never delivered. */
   lost(): void;
@@ -57,11 +57,11 @@ export class ChangeListener {
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client));
     client.on('notification', ({ channel, payload = '' }) =>
-      channel === HEARTBEAT_CHANNEL ? this.handlers.heartbeat(payload) : this.handlers.changed(payload),
+      channel === CHANGE_CHANNEL ? this.handlers.changed(payload) : this.handlers.heartbeat(payload),
     );
     try {
       await client.connect();
-      await client.query(`LISTEN ${CHANGE_CHANNEL}; LISTEN ${HEARTBEAT_CHANNEL}`);
+      await client.query(`LISTEN ${CHANGE_CHANNEL}; LISTEN ${HEARTBEAT_BATCH_CHANNEL}; LISTEN ${HEARTBEAT_CHANNEL}`);
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;

@@ -1,4 +1,4 @@
-import { CHANGE_CHANNEL, HEARTBEAT_CHANNEL } from './statements.js';
+import { CHANGE_CHANNEL, HEARTBEAT_BATCH_CHANNEL, HEARTBEAT_CHANNEL, NOTIFY_PAYLOAD_MAX } from './statements.js';
 
 /**
  * Schema versions, applied in order and recorded in registry_migrations. Append only:
@@ -207,6 +207,66 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
       DELETE FROM events WHERE revision <= least(rev - retention, first - 1);
       PERFORM pg_notify('${CHANGE_CHANNEL}', first::text);
       RETURN json_build_object('revision', rev, 'type', kind, 'vm', document, 'owner', v.owner);
+    END $$;
+  `,
+  `
+  -- registry_heartbeat_v2 for a batch of heartbeats in one statement (see heartbeat-batch.ts):
+  -- answers one row per input, in input order, with seen and rev NULL where v2 answers NULL.
+  -- The rows are locked in id order before anything else, so that two replicas' batches never
+  -- deadlock, and the revision counter is only ever taken after them, as every other write
+  -- does. A recovery is logged with a revision of its own and makes the whole batch durable;
+  -- every other heartbeat is announced as a line '<revision> <ms> <id>' on a channel of its own
+  -- (see HEARTBEAT_BATCH_CHANNEL), in as few notifications as the payload limit allows.
+  -- v2 stays for replicas of the previous version during a rolling upgrade.
+  CREATE FUNCTION registry_heartbeats(ids text[], callers text[], fixed timestamptz, retention bigint)
+    RETURNS TABLE (seen text, rev bigint)
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+    DECLARE
+      at timestamptz := registry_now(fixed);
+      ms text := (extract(epoch FROM at) * 1000)::bigint::text;
+      locked text[];
+      beat record;
+      line text;
+      chunk text := '';
+      any_recovered boolean := false;
+    BEGIN
+      SELECT coalesce(array_agg(l.id), '{}') INTO locked
+        FROM (SELECT v.id FROM vms v WHERE v.id = ANY (ids) ORDER BY v.id FOR UPDATE) l;
+      -- Only the rows locked above: one registered since would be locked out of order.
+      FOR beat IN
+        WITH allowed AS (
+          SELECT DISTINCT v.id, v.stale_announced AS was_stale
+          FROM unnest(ids, callers) AS i(id, caller) JOIN vms v ON v.id = i.id
+          WHERE v.id = ANY (locked) AND (i.caller IS NULL OR v.owner = i.caller)
+        )
+        UPDATE vms AS v SET last_seen = at, stale_announced = false,
+          revision = CASE WHEN a.was_stale THEN registry_next_revision() ELSE v.revision END
+        FROM allowed a WHERE v.id = a.id
+        RETURNING v.id, v.revision, a.was_stale, CASE WHEN a.was_stale THEN registry_log(v, 'recovered', v.revision, at, retention) END
+      LOOP
+        IF beat.was_stale THEN
+          any_recovered := true;
+          CONTINUE;
+        END IF;
+        line := beat.revision || ' ' || ms || ' ' || beat.id;
+        IF chunk <> '' AND octet_length(chunk) + 1 + octet_length(line) > ${NOTIFY_PAYLOAD_MAX} THEN
+          PERFORM pg_notify('${HEARTBEAT_BATCH_CHANNEL}', chunk);
+          chunk := '';
+        END IF;
+        chunk := CASE WHEN chunk = '' THEN line ELSE chunk || E'\n' || line END;
+      END LOOP;
+      IF chunk <> '' THEN
+        PERFORM pg_notify('${HEARTBEAT_BATCH_CHANNEL}', chunk);
+      END IF;
+      IF NOT any_recovered THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+      END IF;
+      RETURN QUERY
+        SELECT CASE WHEN v.id IS NOT NULL THEN registry_iso(at) END, v.revision
+        FROM unnest(ids, callers) WITH ORDINALITY AS i(id, caller, ord)
+        LEFT JOIN vms v ON v.id = i.id AND v.id = ANY (locked) AND (i.caller IS NULL OR v.owner = i.caller)
+        ORDER BY i.ord;
     END $$;
   `,
 ];

@@ -31,6 +31,7 @@ import {
   recordOf,
 } from '../rules.js';
 import { ChangeListener } from './change-listener.js';
+import { HeartbeatBatch, type BeatAnswer } from './heartbeat-batch.js';
 import { redactDatabaseUrl } from './database-url.js';
 import { connectionTo, Database, openPool } from './pool.js';
 import { migrate } from './migrate.js';
@@ -78,6 +79,9 @@ export class PostgresStore implements RegistryStore {
   private closed = false;
 
   private readonly db: Database;
+  // Named, so each connection parses and plans the hot path once.
+  private readonly heartbeats = new HeartbeatBatch(async (ids, owners) =>
+    (await this.db.query<BeatAnswer>(SQL.heartbeats, [...this.writeParameters(), ids, owners], 'heartbeats')).rows);
 
   private constructor(
     pool: pg.Pool,
@@ -222,6 +226,7 @@ export class PostgresStore implements RegistryStore {
   async import(vms: ImportedVm[]): Promise<ImportResult> {
     const result = await this.db.transaction(async (client) => {
       let created = 0;
+      await client.query(SQL.lockForImport, [vms.map((vm) => vm.id)]);
       for (const vm of vms) {
         // Delete and insert rather than replace: the replace statement keeps registered_at, an import must not.
         const replaced = ((await client.query(SQL.removeForImport, [vm.id])).rowCount ?? 0) > 0;
@@ -248,13 +253,7 @@ export class PostgresStore implements RegistryStore {
 
   async heartbeat(id: string, options: Pick<WriteOptions, 'owner'> = {}): Promise<Heartbeat> {
     const owner = options.owner ?? null;
-    // Named, so each connection parses and plans the hot path once.
-    const { rows } = await this.db.query<{ seen: string | null; rev: number | null }>(
-      SQL.heartbeat,
-      [...this.writeParameters(), id, owner],
-      'heartbeat',
-    );
-    const { seen, rev } = rows[0];
+    const { seen, rev } = await this.heartbeats.beat(id, owner);
     if (seen === null || rev === null) {
       if (owner !== null && (await this.db.query(SQL.exists, [id])).rows.length > 0) throw new ForbiddenError(id, owner);
       throw new NotFoundError(id);

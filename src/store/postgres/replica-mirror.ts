@@ -145,12 +145,14 @@ export class ReplicaMirror {
     this.follow();
   }
 
-  /** LISTEN heard of a heartbeat, as '<revision> <ms> <id>'. */
+  /** LISTEN heard of heartbeats: lines of '<revision> <ms> <id>' (a batch), or one such line (a replica of the previous version). */
   heartbeatHeard(payload: string): void {
-    const first = payload.indexOf(' ');
-    const second = payload.indexOf(' ', first + 1);
-    if (first < 0 || second < 0) return;
-    this.beat(payload.slice(second + 1), Number(payload.slice(0, first)), Number(payload.slice(first + 1, second)));
+    for (const line of payload.split('\n')) {
+      const first = line.indexOf(' ');
+      const second = line.indexOf(' ', first + 1);
+      if (first < 0 || second < 0) continue;
+      this.beat(line.slice(second + 1), Number(line.slice(0, first)), Number(line.slice(first + 1, second)));
+    }
   }
 
   /**

@@ -10,8 +10,22 @@ import type { WriteTarget } from '../rules.js';
 
 /** The channel registry_log() notifies after every change, and every replica LISTENs on. */
 export const CHANGE_CHANNEL = 'vm_registry_changes';
-/** The channel registry_heartbeat_v2() tells every replica's mirror of heartbeats on: '<revision> <lastSeen ms> <id>'. */
+/**
+ * The channel registry_heartbeat_v2() tells every replica's mirror of one heartbeat on:
+ * '<revision> <lastSeen ms> <id>'. Only replicas of the previous version still call it (during a
+ * rolling upgrade), so replicas keep listening on it.
+ */
 export const HEARTBEAT_CHANNEL = 'vm_registry_heartbeats';
+/**
+ * The channel registry_heartbeats() tells of a batch on: lines of '<revision> <lastSeen ms> <id>'
+ * joined by newlines. A channel of its own, not HEARTBEAT_CHANNEL: a replica of the previous
+ * version reads everything after the second space as the id, so a batch sent there would reach
+ * it as one heartbeat of a VM named by all the other lines, and its mirror would hold that
+ * garbage forever. On this channel it hears nothing instead (see docs/postgres.md, upgrades).
+ */
+export const HEARTBEAT_BATCH_CHANNEL = 'vm_registry_heartbeat_batches';
+/** The longest NOTIFY payload, in bytes: PostgreSQL refuses 8,000 and more. */
+export const NOTIFY_PAYLOAD_MAX = 7999;
 
 // Any fixed number, the same in every replica: whoever holds it this tick is the sweeper.
 export const SWEEP_LOCK = 0x76_6d_72_02;
@@ -75,8 +89,11 @@ export const SQL = {
   remove: `
     DELETE FROM vms AS v WHERE id = $3
     RETURNING ${LOGGED("'deregistered'", 'registry_next_revision()')}`,
+  // The rows an import replaces, locked in id order before it takes the revision counter, as a
+  // heartbeat batch locks its own: otherwise each could hold a row the other waits for.
+  lockForImport: 'SELECT 1 FROM vms WHERE id = ANY ($1::text[]) ORDER BY id FOR UPDATE',
   removeForImport: 'DELETE FROM vms WHERE id = $1',
-  heartbeat: 'SELECT seen, rev FROM registry_heartbeat_v2($3, $1::timestamptz, $2, $4)',
+  heartbeats: 'SELECT seen, rev FROM registry_heartbeats($3::text[], $4::text[], $1::timestamptz, $2)',
   sweeper: 'SELECT pg_try_advisory_xact_lock($1) AS sweeper',
   // The due rows are locked first, skipping any a writer holds, so that the counter's lock is
   // always taken after the rows' as in every other write: no deadlock.
