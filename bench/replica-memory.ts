@@ -1,11 +1,13 @@
 /**
- * `npm run build && node dist/bench/replica-memory.js [--n 100000]`: what a server holding N
- * VMs costs to start and to keep, on a PostgreSQL replica and on the embedded SQLite store,
- * side by side in one run. Each store is filled through POST /registry/import (fast, so that
- * N = 100,000 takes seconds), then its server is restarted: the table gives the time until it
- * listened and until its first discover answered, with the start-up phases its log names, and
- * its memory once a full listing has been built and the idle process has settled (RSS, and
- * the V8 heap and the memory outside it, from /metrics).
+ * `npm run build && node dist/bench/replica-memory.js [--n 100000] [--stores postgres,sqlite]
+ * [--health-checks]`: what a server holding N VMs costs to start and to keep, on a PostgreSQL
+ * replica and on the embedded SQLite store, side by side in one run. Each store is filled
+ * through POST /registry/import (fast, so that N = 100,000 takes seconds), then its server is
+ * restarted: the table gives the time until it listened and until its first discover answered,
+ * with the start-up phases its log names, and its memory once a full listing has been built and
+ * the idle process has settled (RSS, and the V8 heap and the memory outside it, from /metrics).
+ * With --health-checks each server is restarted once more with checks on, for a second row:
+ * every VM has a service to check, which the checker learns of at start.
  */
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -63,10 +65,15 @@ async function metricMb(url: string, name: string): Promise<number> {
   return Math.round(Number(value) / 1024 / 1024);
 }
 
-async function measure(registry: Registry, store: string, n: number): Promise<Measured> {
-  process.stderr.write(`${store}: importing ${n} VMs…\n`);
-  await fill(registry.server.url, n);
-  const listeningMs = await registry.restart();
+/**
+ * Checks on, spread over an interval longer than the measurement, so that probing does not
+ * share the cores with what is measured more than the checker's start-up does.
+ */
+const HEALTH_CHECKS_ON = { REGISTRY_HEALTH_CHECKS: 'on', REGISTRY_HEALTH_INTERVAL: '10m' };
+
+/** Restarts the filled server with `settings` changed and measures it. */
+async function measure(registry: Registry, store: string, settings: Record<string, string> = {}): Promise<Measured> {
+  const listeningMs = await registry.restart(settings);
   const began = performance.now();
   const discover = await send(`${registry.server.url}/registry/discover/${ONE_MATCH_ROLE}`, 'GET');
   if (discover.status !== 200) throw new Error(`discover after restart answered ${discover.status}`);
@@ -91,14 +98,24 @@ async function measure(registry: Registry, store: string, n: number): Promise<Me
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { n: { type: 'string', default: '100000' } } });
+  const { values } = parseArgs({
+    options: { n: { type: 'string', default: '100000' }, stores: { type: 'string', default: 'postgres,sqlite' }, 'health-checks': { type: 'boolean', default: false } },
+  });
   const n = Number(values.n);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`--n must be a positive whole number (got "${values.n}")`);
+  const stores = values.stores.split(',');
+  const unknown = stores.filter((store) => store !== 'postgres' && store !== 'sqlite');
+  if (unknown.length > 0) throw new Error(`--stores takes postgres, sqlite or both, comma-separated (got "${unknown.join(',')}")`);
   const results: Measured[] = [];
   for (const onPostgres of [true, false]) {
+    if (!stores.includes(onPostgres ? 'postgres' : 'sqlite')) continue;
+    const store = onPostgres ? 'PostgreSQL replica' : 'SQLite';
     const registry = await startRegistry(undefined, onPostgres);
     try {
-      results.push(await measure(registry, onPostgres ? 'PostgreSQL replica' : 'SQLite', n));
+      process.stderr.write(`${store}: importing ${n} VMs…\n`);
+      await fill(registry.server.url, n);
+      results.push(await measure(registry, store));
+      if (values['health-checks']) results.push(await measure(registry, `${store}, health checks on`, HEALTH_CHECKS_ON));
     } finally {
       await registry.dispose();
     }

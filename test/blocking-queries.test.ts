@@ -170,3 +170,59 @@ describe('after a restart, the first change to a VM that was already there is ju
     assert.equal(await metric('vm_registry_blocking_wakeups_unchanged_total'), 0, 'no wake-up found nothing new');
   });
 });
+
+describe('after a restart, a change to a VM whose JSON nothing had read since is judged against what the VM was', () => {
+  const file = join(dir.path, 'unread.db');
+  let server: ServerProcess;
+  before(async () => {
+    const first = await startServer({ env: { REGISTRY_DB: file } });
+    for (const [id, role] of [['unread-unserviced', 'worker'], ['unread-same', 'lieutenant'], ['unread-renamed', 'lieutenant']] as const) {
+      assert.equal((await fetch(`${first.url}/registry/vms`, json('POST', vm(id, role)))).status, 201);
+    }
+    await first.stop();
+    server = await startServer({ env: { REGISTRY_DB: file } });
+  });
+  after(async () => server.stop());
+  const api = (path: string, init?: RequestInit) => fetch(`${server.url}${path}`, init);
+  const revisionOf = (response: Response) => Number(/\d+/.exec(response.headers.get('etag')!)![0]);
+  const health = async () => (await api('/health')).json() as Promise<{ revision: number; waiting: number }>;
+  /** Once the feed has handed out `revision`, every query that change woke has stopped waiting. */
+  const waitingAfter = async (revision: number) => {
+    while ((await health()).revision < revision) await sleep(10);
+    return (await health()).waiting;
+  };
+  const waiting = async (count: number) => {
+    while ((await health()).waiting !== count) await sleep(10);
+  };
+  const blocked = (path: string) => {
+    const response = api(path);
+    response.catch(() => undefined);
+    return response;
+  };
+
+  // Each query waits from a revision taken from /health, not from a listing: a listing would
+  // build the JSON of the VMs it lists, and these VMs' JSON must first be needed by the change.
+  it('a worker that drops the service a query asks for wakes it', async () => {
+    const query = blocked(`/registry/vms?role=worker&service=pi-rpc&index=${(await health()).revision}&wait=60s`);
+    await waiting(1);
+    const { services: _dropped, ...unserviced } = vm('unread-unserviced', 'worker');
+    const change = await api('/registry/vms/unread-unserviced', json('PUT', unserviced));
+    assert.equal(change.status, 200);
+    assert.equal(await waitingAfter(revisionOf(change)), 0, 'the VM left the answer: the query woke');
+    assert.deepEqual(ids(await (await query).json()), []);
+  });
+
+  it('a lieutenant renamed wakes a blocking discover; one that only moves lastSeen does not', async () => {
+    const query = blocked(`/registry/discover/lieutenant?index=${(await health()).revision}&wait=60s`);
+    await waiting(1);
+    const same = await api('/registry/vms/unread-same', json('PATCH', { status: 'running' }));
+    assert.equal(await waitingAfter(revisionOf(same)), 1, 'nothing a listing shows changed: still waiting');
+    const renamed = await api('/registry/vms/unread-renamed', json('PATCH', { name: 'renamed' }));
+    assert.equal(await waitingAfter(revisionOf(renamed)), 0, 'the rename woke it');
+    const answer = (await (await query).json()) as { vms: { id: string; name: string }[] };
+    assert.deepEqual(answer.vms.map(({ id, name }) => [id, name]).sort(), [
+      ['unread-renamed', 'renamed'],
+      ['unread-same', 'billing-lt'],
+    ]);
+  });
+});

@@ -19,7 +19,9 @@ export interface MirrorEntry extends VmJsonString {
   staleAnnounced: boolean;
   /**
    * Builds the JSON's text on first use. Entries loaded at start carry this, and no JSON yet,
-   * so that a restart over 100k VMs answers its first discover without serializing all.
+   * so that a restart over 100k VMs answers its first discover without serializing all. It
+   * builds from what was loaded, never from the database as it is when called: the change
+   * feed may build an entry only after the VM changed (see Mirror.set), and needs it as it was.
    */
   prepare: (() => VmJsonText) | undefined;
   /** The services, read from the JSON when a health or service filter first asks (null: none). */
@@ -41,7 +43,7 @@ export interface MirroredColumns {
 /**
  * The one place a mirror entry is made. Every key is written out in one literal, so that all
  * entries share one shape (spreading the JSON in would give each entry a hidden class of its
- * own: 40 MB at 100k VMs), which the mirror's in-place update with Object.assign keeps.
+ * own: 40 MB at 100k VMs).
  */
 export function entryOf(row: MirroredColumns, { json, lastSeenAt, size }: VmJsonString, prepare?: () => VmJsonText): MirrorEntry {
   return {
@@ -131,8 +133,18 @@ class OrderedEntries {
   }
 
   remove(entry: MirrorEntry): void {
-    const at = this.firstWhere((item) => !precedes(item, entry));
+    const at = this.indexOf(entry);
     if (this.items[at] === entry) this.items.splice(at, 1);
+  }
+
+  /** Puts `entry` in the place of `old`, which sorts where it does. */
+  replace(old: MirrorEntry, entry: MirrorEntry): void {
+    const at = this.indexOf(old);
+    if (this.items[at] === old) this.items[at] = entry;
+  }
+
+  private indexOf(entry: MirrorEntry): number {
+    return this.firstWhere((item) => !precedes(item, entry));
   }
 
   /** Binary search: the first index whose item satisfies `done` (false, then true, along the order). */
@@ -171,16 +183,23 @@ export class Mirror {
     return this.byId.get(id);
   }
 
-  /** Adds or replaces an entry; a replacement that keeps its place in the order is updated in place. */
+  /**
+   * Adds or replaces an entry. A replaced entry object is left as it was, never updated in
+   * place: the change feed keeps the entries it listed at start as its record of what each VM
+   * was, and builds one's JSON only once the VM has changed (MirrorReads.feedListing), when it
+   * must still be the VM as listed. A replacement that sorts where the old entry did takes its
+   * place in the order.
+   */
   set(entry: MirrorEntry): void {
     this.lowerSilentFloor(entry);
     const current = this.byId.get(entry.id);
+    this.byId.set(entry.id, entry);
     if (current && current.registeredAt === entry.registeredAt && current.role === entry.role) {
-      Object.assign(current, entry);
+      this.all.replace(current, entry);
+      this.role(entry.role).replace(current, entry);
       return;
     }
     if (current) this.unindex(current);
-    this.byId.set(entry.id, entry);
     this.all.insert(entry);
     this.role(entry.role).insert(entry);
   }

@@ -22,17 +22,18 @@ export interface Listing {
 
 /**
  * A VM as the change feed first learns of it (ChangeFeed.start): what filters read, and its
- * JSON as the store keeps it, shared rather than copied, which the feed parses only if the VM
- * changes. That text shows lastSeen and stale as they were when it was built: the feed takes
- * both from the other fields.
+ * JSON as the store keeps it, shared rather than copied, which the feed reads only if the VM
+ * changes, and then still as it was when listed (a store may build it only then). That text
+ * shows lastSeen and stale as they were when it was built: the feed takes both from the other
+ * fields.
  */
 export interface FeedEntry {
-  id: string;
-  role: Role;
-  status: Status;
-  stale: boolean;
-  lastSeen: number;
-  json: string;
+  readonly id: string;
+  readonly role: Role;
+  readonly status: Status;
+  readonly stale: boolean;
+  readonly lastSeen: number;
+  readonly json: string;
 }
 
 export interface FeedListing {

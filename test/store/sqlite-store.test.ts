@@ -5,7 +5,7 @@ import build from 'fast-json-stringify';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ManualClock } from '../../src/domain/clock.js';
-import { VmListSchema, VmSchema } from '../../src/domain/schemas/vm.js';
+import { VmListSchema, VmSchema, type Vm } from '../../src/domain/schemas/vm.js';
 import { discoverFilter } from '../../src/store/store.js';
 import { tempDir } from '../support/server-process.js';
 import { aVm } from '../../src/testing/fixtures.js';
@@ -277,6 +277,24 @@ describe('SQLite store mirror', () => {
     const reopened = open(file);
     assert.deepEqual({ all: await reopened.listJson(), infra: await reopened.listJson({ role: 'infra' }), list: await reopened.list() }, before);
     assert.equal(await reopened.count(), 3);
+    await reopened.close();
+  });
+
+  it("after a restart, the change feed's listing gives each VM as listed, though it changed before anything read its JSON", async () => {
+    const file = join(dir.path, 'listed.db');
+    const store = open(file);
+    for (const id of ['renamed', 'moved', 'deleted']) await store.register(aVm({ id, name: 'as-listed' }));
+    await store.close();
+    const reopened = open(file);
+    const { entries } = await reopened.feedListing();
+    await reopened.update('renamed', { name: 'changed', services: [] });
+    await reopened.put(aVm({ id: 'moved', name: 'changed', role: 'infra', address: 'elsewhere' }));
+    await reopened.deregister('deleted');
+    assert.deepEqual(
+      entries.map((entry) => JSON.parse(entry.json) as Vm).map(({ id, name, role, address, services }) => ({ id, name, role, address, services })),
+      ['deleted', 'moved', 'renamed'].map((id) => ({ id, name: 'as-listed', role: 'lieutenant', address: `${id}.vm.vers.sh`, services: [{ name: 'pi-rpc', port: 3001 }] })),
+    );
+    assert.equal((await reopened.get('renamed'))?.name, 'changed', 'the store itself answers the change');
     await reopened.close();
   });
 });

@@ -30,8 +30,22 @@ export interface EventRow {
   vm: string;
 }
 
-/** The mirrored columns as the open-time read answers them: id, role, status, owner, revision, registered_at, last_seen, stale_announced. */
-type MirroredTuple = [string, VmRow['role'], VmRow['status'], string | null, number, number, number, 0 | 1];
+/** A row as the open-time read answers it: the mirrored columns first, then what only the VM's JSON needs. */
+type LoadedTuple = [
+  id: string,
+  role: VmRow['role'],
+  status: VmRow['status'],
+  owner: string | null,
+  revision: number,
+  registered_at: number,
+  last_seen: number,
+  stale_announced: 0 | 1,
+  name: string,
+  address: string,
+  registered_by: string,
+  services: string | null,
+  metadata: string | null,
+];
 
 /** The statements the store's operations run on the vms, heartbeats and events tables. */
 export interface RowStatements {
@@ -70,7 +84,7 @@ export function rowStatements(db: Database.Database): RowStatements {
 }
 
 /** The parts of the VM's JSON, from its row (see vm-json.ts). */
-export const jsonOf = (row: VmRow) =>
+export const jsonOf = (row: Omit<VmRow, 'last_seen' | 'revision' | 'stale_announced' | 'owner'>) =>
   vmJsonParts({
     id: row.id,
     name: row.name,
@@ -105,20 +119,25 @@ export function rowOf(vm: VmFields, revision: number): Omit<VmRow, 'registered_a
 
 /**
  * Fills the mirror from the file. Reading every VM here is also the open-time check that the
- * file is readable. Only what the mirror needs is read now, as arrays; a VM's JSON is built by
- * `jsonFromFile` when first asked for, so that a restart over 100k VMs answers its first
- * discover without reading them all.
+ * file is readable. Each VM's JSON is built from its row, kept meanwhile, when first asked for,
+ * so that a restart over 100k VMs answers its first discover without building them all. The
+ * row is read now, with the rest, rather than again then: an entry may be built only after
+ * the VM changed (see MirrorEntry.prepare), when the file holds the VM as it is now.
  */
-export function loadMirror(db: Database.Database, mirror: Mirror, sql: RowStatements): void {
+export function loadMirror(db: Database.Database, mirror: Mirror): void {
   const rows = db
-    .prepare<[], MirroredTuple>('SELECT id, role, status, owner, revision, registered_at, last_seen, stale_announced FROM vms')
+    .prepare<[], LoadedTuple>(
+      `SELECT id, role, status, owner, revision, registered_at, last_seen, stale_announced, name, address, registered_by, services, metadata
+       FROM vms`,
+    )
     .raw(true)
     .all();
   // List order, oldest first (the mirror's own), so that loading appends instead of inserting.
   rows.sort((a, b) => a[5] - b[5] || (a[0] > b[0] ? -1 : a[0] < b[0] ? 1 : 0));
-  for (const [id, role, status, owner, revision, registered_at, last_seen, stale_announced] of rows) {
+  for (const row of rows) {
+    const [id, role, status, owner, revision, registered_at, last_seen, stale_announced] = row;
     const columns = { id, role, status, owner, revision, registered_at, last_seen, stale_announced };
-    mirror.set(entryOf(columns, NOT_YET_BUILT, () => jsonFromFile(sql, id)));
+    mirror.set(entryOf(columns, NOT_YET_BUILT, () => loadedJson(row)));
   }
   const heartbeats = db.prepare<[], [id: string, lastSeen: number]>('SELECT id, last_seen FROM heartbeats').raw(true);
   for (const [id, lastSeen] of heartbeats.all()) {
@@ -127,10 +146,8 @@ export function loadMirror(db: Database.Database, mirror: Mirror, sql: RowStatem
   }
 }
 
-/** A VM's JSON built from its row in the file, for an entry loaded at start and first read now. */
-function jsonFromFile(sql: RowStatements, id: string): VmJsonText {
-  const row = sql.get.get(id)!;
+/** A VM's JSON built from its row as loaded at start. */
+function loadedJson([id, role, status, , , registered_at, , , name, address, registered_by, services, metadata]: LoadedTuple): VmJsonText {
   // Services written before the JSON was prepared at write time may hold the client's field order.
-  const services = row.services === null ? null : servicesJson(JSON.parse(row.services));
-  return jsonOf({ ...row, services });
+  return jsonOf({ id, name, role, status, address, registered_by, registered_at, metadata, services: services === null ? null : servicesJson(JSON.parse(services)) });
 }

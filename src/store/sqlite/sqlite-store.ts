@@ -125,7 +125,7 @@ export class SqliteStore implements RegistryStore {
       writeHeartbeats.immediate(ids);
       this.ensureCheckpointing();
     });
-    loadMirror(db, this.reads.mirror, this.sql);
+    loadMirror(db, this.reads.mirror);
   }
 
   async register(vm: VmFields): Promise<VmRecord> {
