@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ONE_MATCH_ROLE, ONE_PERCENT_ROLE, roleOf, vmId } from './fixtures.js';
 import { steady } from './pace.js';
+import { SLICE_MS } from './swarm-slices.js';
 import { clientFor } from './swarm-clients.js';
 import {
   DISCOVER_AGENTS,
@@ -31,12 +32,16 @@ export type PartSetup = { connection: SwarmConnection; n: number; seconds: numbe
   | { kind: 'watchers'; filters: { filter: WatchFilter; agent: number }[] }
   | { kind: 'discoverers' }
 );
-export type ToPart = { type: 'go'; deadline: number } | { type: 'finish' };
+export type ToPart = { type: 'go'; began: number; deadline: number } | { type: 'finish' };
 export type FromPart = { type: 'ready'; opened: WatchFilter[] } | { type: 'done'; result: PartResult } | { type: 'failed'; message: string };
 
 export interface PartResult {
   sent: Partial<Record<SentKind, number>>;
   latency: Partial<Record<'heartbeat' | 'register' | 'discover', number[]>>;
+  /** When each request in `latency` was sent (wall clock, ms), in the same order. */
+  sentAt: Partial<Record<'heartbeat' | 'register' | 'discover', number[]>>;
+  /** This thread's worst timer lateness in each slice of the mix (SLICE_MS), ms. */
+  loopLag: number[];
   blocking: { wakeups: number; unchanged: number };
   /** The changes this thread's VMs had answered: type, VM, its role, and when (wall clock, ms). */
   acknowledged: [type: ChangeType, id: string, role: string, at: number][];
@@ -46,6 +51,9 @@ export interface PartResult {
   /** The share of the mix this thread's event loop was busy: near 1, it was the limit. */
   loopBusy: number;
 }
+
+/** How often each thread checks its own timers' lateness. */
+const LAG_TICK_MS = 20;
 
 /** Plain discovers a second, whose latency is the discover figure. */
 const PLAIN_DISCOVERS_PER_SECOND = 10;
@@ -57,7 +65,7 @@ const failureKind = (operation: string, error: unknown) =>
 
 /** What every kind of part keeps while it runs. */
 class Tally {
-  readonly result: PartResult = { sent: {}, latency: {}, blocking: { wakeups: 0, unchanged: 0 }, acknowledged: [], delivered: [], errors: {}, loopBusy: 0 };
+  readonly result: PartResult = { sent: {}, latency: {}, sentAt: {}, loopLag: [], blocking: { wakeups: 0, unchanged: 0 }, acknowledged: [], delivered: [], errors: {}, loopBusy: 0 };
   private readonly pending = new Set<Promise<unknown>>();
 
   fail = (kind: string) => void (this.result.errors[kind] = (this.result.errors[kind] ?? 0) + 1);
@@ -68,7 +76,10 @@ class Tally {
     const began = performance.now();
     const done = work().then(
       (value) => {
-        if (kind) (this.result.latency[kind] ??= []).push(performance.now() - began);
+        if (kind) {
+          (this.result.latency[kind] ??= []).push(performance.now() - began);
+          (this.result.sentAt[kind] ??= []).push(performance.timeOrigin + began);
+        }
         return value;
       },
       (error) => {
@@ -244,6 +255,18 @@ async function openWatchers(client: SwarmClient, tally: Tally, filters: { filter
   return { opened, delivered, close: () => closers.forEach((close) => close()) };
 }
 
+/** How late this thread's timers fire, worst per slice into `lags`, of the mix that began at `began` (wall clock). */
+function watchLag(lags: number[], began: number): () => void {
+  let due = wallClock() + LAG_TICK_MS;
+  const timer = setInterval(() => {
+    const now = wallClock();
+    const slice = Math.floor((now - began) / SLICE_MS);
+    lags[slice] = Math.max(lags[slice] ?? 0, now - due);
+    due = now + LAG_TICK_MS;
+  }, LAG_TICK_MS);
+  return () => clearInterval(timer);
+}
+
 const next = (type: ToPart['type']) =>
   new Promise<ToPart>((resolve) => {
     const listener = (message: ToPart) => {
@@ -262,13 +285,15 @@ async function main(setup: PartSetup): Promise<PartResult> {
   const go = next('go');
   const finish = next('finish');
   parentPort!.postMessage({ type: 'ready', opened: watchers?.opened ?? [] } satisfies FromPart);
-  const { deadline } = (await go) as ToPart & { type: 'go' };
+  const { began, deadline } = (await go) as ToPart & { type: 'go' };
   const localDeadline = deadline - performance.timeOrigin;
   const loopBefore = performance.eventLoopUtilization();
+  const stopWatchingLag = watchLag(tally.result.loopLag, began);
   if (setup.kind === 'writers') await writers(client, tally, setup, localDeadline);
   else if (setup.kind === 'discoverers') await discoverers(client, tally, localDeadline);
   else await sleep(localDeadline - performance.now());
   tally.result.loopBusy = performance.eventLoopUtilization(loopBefore).utilization;
+  stopWatchingLag();
   await finish;
   if (watchers) {
     watching = false;
