@@ -134,6 +134,8 @@ export interface SwarmSlice {
   serverCpuPercent: number;
   serverRssMb: number;
   serverLoopDelayMaxMs?: number;
+  /** Connections dropped machine-wide for a full accept queue (Linux TcpExt ListenOverflows): each a SYN retry, 1 s or more. */
+  listenOverflows?: number;
   /** The worst lateness of a timer in any thread of the load generator: its own stalls. */
   generatorLagMaxMs: number;
 }

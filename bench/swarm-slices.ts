@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SwarmSlice } from './results.js';
 import { percentile } from './sse.js';
@@ -20,9 +21,27 @@ export const SLOW_MS = 1_000;
 /** What the server and its processes said at the end of one slice. */
 interface ServerSample {
   at: number;
+  listenOverflows?: number;
   cpuSeconds: number;
   rssMb: number;
   metrics?: ServerMetrics;
+}
+
+/**
+ * Connections the kernel dropped because a listening socket's accept queue was full, machine
+ * wide (Linux's TcpExt ListenOverflows): each costs its client a SYN retry, 1 s and then 3 s.
+ */
+export function listenOverflows(): number | undefined {
+  try {
+    const [names, values] = readFileSync('/proc/net/netstat', 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('TcpExt:'))
+      .map((line) => line.split(' '));
+    const at = names.indexOf('ListenOverflows');
+    return at < 0 ? undefined : Number(values[at]);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -35,7 +54,7 @@ export async function sampleServer(server: SwarmServer, began: number, deadline:
     const end = Math.min(from + SLICE_MS, deadline);
     await sleep(Math.max(0, end - Date.now()));
     const usage = server.usage();
-    samples.push({ at: end, cpuSeconds: usage.cpuSeconds, rssMb: usage.rssMb, metrics: await server.serverMetrics() });
+    samples.push({ at: end, listenOverflows: listenOverflows(), cpuSeconds: usage.cpuSeconds, rssMb: usage.rssMb, metrics: await server.serverMetrics() });
   }
   return samples;
 }
@@ -57,14 +76,15 @@ export function overall(samples: ServerSample[]): ServerMetrics | undefined {
  * timers' worst lateness per slice) is the generator's own stall, which counts in every latency
  * it measures.
  */
-export function slicesOf(parts: PartResult[], samples: ServerSample[], began: number, startCpu: number, startSlow?: number): SwarmSlice[] {
+export function slicesOf(parts: PartResult[], samples: ServerSample[], began: number, start: { cpuSeconds: number; slowHeartbeats?: number; listenOverflows?: number }): SwarmSlice[] {
   const slices: SwarmSlice[] = [];
   const latencies = (kind: keyof PartResult['latency'], slice: number) =>
     parts
       .flatMap(({ latency, sentAt }) => (latency[kind] ?? []).filter((_, i) => Math.floor((sentAt[kind]![i] - began) / SLICE_MS) === slice))
       .sort((a, b) => a - b);
-  let cpuBefore = startCpu;
-  let slowBefore = startSlow;
+  let cpuBefore = start.cpuSeconds;
+  let slowBefore = start.slowHeartbeats;
+  let overflowsBefore = start.listenOverflows;
   for (let slice = 0; slice < samples.length; slice++) {
     const sample = samples[slice];
     const heartbeats = latencies('heartbeat', slice);
@@ -82,10 +102,12 @@ export function slicesOf(parts: PartResult[], samples: ServerSample[], began: nu
       serverCpuPercent: ((sample.cpuSeconds - cpuBefore) / ((sample.at - began) / 1000 - (slice * SLICE_MS) / 1000)) * 100,
       serverRssMb: sample.rssMb,
       serverLoopDelayMaxMs: sample.metrics?.loopDelay.maxMs,
+      listenOverflows: sample.listenOverflows !== undefined && overflowsBefore !== undefined ? sample.listenOverflows - overflowsBefore : undefined,
       generatorLagMaxMs: Math.max(0, ...parts.map((part) => part.loopLag[slice] ?? 0)),
     });
     cpuBefore = sample.cpuSeconds;
     slowBefore = sample.metrics?.slowHeartbeats;
+    overflowsBefore = sample.listenOverflows;
   }
   return slices;
 }

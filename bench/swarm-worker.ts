@@ -31,6 +31,7 @@ export type PartSetup = { connection: SwarmConnection; n: number; seconds: numbe
   | { kind: 'writers'; thread: number; threads: number }
   | { kind: 'watchers'; filters: { filter: WatchFilter; agent: number }[] }
   | { kind: 'discoverers' }
+  | { kind: 'blockers' }
 );
 export type ToPart = { type: 'go'; began: number; deadline: number } | { type: 'finish' };
 export type FromPart = { type: 'ready'; opened: WatchFilter[] } | { type: 'done'; result: PartResult } | { type: 'failed'; message: string };
@@ -54,6 +55,9 @@ export interface PartResult {
 
 /** How often each thread checks its own timers' lateness. */
 const LAG_TICK_MS = 20;
+
+/** VMs of each writer thread that heartbeat once before the mix (see warmUp): every agent address of ours several times over. */
+const WARM_VMS = 1_000;
 
 /** Plain discovers a second, whose latency is the discover figure. */
 const PLAIN_DISCOVERS_PER_SECOND = 10;
@@ -190,42 +194,73 @@ async function writers(client: SwarmClient, tally: Tally, setup: PartSetup & { k
   await tally.settled();
 }
 
-/** Plain discovers (infra and lieutenant in turn), and the blocking discovers, each re-asking with its last answer's index. */
-async function discoverers(client: SwarmClient, tally: Tally, deadline: number): Promise<void> {
+const blockingAgent = (role: string, i: number) => DISCOVER_AGENTS + 500_000 + (role === ONE_MATCH_ROLE ? 0 : 1000) + i;
+
+/**
+ * Each blocking discover's first answer, asked before the mix as the watchers open before it:
+ * an agent that waits on a role has read it once already. Asked all at once at the start of
+ * the mix, 250 full listings of the 1% role (~400 KB each) met the first heartbeats of cold
+ * connection pools, and their SYN retries (1 s, then 3 s) were most of every p99.
+ */
+async function firstAnswers(client: SwarmClient, tally: Tally): Promise<{ role: string; agent: number; answer?: Answer }[]> {
+  const blockers = Object.entries(SWARM_BLOCKING).flatMap(([role, count]) => Array.from({ length: count }, (_, i) => ({ role, agent: blockingAgent(role, i) })));
+  return Promise.all(blockers.map(async (blocker) => ({ ...blocker, answer: await tally.track('first discover', undefined, () => client.discover(blocker.role, blocker.agent)) })));
+}
+
+/**
+ * The blocking discovers, each re-asking with its last answer's index. A thread of their own:
+ * reading every woken agent's full answer at once stalls the thread that reads them, which
+ * would count in the latency of plain discovers sharing it.
+ */
+async function blockers(client: SwarmClient, tally: Tally, firsts: Awaited<ReturnType<typeof firstAnswers>>, deadline: number): Promise<void> {
   const ended = new AbortController();
   // Every blocking discover listens for the end of the run.
   setMaxListeners(0, ended.signal);
-  let plain = 0;
-  const blockers = Object.entries(SWARM_BLOCKING).flatMap(([role, count]) =>
-    Array.from({ length: count }, async (_, i) => {
-      const agent = DISCOVER_AGENTS + 500_000 + (role === ONE_MATCH_ROLE ? 0 : 1000) + i;
-      let last: Answer | undefined;
-      while (performance.now() < deadline) {
-        try {
-          last ??= await client.discover(role, agent);
-          tally.count('blocking');
-          const answer = await client.waitForChange(role, last, agent, ended.signal);
-          if (answer === 'timeout' || performance.now() >= deadline) continue;
-          tally.result.blocking.wakeups++;
-          if (answer.ids === last.ids) tally.result.blocking.unchanged++;
-          last = answer;
-        } catch (error) {
-          if (ended.signal.aborted) return;
-          tally.fail(failureKind('blocking discover', error));
-          // As a client backs off from a refusal, rather than hammering the server.
-          await sleep(1000);
-        }
+  const waiting = firsts.map(async ({ role, agent, answer }) => {
+    let last = answer;
+    while (performance.now() < deadline) {
+      try {
+        last ??= await client.discover(role, agent);
+        tally.count('blocking');
+        const next = await client.waitForChange(role, last, agent, ended.signal);
+        if (next === 'timeout' || performance.now() >= deadline) continue;
+        tally.result.blocking.wakeups++;
+        if (next.ids === last.ids) tally.result.blocking.unchanged++;
+        last = next;
+      } catch (error) {
+        if (ended.signal.aborted) return;
+        tally.fail(failureKind('blocking discover', error));
+        // As a client backs off from a refusal, rather than hammering the server.
+        await sleep(1000);
       }
-    }),
-  );
+    }
+  });
+  await sleep(deadline - performance.now());
+  ended.abort();
+  await Promise.all([tally.settled(), ...waiting]);
+}
+
+/** Plain discovers, infra and lieutenant in turn. */
+async function discoverers(client: SwarmClient, tally: Tally, deadline: number): Promise<void> {
+  let plain = 0;
   await steady(PLAIN_DISCOVERS_PER_SECOND, deadline, () => {
     const role = plain % 2 === 0 ? ONE_MATCH_ROLE : ONE_PERCENT_ROLE;
     plain++;
     tally.count('discover');
     void tally.track('discover', 'discover', () => client.discover(role, DISCOVER_AGENTS + plain));
   });
-  ended.abort();
-  await Promise.all([tally.settled(), ...blockers]);
+  await tally.settled();
+}
+
+/**
+ * One heartbeat from each of the thread's first WARM_VMS VMs before the mix, not measured, so
+ * that the mix starts with the connections a running swarm's agents already hold (for us
+ * HTTP keep-alive sockets from every agent address, for etcd its clients' gRPC channels)
+ * rather than opening them all in its first second.
+ */
+async function warmUp(client: SwarmClient, tally: Tally, { n, thread, threads }: PartSetup & { kind: 'writers' }): Promise<void> {
+  const indices = Array.from({ length: Math.min(WARM_VMS, Math.ceil((n - thread) / threads)) }, (_, i) => thread + i * threads);
+  await Promise.all(indices.map((index) => tally.track('warm-up heartbeat', undefined, () => client.heartbeat(vmId(index), roleOf(index), index))));
 }
 
 /** Opens this thread's watchers, in batches: a thousand connects at once would overflow the listen backlog and measure SYN retries. */
@@ -282,6 +317,8 @@ async function main(setup: PartSetup): Promise<PartResult> {
   const tally = new Tally();
   let watching = true;
   const watchers = setup.kind === 'watchers' ? await openWatchers(client, tally, setup.filters, () => watching) : undefined;
+  if (setup.kind === 'writers') await warmUp(client, tally, setup);
+  const firsts = setup.kind === 'blockers' ? await firstAnswers(client, tally) : [];
   const go = next('go');
   const finish = next('finish');
   parentPort!.postMessage({ type: 'ready', opened: watchers?.opened ?? [] } satisfies FromPart);
@@ -291,6 +328,7 @@ async function main(setup: PartSetup): Promise<PartResult> {
   const stopWatchingLag = watchLag(tally.result.loopLag, began);
   if (setup.kind === 'writers') await writers(client, tally, setup, localDeadline);
   else if (setup.kind === 'discoverers') await discoverers(client, tally, localDeadline);
+  else if (setup.kind === 'blockers') await blockers(client, tally, firsts, localDeadline);
   else await sleep(localDeadline - performance.now());
   tally.result.loopBusy = performance.eventLoopUtilization(loopBefore).utilization;
   stopWatchingLag();

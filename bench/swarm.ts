@@ -5,7 +5,7 @@ import { cpuSeconds, type Usage } from './proc.js';
 import type { PreloadResult } from './preload.js';
 import type { Percentiles, SwarmRun } from './results.js';
 import { percentile } from './sse.js';
-import { overall, sampleServer, slicesOf } from './swarm-slices.js';
+import { listenOverflows, overall, sampleServer, slicesOf } from './swarm-slices.js';
 import { clientFor } from './swarm-clients.js';
 import type { PartResult, PartSetup, ToPart, FromPart } from './swarm-worker.js';
 
@@ -89,7 +89,7 @@ export const SWARM_WATCHERS = { [ONE_MATCH_ROLE]: 200, [ONE_PERCENT_ROLE]: 200, 
 export const SWARM_BLOCKING = { [ONE_MATCH_ROLE]: 250, [ONE_PERCENT_ROLE]: 250 };
 /**
  * Threads of the load generator: the VMs (heartbeats, churn, status) split over two by VM, the
- * watchers over two, and the discovering agents on one. More threads than the machine's cores
+ * watchers over two, plain discovers on one and blocking discovers on another. More threads than the machine's cores
  * is no waste here: each is idle most of the time, and none must be the one that falls behind.
  */
 const WRITER_THREADS = 2;
@@ -180,7 +180,7 @@ export async function runSwarm(server: SwarmServer, n: number, seconds: number, 
       start({ kind: 'watchers', connection, n, seconds, filters: filters.flatMap((filter, i) => (i % WATCHER_THREADS === t ? [{ filter, agent: WATCHER_AGENTS + i }] : [])) }),
     );
     const writers = Array.from({ length: WRITER_THREADS }, (_, t) => start({ kind: 'writers', connection, n, seconds, thread: t, threads: WRITER_THREADS }));
-    const discoverers = [start({ kind: 'discoverers', connection, n, seconds })];
+    const discoverers = [start({ kind: 'discoverers', connection, n, seconds }), start({ kind: 'blockers', connection, n, seconds })];
     const opened = (await Promise.all(parts.map((part) => part.next('ready')))).flatMap((ready) => ready.opened);
 
     const watchersOf = { roles: new Map<string, number>(), ids: new Map<string, number>() };
@@ -192,6 +192,7 @@ export async function runSwarm(server: SwarmServer, n: number, seconds: number, 
     const before = server.usage();
     const generatorBefore = cpuSeconds(process.pid);
     const serverBefore = await server.serverMetrics();
+    const overflowsBefore = listenOverflows();
     // Every thread runs to the same deadline, told in wall-clock time: its performance.now() has an origin of its own.
     const began = Date.now();
     const deadline = began + 200 + seconds * 1000;
@@ -206,7 +207,7 @@ export async function runSwarm(server: SwarmServer, n: number, seconds: number, 
     const results = await Promise.all([...writers, ...discoverers].map((part) => part.end()));
     await sleep(GRACE_MS);
     results.push(...(await Promise.all(watchers.map((part) => part.end()))));
-    const slices = slicesOf(results, samples, began, before.cpuSeconds, serverBefore?.slowHeartbeats);
+    const slices = slicesOf(results, samples, began, { cpuSeconds: before.cpuSeconds, slowHeartbeats: serverBefore?.slowHeartbeats, listenOverflows: overflowsBefore });
     return { ...merge({ results, died, before, after, elapsed, generatorCpu, watchersOf, preload, serverBefore, serverAfter: overall(samples) }), slices };
   } finally {
     for (const part of parts) part.terminate();

@@ -160,6 +160,7 @@ function formatSlices(contender: string, slices: SwarmSlice[]): string[] {
       'server CPU, %',
       'server RSS, MB',
       'server loop delay max, ms',
+      'listen overflows (machine)',
       'generator lag max, ms',
     ],
     ...slices.map((s) => [
@@ -172,6 +173,7 @@ function formatSlices(contender: string, slices: SwarmSlice[]): string[] {
       String(Math.round(s.serverCpuPercent)),
       String(Math.round(s.serverRssMb)),
       optional(s.serverLoopDelayMaxMs),
+      s.listenOverflows === undefined ? 'n/a' : String(s.listenOverflows),
       ms(s.generatorLagMaxMs),
     ]),
   ];
