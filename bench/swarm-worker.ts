@@ -222,11 +222,11 @@ async function blockers(client: SwarmClient, tally: Tally, firsts: Awaited<Retur
       try {
         last ??= await client.discover(role, agent);
         tally.count('blocking');
-        const next = await client.waitForChange(role, last, agent, ended.signal);
-        if (next === 'timeout' || performance.now() >= deadline) continue;
+        const woken = await client.waitForChange(role, last, agent, ended.signal);
+        if (woken === 'timeout' || performance.now() >= deadline) continue;
         tally.result.blocking.wakeups++;
-        if (next.ids === last.ids) tally.result.blocking.unchanged++;
-        last = next;
+        if (woken.ids === last.ids) tally.result.blocking.unchanged++;
+        last = woken;
       } catch (error) {
         if (ended.signal.aborted) return;
         tally.fail(failureKind('blocking discover', error));
