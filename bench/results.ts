@@ -107,7 +107,7 @@ export interface SwarmRun {
     /** The server's own counters, where it has them (vm_registry_blocking_wakeups_*). */
     server?: { wakeups: number; unchanged: number };
   };
-  /** The server's event loop delay over the mix (worst replica), where the server reports it. */
+  /** The server's event loop delay over the mix (worst replica, worst slice for the p99), where the server reports it. */
   serverLoopDelay?: { p99Ms: number; maxMs: number };
   /**
    * The load generator's own CPU over the mix (all its threads, % of one core), and how busy the
@@ -116,6 +116,28 @@ export interface SwarmRun {
   generator?: { cpuPercent: number; threads: number; busiestLoopPercent: number };
   /** Every failure, by what failed and how: HTTP status, refused watcher, event gap, reset. */
   errors?: Record<string, number>;
+  /** The mix slice by slice (bench/swarm-slices.ts): when the slow answers came, and what each side was doing. */
+  slices?: SwarmSlice[];
+}
+
+/** One slice of the swarm's mix; requests count in the slice they were sent in. */
+export interface SwarmSlice {
+  fromSeconds: number;
+  toSeconds: number;
+  heartbeats: number;
+  heartbeat: { p99: number; max: number };
+  /** Heartbeats slower than SLOW_MS as the load generator measured them, and as the server did (its request histogram). */
+  slowAtClient: number;
+  slowAtServer?: number;
+  registerMaxMs: number;
+  discoverMaxMs: number;
+  serverCpuPercent: number;
+  serverRssMb: number;
+  serverLoopDelayMaxMs?: number;
+  /** Connections dropped machine-wide for a full accept queue (Linux TcpExt ListenOverflows): each a SYN retry, 1 s or more. */
+  listenOverflows?: number;
+  /** The worst lateness of a timer in any thread of the load generator: its own stalls. */
+  generatorLagMaxMs: number;
 }
 
 export interface SwarmResults {

@@ -6,6 +6,7 @@ import { send, type Exchange } from './http.js';
 import { postgresProcesses, usage } from './proc.js';
 import { startRegistry } from './registry.js';
 import { watch } from './sse.js';
+import { SLOW_MS } from './swarm-slices.js';
 import { SwarmFailure, type Answer, type ChangeType, type SwarmClient, type SwarmConnection, type SwarmServer } from './swarm.js';
 
 /**
@@ -64,6 +65,14 @@ function counter(text: string, name: string): number | undefined {
   return values.length === 0 ? undefined : values.reduce((sum, v) => sum + v, 0);
 }
 
+/** Heartbeats the server itself took longer than SLOW_MS over (its request histogram: all of them, less those within the bucket). */
+function slowHeartbeats(text: string): number {
+  const route = 'route="/registry/vms/:id/heartbeat"';
+  const lines = text.split('\n').filter((line) => line.includes(route));
+  const sum = (pick: (line: string) => boolean) => lines.filter(pick).reduce((total, line) => total + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  return sum((line) => line.includes('_count{')) - sum((line) => line.includes(`le="${SLOW_MS / 1000}"`));
+}
+
 /** How long a blocking discover waits (the server's default); an answer after most of it is its wait running out. */
 const WAIT_MS = 60_000;
 
@@ -92,7 +101,8 @@ export async function startOurs(onPostgres: boolean, replicas: number, profileDi
       const wakeups = sum('vm_registry_blocking_wakeups_total');
       const unchanged = sum('vm_registry_blocking_wakeups_unchanged_total');
       if (wakeups === undefined || unchanged === undefined) return undefined;
-      return { wakeups, unchanged, loopDelay: { p99Ms: worst('nodejs_eventloop_lag_p99_seconds'), maxMs: worst('nodejs_eventloop_lag_max_seconds') } };
+      const loopDelay = { p99Ms: worst('nodejs_eventloop_lag_p99_seconds'), maxMs: worst('nodejs_eventloop_lag_max_seconds') };
+      return { wakeups, unchanged, loopDelay, slowHeartbeats: scrapes.reduce((total, text) => total + slowHeartbeats(text), 0) };
     },
   };
 }

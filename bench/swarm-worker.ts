@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ONE_MATCH_ROLE, ONE_PERCENT_ROLE, roleOf, vmId } from './fixtures.js';
 import { steady } from './pace.js';
+import { SLICE_MS } from './swarm-slices.js';
 import { clientFor } from './swarm-clients.js';
 import {
   DISCOVER_AGENTS,
@@ -30,13 +31,18 @@ export type PartSetup = { connection: SwarmConnection; n: number; seconds: numbe
   | { kind: 'writers'; thread: number; threads: number }
   | { kind: 'watchers'; filters: { filter: WatchFilter; agent: number }[] }
   | { kind: 'discoverers' }
+  | { kind: 'blockers' }
 );
-export type ToPart = { type: 'go'; deadline: number } | { type: 'finish' };
+export type ToPart = { type: 'go'; began: number; deadline: number } | { type: 'finish' };
 export type FromPart = { type: 'ready'; opened: WatchFilter[] } | { type: 'done'; result: PartResult } | { type: 'failed'; message: string };
 
 export interface PartResult {
   sent: Partial<Record<SentKind, number>>;
   latency: Partial<Record<'heartbeat' | 'register' | 'discover', number[]>>;
+  /** When each request in `latency` was sent (wall clock, ms), in the same order. */
+  sentAt: Partial<Record<'heartbeat' | 'register' | 'discover', number[]>>;
+  /** This thread's worst timer lateness in each slice of the mix (SLICE_MS), ms. */
+  loopLag: number[];
   blocking: { wakeups: number; unchanged: number };
   /** The changes this thread's VMs had answered: type, VM, its role, and when (wall clock, ms). */
   acknowledged: [type: ChangeType, id: string, role: string, at: number][];
@@ -46,6 +52,12 @@ export interface PartResult {
   /** The share of the mix this thread's event loop was busy: near 1, it was the limit. */
   loopBusy: number;
 }
+
+/** How often each thread checks its own timers' lateness. */
+const LAG_TICK_MS = 20;
+
+/** VMs of each writer thread that heartbeat once before the mix (see warmUp): every agent address of ours several times over. */
+const WARM_VMS = 1_000;
 
 /** Plain discovers a second, whose latency is the discover figure. */
 const PLAIN_DISCOVERS_PER_SECOND = 10;
@@ -57,7 +69,7 @@ const failureKind = (operation: string, error: unknown) =>
 
 /** What every kind of part keeps while it runs. */
 class Tally {
-  readonly result: PartResult = { sent: {}, latency: {}, blocking: { wakeups: 0, unchanged: 0 }, acknowledged: [], delivered: [], errors: {}, loopBusy: 0 };
+  readonly result: PartResult = { sent: {}, latency: {}, sentAt: {}, loopLag: [], blocking: { wakeups: 0, unchanged: 0 }, acknowledged: [], delivered: [], errors: {}, loopBusy: 0 };
   private readonly pending = new Set<Promise<unknown>>();
 
   fail = (kind: string) => void (this.result.errors[kind] = (this.result.errors[kind] ?? 0) + 1);
@@ -68,7 +80,10 @@ class Tally {
     const began = performance.now();
     const done = work().then(
       (value) => {
-        if (kind) (this.result.latency[kind] ??= []).push(performance.now() - began);
+        if (kind) {
+          (this.result.latency[kind] ??= []).push(performance.now() - began);
+          (this.result.sentAt[kind] ??= []).push(performance.timeOrigin + began);
+        }
         return value;
       },
       (error) => {
@@ -179,42 +194,73 @@ async function writers(client: SwarmClient, tally: Tally, setup: PartSetup & { k
   await tally.settled();
 }
 
-/** Plain discovers (infra and lieutenant in turn), and the blocking discovers, each re-asking with its last answer's index. */
-async function discoverers(client: SwarmClient, tally: Tally, deadline: number): Promise<void> {
+const blockingAgent = (role: string, i: number) => DISCOVER_AGENTS + 500_000 + (role === ONE_MATCH_ROLE ? 0 : 1000) + i;
+
+/**
+ * Each blocking discover's first answer, asked before the mix as the watchers open before it:
+ * an agent that waits on a role has read it once already. Asked all at once at the start of
+ * the mix, 250 full listings of the 1% role (~400 KB each) met the first heartbeats of cold
+ * connection pools, and their SYN retries (1 s, then 3 s) were most of every p99.
+ */
+async function firstAnswers(client: SwarmClient, tally: Tally): Promise<{ role: string; agent: number; answer?: Answer }[]> {
+  const blockers = Object.entries(SWARM_BLOCKING).flatMap(([role, count]) => Array.from({ length: count }, (_, i) => ({ role, agent: blockingAgent(role, i) })));
+  return Promise.all(blockers.map(async (blocker) => ({ ...blocker, answer: await tally.track('first discover', undefined, () => client.discover(blocker.role, blocker.agent)) })));
+}
+
+/**
+ * The blocking discovers, each re-asking with its last answer's index. A thread of their own:
+ * reading every woken agent's full answer at once stalls the thread that reads them, which
+ * would count in the latency of plain discovers sharing it.
+ */
+async function blockers(client: SwarmClient, tally: Tally, firsts: Awaited<ReturnType<typeof firstAnswers>>, deadline: number): Promise<void> {
   const ended = new AbortController();
   // Every blocking discover listens for the end of the run.
   setMaxListeners(0, ended.signal);
-  let plain = 0;
-  const blockers = Object.entries(SWARM_BLOCKING).flatMap(([role, count]) =>
-    Array.from({ length: count }, async (_, i) => {
-      const agent = DISCOVER_AGENTS + 500_000 + (role === ONE_MATCH_ROLE ? 0 : 1000) + i;
-      let last: Answer | undefined;
-      while (performance.now() < deadline) {
-        try {
-          last ??= await client.discover(role, agent);
-          tally.count('blocking');
-          const answer = await client.waitForChange(role, last, agent, ended.signal);
-          if (answer === 'timeout' || performance.now() >= deadline) continue;
-          tally.result.blocking.wakeups++;
-          if (answer.ids === last.ids) tally.result.blocking.unchanged++;
-          last = answer;
-        } catch (error) {
-          if (ended.signal.aborted) return;
-          tally.fail(failureKind('blocking discover', error));
-          // As a client backs off from a refusal, rather than hammering the server.
-          await sleep(1000);
-        }
+  const waiting = firsts.map(async ({ role, agent, answer }) => {
+    let last = answer;
+    while (performance.now() < deadline) {
+      try {
+        last ??= await client.discover(role, agent);
+        tally.count('blocking');
+        const woken = await client.waitForChange(role, last, agent, ended.signal);
+        if (woken === 'timeout' || performance.now() >= deadline) continue;
+        tally.result.blocking.wakeups++;
+        if (woken.ids === last.ids) tally.result.blocking.unchanged++;
+        last = woken;
+      } catch (error) {
+        if (ended.signal.aborted) return;
+        tally.fail(failureKind('blocking discover', error));
+        // As a client backs off from a refusal, rather than hammering the server.
+        await sleep(1000);
       }
-    }),
-  );
+    }
+  });
+  await sleep(deadline - performance.now());
+  ended.abort();
+  await Promise.all([tally.settled(), ...waiting]);
+}
+
+/** Plain discovers, infra and lieutenant in turn. */
+async function discoverers(client: SwarmClient, tally: Tally, deadline: number): Promise<void> {
+  let plain = 0;
   await steady(PLAIN_DISCOVERS_PER_SECOND, deadline, () => {
     const role = plain % 2 === 0 ? ONE_MATCH_ROLE : ONE_PERCENT_ROLE;
     plain++;
     tally.count('discover');
     void tally.track('discover', 'discover', () => client.discover(role, DISCOVER_AGENTS + plain));
   });
-  ended.abort();
-  await Promise.all([tally.settled(), ...blockers]);
+  await tally.settled();
+}
+
+/**
+ * One heartbeat from each of the thread's first WARM_VMS VMs before the mix, not measured, so
+ * that the mix starts with the connections a running swarm's agents already hold (for us
+ * HTTP keep-alive sockets from every agent address, for etcd its clients' gRPC channels)
+ * rather than opening them all in its first second.
+ */
+async function warmUp(client: SwarmClient, tally: Tally, { n, thread, threads }: PartSetup & { kind: 'writers' }): Promise<void> {
+  const indices = Array.from({ length: Math.min(WARM_VMS, Math.ceil((n - thread) / threads)) }, (_, i) => thread + i * threads);
+  await Promise.all(indices.map((index) => tally.track('warm-up heartbeat', undefined, () => client.heartbeat(vmId(index), roleOf(index), index))));
 }
 
 /** Opens this thread's watchers, in batches: a thousand connects at once would overflow the listen backlog and measure SYN retries. */
@@ -244,6 +290,18 @@ async function openWatchers(client: SwarmClient, tally: Tally, filters: { filter
   return { opened, delivered, close: () => closers.forEach((close) => close()) };
 }
 
+/** How late this thread's timers fire, worst per slice into `lags`, of the mix that began at `began` (wall clock). */
+function watchLag(lags: number[], began: number): () => void {
+  let due = wallClock() + LAG_TICK_MS;
+  const timer = setInterval(() => {
+    const now = wallClock();
+    const slice = Math.floor((now - began) / SLICE_MS);
+    lags[slice] = Math.max(lags[slice] ?? 0, now - due);
+    due = now + LAG_TICK_MS;
+  }, LAG_TICK_MS);
+  return () => clearInterval(timer);
+}
+
 const next = (type: ToPart['type']) =>
   new Promise<ToPart>((resolve) => {
     const listener = (message: ToPart) => {
@@ -259,16 +317,21 @@ async function main(setup: PartSetup): Promise<PartResult> {
   const tally = new Tally();
   let watching = true;
   const watchers = setup.kind === 'watchers' ? await openWatchers(client, tally, setup.filters, () => watching) : undefined;
+  if (setup.kind === 'writers') await warmUp(client, tally, setup);
+  const firsts = setup.kind === 'blockers' ? await firstAnswers(client, tally) : [];
   const go = next('go');
   const finish = next('finish');
   parentPort!.postMessage({ type: 'ready', opened: watchers?.opened ?? [] } satisfies FromPart);
-  const { deadline } = (await go) as ToPart & { type: 'go' };
+  const { began, deadline } = (await go) as ToPart & { type: 'go' };
   const localDeadline = deadline - performance.timeOrigin;
   const loopBefore = performance.eventLoopUtilization();
+  const stopWatchingLag = watchLag(tally.result.loopLag, began);
   if (setup.kind === 'writers') await writers(client, tally, setup, localDeadline);
   else if (setup.kind === 'discoverers') await discoverers(client, tally, localDeadline);
+  else if (setup.kind === 'blockers') await blockers(client, tally, firsts, localDeadline);
   else await sleep(localDeadline - performance.now());
   tally.result.loopBusy = performance.eventLoopUtilization(loopBefore).utilization;
+  stopWatchingLag();
   await finish;
   if (watchers) {
     watching = false;

@@ -5,6 +5,7 @@ import { cpuSeconds, type Usage } from './proc.js';
 import type { PreloadResult } from './preload.js';
 import type { Percentiles, SwarmRun } from './results.js';
 import { percentile } from './sse.js';
+import { listenOverflows, overall, sampleServer, slicesOf } from './swarm-slices.js';
 import { clientFor } from './swarm-clients.js';
 import type { PartResult, PartSetup, ToPart, FromPart } from './swarm-worker.js';
 
@@ -43,6 +44,8 @@ export interface ServerMetrics {
   wakeups: number;
   unchanged: number;
   loopDelay: { p99Ms: number; maxMs: number };
+  /** Heartbeats the server took longer than SLOW_MS over, by its own request histogram. */
+  slowHeartbeats?: number;
 }
 
 /** A contender's processes, as the main thread starts, measures and stops them. */
@@ -86,7 +89,7 @@ export const SWARM_WATCHERS = { [ONE_MATCH_ROLE]: 200, [ONE_PERCENT_ROLE]: 200, 
 export const SWARM_BLOCKING = { [ONE_MATCH_ROLE]: 250, [ONE_PERCENT_ROLE]: 250 };
 /**
  * Threads of the load generator: the VMs (heartbeats, churn, status) split over two by VM, the
- * watchers over two, and the discovering agents on one. More threads than the machine's cores
+ * watchers over two, plain discovers on one and blocking discovers on another. More threads than the machine's cores
  * is no waste here: each is idle most of the time, and none must be the one that falls behind.
  */
 const WRITER_THREADS = 2;
@@ -177,7 +180,7 @@ export async function runSwarm(server: SwarmServer, n: number, seconds: number, 
       start({ kind: 'watchers', connection, n, seconds, filters: filters.flatMap((filter, i) => (i % WATCHER_THREADS === t ? [{ filter, agent: WATCHER_AGENTS + i }] : [])) }),
     );
     const writers = Array.from({ length: WRITER_THREADS }, (_, t) => start({ kind: 'writers', connection, n, seconds, thread: t, threads: WRITER_THREADS }));
-    const discoverers = [start({ kind: 'discoverers', connection, n, seconds })];
+    const discoverers = [start({ kind: 'discoverers', connection, n, seconds }), start({ kind: 'blockers', connection, n, seconds })];
     const opened = (await Promise.all(parts.map((part) => part.next('ready')))).flatMap((ready) => ready.opened);
 
     const watchersOf = { roles: new Map<string, number>(), ids: new Map<string, number>() };
@@ -186,25 +189,26 @@ export async function runSwarm(server: SwarmServer, n: number, seconds: number, 
       else watchersOf.roles.set(filter.role, (watchersOf.roles.get(filter.role) ?? 0) + 1);
     }
 
-    // Every thread runs to the same deadline, told in wall-clock time: its performance.now() has an origin of its own.
-    const began = performance.now();
-    const deadline = Date.now() + 200 + seconds * 1000;
     const before = server.usage();
     const generatorBefore = cpuSeconds(process.pid);
     const serverBefore = await server.serverMetrics();
-    for (const part of parts) part.post({ type: 'go', deadline });
+    const overflowsBefore = listenOverflows();
+    // Every thread runs to the same deadline, told in wall-clock time: its performance.now() has an origin of its own.
+    const began = Date.now();
+    const deadline = began + 200 + seconds * 1000;
+    for (const part of parts) part.post({ type: 'go', began, deadline });
     progress(`  swarm for ${seconds} s…`);
-    await sleep(deadline - Date.now());
+    const samples = await sampleServer(server, began, deadline);
     const died = server.died();
     const after = server.usage();
     const generatorCpu = cpuSeconds(process.pid) - generatorBefore;
-    const serverAfter = await server.serverMetrics();
-    const elapsed = (performance.now() - began) / 1000;
+    const elapsed = (Date.now() - began) / 1000;
     progress(`  mix done; waiting for answers and deliveries…`);
     const results = await Promise.all([...writers, ...discoverers].map((part) => part.end()));
     await sleep(GRACE_MS);
     results.push(...(await Promise.all(watchers.map((part) => part.end()))));
-    return merge({ results, died, before, after, elapsed, generatorCpu, watchersOf, preload, serverBefore, serverAfter });
+    const slices = slicesOf(results, samples, began, { cpuSeconds: before.cpuSeconds, slowHeartbeats: serverBefore?.slowHeartbeats, listenOverflows: overflowsBefore });
+    return { ...merge({ results, died, before, after, elapsed, generatorCpu, watchersOf, preload, serverBefore, serverAfter: overall(samples) }), slices };
   } finally {
     for (const part of parts) part.terminate();
   }

@@ -1,4 +1,5 @@
-import type { BenchResults, ScenarioResult, SwarmResults, SwarmRun } from './results.js';
+import type { BenchResults, ScenarioResult, SwarmResults, SwarmRun, SwarmSlice } from './results.js';
+import { SLOW_MS } from './swarm-slices.js';
 
 const rps = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1));
 const ms = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1));
@@ -91,7 +92,7 @@ const SWARM_ROWS: Row[] = [
   ['event lag p99, ms', (r) => r.eventLag?.p99],
   ['blocking wake-ups per change', (r) => r.blocking?.perChange],
   ['wake-ups with nothing new (client)', (r) => r.blocking?.unchanged],
-  ['server event loop delay p99, ms', (r) => r.serverLoopDelay?.p99Ms],
+  ['server event loop delay p99 (worst 5 s slice), ms', (r) => r.serverLoopDelay?.p99Ms],
   ['server event loop delay max, ms', (r) => r.serverLoopDelay?.maxMs],
 ];
 
@@ -140,5 +141,41 @@ export function formatSwarm(results: SwarmResults): string {
     ...markdownTable(rows),
     '',
     ...notes,
+    ...measured.flatMap((run) => (run.slices ? ['', ...formatSlices(run.contender, run.slices)] : [])),
   ].join('\n');
+}
+
+const optional = (value: number | undefined) => (value === undefined ? 'n/a' : ms(value));
+
+/** One contender's mix slice by slice (bench/swarm-slices.ts). */
+function formatSlices(contender: string, slices: SwarmSlice[]): string[] {
+  const rows = [
+    [
+      's',
+      'heartbeats',
+      'heartbeat p99 / max, ms',
+      `heartbeats > ${SLOW_MS} ms: client / server`,
+      'register max, ms',
+      'discover max, ms',
+      'server CPU, %',
+      'server RSS, MB',
+      'server loop delay max, ms',
+      'listen overflows (machine)',
+      'generator lag max, ms',
+    ],
+    ...slices.map((s) => [
+      `${s.fromSeconds}–${s.toSeconds}`,
+      String(s.heartbeats),
+      `${ms(s.heartbeat.p99)} / ${ms(s.heartbeat.max)}`,
+      `${s.slowAtClient} / ${s.slowAtServer ?? 'n/a'}`,
+      ms(s.registerMaxMs),
+      ms(s.discoverMaxMs),
+      String(Math.round(s.serverCpuPercent)),
+      String(Math.round(s.serverRssMb)),
+      optional(s.serverLoopDelayMaxMs),
+      s.listenOverflows === undefined ? 'n/a' : String(s.listenOverflows),
+      ms(s.generatorLagMaxMs),
+    ]),
+  ];
+  return [`${contender}, slice by slice (each request in the slice it was sent in):`, '', ...markdownTable(rows)];
 }

@@ -80,7 +80,20 @@ it('npm run bench -- --swarm with a tiny swarm produces a well-formed result, et
       assert.ok(run.sent!.heartbeat > 0 && run.sent!.blocking >= 500, `${run.contender} sent the mix: ${JSON.stringify(run.sent)}`);
       assert.ok([run.blocking!.wakeups, run.blocking!.unchanged, run.blocking!.perChange].every(isCount), run.contender);
       assert.ok(Object.values(run.errors!).every(isCount), run.contender);
+      const slices = run.slices!;
+      assert.deepEqual(
+        slices.map((slice) => slice.fromSeconds),
+        [0],
+        `${run.contender}: one slice for a mix shorter than a slice, from its start`,
+      );
+      assert.equal(
+        slices.reduce((sum, slice) => sum + slice.heartbeats, 0),
+        run.latency!.heartbeat.count,
+        `${run.contender}: every measured heartbeat in a slice`,
+      );
+      assert.ok([slices[0].toSeconds, slices[0].heartbeat.max, slices[0].serverCpuPercent, slices[0].generatorLagMaxMs].every(isCount), run.contender);
     }
+    assert.match(stdout, /ours, SQLite, slice by slice/);
   } finally {
     swarmOut.remove();
   }

@@ -55,9 +55,14 @@ export class MirrorReads {
 
   constructor(private readonly options: MirrorReadsOptions) {}
 
-  /** Something in the mirror changed (a commit or a heartbeat): cached listings are out of date. */
+  /** Something in the mirror changed (a commit, or a heartbeat the store did not name): cached listings are out of date. */
   changed(): void {
     this.listings.clear();
+  }
+
+  /** A heartbeat moved this entry's lastSeen: only the listings that may show it are out of date. */
+  seen(entry: MirrorEntry): void {
+    this.listings.seen(entry.role, entry.status);
   }
 
   get(id: string): VmRecord | undefined {

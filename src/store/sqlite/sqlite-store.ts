@@ -267,7 +267,7 @@ export class SqliteStore implements RegistryStore {
       // The hot path: visible to readers at once, written to the file with the rest of its window.
       this.reads.mirror.seen(entry, now);
       this.heartbeats.add(id);
-      this.reads.changed();
+      this.reads.seen(entry);
     }
     return { id, lastSeen };
   }
