@@ -4,7 +4,9 @@ import { ManualClock } from '../../src/domain/clock.js';
 import { ConflictError, ForbiddenError, GoneError, NotFoundError, PreconditionFailedError } from '../../src/domain/errors.js';
 import { staleAfterEvent } from '../../src/domain/stale-after-event.js';
 import type { HealthTarget } from '../../src/domain/service-health.js';
-import { discoverFilter, DISCOVERABLE, listFilter, type RegistryStore } from '../../src/store/store.js';
+import build from 'fast-json-stringify';
+import { VmListSchema } from '../../src/domain/schemas/vm.js';
+import { discoverFilter, DISCOVERABLE, listFilter, type ListFilter, type RegistryStore } from '../../src/store/store.js';
 import { aVm, STALE_AFTER_MS } from '../../src/testing/fixtures.js';
 
 export interface StoreFixture {
@@ -211,6 +213,44 @@ export function registryStoreConformance(name: string, open: StoreFactory): void
 
       it('fails for an unknown id', async () => {
         await assert.rejects(store.heartbeat('nobody'), NotFoundError);
+      });
+
+      it('keeps a cached listing over heartbeats of VMs it cannot show, and rebuilds every listing a heartbeat may change', async () => {
+        const fresh = async (filter: ListFilter) => {
+          const listing = await store.list(filter);
+          return build(VmListSchema)({ ...listing, count: listing.vms.length });
+        };
+        await store.register(aVm({ id: 'i', role: 'infra' }));
+        await store.register(aVm({ id: 'l', role: 'lieutenant' }));
+        await store.register(aVm({ id: 'p', role: 'lieutenant', status: 'paused' }));
+        await advance(STALE_AFTER_MS - 20_000);
+        await store.register(aVm({ id: 'w', role: 'worker' }));
+        // 'i', 'l' and 'p' were last seen just over STALE_AFTER_MS ago: 'i' and 'l' are stale by time, with no sweep to say so.
+        await advance(20_001);
+        const filters: ListFilter[] = [{ role: 'infra' }, discoverFilter('lieutenant'), { stale: true }, { status: 'paused' }, {}];
+        const kept = async (beat: string, expected: ListFilter[]) => {
+          const before = await Promise.all(filters.map(async (filter) => (await store.listJson(filter)).body));
+          await store.heartbeat(beat);
+          for (const [i, filter] of filters.entries()) {
+            const key = JSON.stringify(filter);
+            const body = (await store.listJson(filter)).body;
+            assert.equal(body.toString(), await fresh(filter), `${key} after a heartbeat of ${beat}`);
+            const keep = expected.includes(filter);
+            assert.equal(body === before[i], keep, `${key} ${keep ? 'kept' : 'rebuilt'} after a heartbeat of ${beat}`);
+          }
+        };
+        const [infra, lieutenants, stale, paused] = filters;
+        await advance(1);
+        await kept('w', [infra, lieutenants, paused]);
+        await advance(1);
+        // A stale lieutenant turning fresh joins the discovery of its role and leaves the stale listing.
+        await kept('l', [infra, paused]);
+        assert.deepEqual((await store.listJson(lieutenants)).ids, ['l']);
+        await advance(1);
+        await kept('p', [infra, lieutenants]);
+        await advance(1);
+        await kept('i', [lieutenants, paused]);
+        assert.deepEqual((await store.listJson(stale)).ids, [], 'nothing is stale any more');
       });
     });
 

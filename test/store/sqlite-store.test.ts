@@ -203,45 +203,6 @@ describe('SQLite store mirror', () => {
     await store.close();
   });
 
-  it('keeps a listing over heartbeats of VMs it cannot show, and rebuilds every listing a heartbeat may change', async () => {
-    const store = open(join(dir.path, 'listing-heartbeats.db'));
-    const fresh = async (filter: Parameters<typeof store.list>[0]) => {
-      const listing = await store.list(filter);
-      return build(VmListSchema)({ ...listing, count: listing.vms.length });
-    };
-    await store.register(aVm({ id: 'i', role: 'infra' }));
-    await store.register(aVm({ id: 'l', role: 'lieutenant' }));
-    await store.register(aVm({ id: 'p', role: 'lieutenant', status: 'paused' }));
-    clock.advance(40_000);
-    await store.register(aVm({ id: 'w', role: 'worker' }));
-    // 'i', 'l' and 'p' were last seen 60.001 s ago: 'i' and 'l' are stale by time, with no sweep to say so.
-    clock.advance(20_001);
-    const filters = [{ role: 'infra' as const }, discoverFilter('lieutenant'), { stale: true }, { status: 'paused' as const }, {}];
-    const cache = async () => new Map(await Promise.all(filters.map(async (filter) => [JSON.stringify(filter), (await store.listJson(filter)).body] as const)));
-    const kept = async (beat: string, expected: string[]) => {
-      const before = await cache();
-      await store.heartbeat(beat);
-      for (const filter of filters) {
-        const key = JSON.stringify(filter);
-        const body = (await store.listJson(filter)).body;
-        assert.equal(body.toString(), await fresh(filter), `${key} after a heartbeat of ${beat}`);
-        assert.equal(body === before.get(key), expected.includes(key), `${key} ${expected.includes(key) ? 'kept' : 'rebuilt'} after a heartbeat of ${beat}`);
-      }
-    };
-    clock.advance(1);
-    await kept('w', [JSON.stringify({ role: 'infra' }), JSON.stringify(discoverFilter('lieutenant')), JSON.stringify({ status: 'paused' })]);
-    clock.advance(1);
-    // A stale lieutenant turning fresh joins the discovery of its role and leaves the stale listing.
-    await kept('l', [JSON.stringify({ role: 'infra' }), JSON.stringify({ status: 'paused' })]);
-    assert.deepEqual((await store.listJson(discoverFilter('lieutenant'))).ids, ['l']);
-    clock.advance(1);
-    await kept('p', [JSON.stringify({ role: 'infra' }), JSON.stringify(discoverFilter('lieutenant'))]);
-    clock.advance(1);
-    await kept('i', [JSON.stringify(discoverFilter('lieutenant')), JSON.stringify({ status: 'paused' })]);
-    assert.deepEqual((await store.listJson({ stale: true })).ids, [], 'nothing is stale any more');
-    await store.close();
-  });
-
   it('shows a heartbeat at once and writes it to the file by a clean close', async () => {
     const file = join(dir.path, 'heartbeat.db');
     const store = open(file);

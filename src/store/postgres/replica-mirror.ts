@@ -165,7 +165,7 @@ export class ReplicaMirror {
     if (this.standing !== 'loading' && entry?.revision === revision) {
       if (lastSeen > entry.lastSeen) {
         this.reads.mirror.seen(entry, lastSeen);
-        this.reads.changed();
+        this.reads.seen(entry);
       }
       return;
     }
