@@ -55,13 +55,14 @@ export class MirrorReads {
 
   constructor(private readonly options: MirrorReadsOptions) {}
 
-  /** Something in the mirror changed (a commit, or a heartbeat the store did not name): cached listings are out of date. */
+  /** A change was applied to the mirror: cached listings are out of date. */
   changed(): void {
     this.listings.clear();
   }
 
-  /** A heartbeat moved this entry's lastSeen: only the listings that may show it are out of date. */
-  seen(entry: MirrorEntry): void {
+  /** A heartbeat: moves the entry's lastSeen, which puts out of date only the listings that may show it. */
+  seen(entry: MirrorEntry, at: number): void {
+    this.mirror.seen(entry, at);
     this.listings.seen(entry.role, entry.status);
   }
 

@@ -164,8 +164,7 @@ export class ReplicaMirror {
     const entry = this.reads.mirror.get(id);
     if (this.standing !== 'loading' && entry?.revision === revision) {
       if (lastSeen > entry.lastSeen) {
-        this.reads.mirror.seen(entry, lastSeen);
-        this.reads.seen(entry);
+        this.reads.seen(entry, lastSeen);
       }
       return;
     }

@@ -265,9 +265,8 @@ export class SqliteStore implements RegistryStore {
       });
     } else {
       // The hot path: visible to readers at once, written to the file with the rest of its window.
-      this.reads.mirror.seen(entry, now);
+      this.reads.seen(entry, now);
       this.heartbeats.add(id);
-      this.reads.seen(entry);
     }
     return { id, lastSeen };
   }
